@@ -1,0 +1,177 @@
+"""Loading and saving MSG-Net weights: the authors' ``21styles.model`` and our own file.
+
+Two layouts are accepted:
+
+* **official** - a bare state dict as saved by the authors' old PyTorch. It carries
+  InstanceNorm ``running_mean``/``running_var`` keys (meaningless without affine/tracking, so
+  they are dropped) and lists the shared encoder twice, as ``model1.*`` and ``model.0.*``.
+* **ours** - a dict with ``format == "image-styling/msgnet"``: the generator's state dict
+  (fp16 allowed), the preset bank (name -> upper triangle of the style's Gram matrix, since the
+  matrix is symmetric and half of it is all we need to ship) and free-form metadata.
+
+Both load with ``torch.load(weights_only=True)``, so a weights file cannot execute code.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from msgnet.model import EXPANSION, Net
+
+FORMAT = "image-styling/msgnet"
+FORMAT_VERSION = 1
+ENCODER_PREFIXES = ("model1.", "model.0.")
+RUNNING_STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
+
+
+class CheckpointError(ValueError):
+    """The weights file does not match the MSG-Net layout; the message names the keys."""
+
+
+@dataclass
+class LoadedWeights:
+    """A ready-to-run network plus what was shipped beside it."""
+
+    net: Net
+    presets: dict[str, torch.Tensor] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    layout: str = "ours"
+
+
+def _name_list(keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(sorted(keys)[:limit])
+    return shown + (f" ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _mirror_encoder(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Make sure both names of the shared encoder are present and agree."""
+    state = dict(state)
+    first, second = ENCODER_PREFIXES
+    for src, dst in ((first, second), (second, first)):
+        for key in [k for k in state if k.startswith(src)]:
+            twin = dst + key[len(src):]
+            if twin not in state:
+                state[twin] = state[key]
+            elif state[twin].shape != state[key].shape or not torch.equal(state[twin], state[key]):
+                raise CheckpointError(
+                    f"shared encoder differs between {key!r} and {twin!r}; they must be one module")
+    return state
+
+
+def convert_official_state_dict(raw: dict[str, torch.Tensor], ngf: int | None = None
+                                ) -> tuple[dict[str, torch.Tensor], int]:
+    """Map the authors' state dict to ours; return it with the inferred ``ngf``."""
+    if "ins.weight" not in raw and "model.1.weight" not in raw:
+        raise CheckpointError("not an MSG-Net state dict: no 'ins.weight' or 'model.1.weight' key")
+    ins = raw.get("ins.weight", raw.get("model.1.weight"))
+    inferred = int(ins.shape[-1]) // EXPANSION
+    if ngf is not None and ngf != inferred:
+        raise CheckpointError(f"ins.weight has {ins.shape[-1]} channels, expected ngf={ngf}")
+    state = {k: v for k, v in raw.items() if not k.endswith(RUNNING_STAT_SUFFIXES)}
+    # the Inspiration weight is registered twice as well: ``ins`` and ``model.1``
+    for a, b in (("ins.weight", "model.1.weight"), ("model.1.weight", "ins.weight")):
+        if a in state and b not in state:
+            state[b] = state[a]
+    state = _mirror_encoder(state)
+    return state, inferred
+
+
+def _check_and_load(net: Net, state: dict[str, torch.Tensor]) -> None:
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_name_list(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_name_list(unexpected)}")
+        raise CheckpointError("weights do not match MSG-Net: " + "; ".join(parts))
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+             for k, v in expected.items() if state[k].shape != v.shape]
+    if wrong:
+        raise CheckpointError("shape mismatch: " + "; ".join(wrong[:8]))
+    net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+
+
+def triu_pack(gram: torch.Tensor) -> torch.Tensor:
+    """Upper triangle (incl. diagonal) of a (1, C, C) or (C, C) symmetric matrix."""
+    g = gram.reshape(gram.shape[-2], gram.shape[-1])
+    rows, cols = torch.triu_indices(g.shape[0], g.shape[1])
+    return g[rows, cols]
+
+
+def triu_unpack(packed: torch.Tensor, channels: int) -> torch.Tensor:
+    """Inverse of :func:`triu_pack`; returns (1, C, C) float32."""
+    rows, cols = torch.triu_indices(channels, channels)
+    g = torch.zeros(channels, channels, dtype=torch.float32)
+    g[rows, cols] = packed.float()
+    g[cols, rows] = packed.float()
+    return g.unsqueeze(0)
+
+
+def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedWeights:
+    """Load either layout into an eval-mode :class:`Net` (fp32)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        raw = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise CheckpointError(f"cannot read weights file {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: expected a dict, got {type(raw).__name__}")
+    if raw.get("format") == FORMAT:
+        return _load_ours(raw)
+    state, ngf = convert_official_state_dict(raw)
+    net = Net(ngf=ngf)
+    _check_and_load(net, state)
+    return LoadedWeights(net=net.eval(), layout="official",
+                         metadata={"source": "official 21styles.model layout", "ngf": ngf})
+
+
+def _load_ours(raw: dict) -> LoadedWeights:
+    if int(raw.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"weights format version {raw['format_version']} is newer than "
+                              f"this code understands ({FORMAT_VERSION})")
+    ngf = int(raw.get("ngf", 128))
+    net = Net(ngf=ngf, n_blocks=int(raw.get("n_blocks", 6)))
+    state = _mirror_encoder(raw["state_dict"])
+    if "ins.weight" in state and "model.1.weight" not in state:
+        state["model.1.weight"] = state["ins.weight"]
+    _check_and_load(net, state)
+    presets = {name: triu_unpack(packed, net.channels)
+               for name, packed in raw.get("presets", {}).items()}
+    return LoadedWeights(net=net.eval(), presets=presets, metadata=dict(raw.get("metadata", {})),
+                         layout="ours")
+
+
+def canonical_state_dict(net: Net) -> dict[str, torch.Tensor]:
+    """State dict without the duplicated names (``model.0.*``, ``model.1.weight``)."""
+    return {k: v for k, v in net.state_dict().items()
+            if not k.startswith(ENCODER_PREFIXES[1]) and k != "model.1.weight"}
+
+
+def save_weights(path: str | Path, net: Net, presets: dict[str, torch.Tensor] | None = None,
+                 metadata: dict | None = None, half: bool = True) -> Path:
+    """Write our single-file format (model + preset bank + metadata)."""
+    dtype = torch.float16 if half else torch.float32
+    state = {k: v.detach().to("cpu", dtype).contiguous()
+             for k, v in canonical_state_dict(net).items()}
+    bank = {name: triu_pack(g.detach().to("cpu", torch.float32)).to(dtype).contiguous()
+            for name, g in (presets or {}).items()}
+    meta = {"saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    meta.update(metadata or {})
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "ngf": net.ngf,
+               "n_blocks": net.n_blocks, "state_dict": state,
+               "presets": bank, "metadata": meta}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path

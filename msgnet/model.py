@@ -1,0 +1,178 @@
+"""MSG-Net (Zhang & Dana, 2017): Multi-style Generative Network.
+
+Module names and nesting follow the authors' ``experiments/net.py`` on purpose, so that their
+released ``21styles.model`` loads by state-dict layout (see :mod:`msgnet.checkpoint`).
+Conventions are the authors' too: the generator takes and returns BGR images in 0..255, and
+the style target is the Gram matrix of the encoder (``model1``) features of the style image.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+EXPANSION = 4
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix normalised by C*H*W, the authors' definition (B, C, C)."""
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return flat.bmm(flat.transpose(1, 2)) / (c * h * w)
+
+
+class ConvLayer(nn.Module):
+    """Reflection-padded convolution (no zero padding, so no border artefacts)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int):
+        super().__init__()
+        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2d(self.reflection_pad(x))
+
+
+class UpsampleConvLayer(nn.Module):
+    """Nearest-neighbour upsampling followed by a reflection-padded convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int,
+                 upsample: int | None = None):
+        super().__init__()
+        self.upsample = upsample
+        if upsample:
+            self.upsample_layer = nn.Upsample(scale_factor=upsample, mode="nearest")
+        self.reflection_padding = kernel_size // 2
+        if self.reflection_padding:
+            self.reflection_pad = nn.ReflectionPad2d(self.reflection_padding)
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = self.upsample_layer(x)
+        if self.reflection_padding:
+            x = self.reflection_pad(x)
+        return self.conv2d(x)
+
+
+def instance_norm(channels: int) -> nn.InstanceNorm2d:
+    """InstanceNorm without affine parameters or running statistics, as the authors use."""
+    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+class Bottleneck(nn.Module):
+    """Pre-activation bottleneck residual block (He et al., 2016)."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: int | None = None):
+        super().__init__()
+        self.downsample = downsample
+        if downsample is not None:
+            self.residual_layer = nn.Conv2d(inplanes, planes * EXPANSION, kernel_size=1,
+                                            stride=stride)
+        self.conv_block = nn.Sequential(
+            instance_norm(inplanes), nn.ReLU(inplace=True),
+            nn.Conv2d(inplanes, planes, kernel_size=1, stride=1),
+            instance_norm(planes), nn.ReLU(inplace=True),
+            ConvLayer(planes, planes, kernel_size=3, stride=stride),
+            instance_norm(planes), nn.ReLU(inplace=True),
+            nn.Conv2d(planes, planes * EXPANSION, kernel_size=1, stride=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = self.residual_layer(x) if self.downsample is not None else x
+        return residual + self.conv_block(x)
+
+
+class UpBottleneck(nn.Module):
+    """Bottleneck block that doubles the resolution on both branches."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 2):
+        super().__init__()
+        self.residual_layer = UpsampleConvLayer(inplanes, planes * EXPANSION, kernel_size=1,
+                                                stride=1, upsample=stride)
+        self.conv_block = nn.Sequential(
+            instance_norm(inplanes), nn.ReLU(inplace=True),
+            nn.Conv2d(inplanes, planes, kernel_size=1, stride=1),
+            instance_norm(planes), nn.ReLU(inplace=True),
+            UpsampleConvLayer(planes, planes, kernel_size=3, stride=1, upsample=stride),
+            instance_norm(planes), nn.ReLU(inplace=True),
+            nn.Conv2d(planes, planes * EXPANSION, kernel_size=1, stride=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual_layer(x) + self.conv_block(x)
+
+
+class Inspiration(nn.Module):
+    """CoMatch layer: mixes content features with the style's Gram matrix.
+
+    ``target`` is (B or 1, C, C). It is a plain attribute, not a buffer, so it is not in the
+    state dict (the authors' layout has only ``weight``).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(1, channels, channels).uniform_(0.0, 0.02))
+        self.channels = channels
+        self.target: torch.Tensor | None = None
+
+    def set_target(self, gram: torch.Tensor) -> None:
+        self.target = gram
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.target is None:
+            raise RuntimeError("Inspiration target is not set: call Net.set_target first")
+        return inspire(x, self.weight, self.target)
+
+
+def inspire(x: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Apply (W G)^T to the flattened features; a target of batch 1 is broadcast."""
+    b, c, h, w = x.shape
+    p = torch.matmul(weight, target).transpose(1, 2)
+    if p.shape[0] != b:
+        p = p.expand(b, c, c)
+    return torch.bmm(p, x.reshape(b, c, h * w)).reshape(b, c, h, w)
+
+
+class Net(nn.Module):
+    """MSG-Net generator with its siamese encoder ``model1`` (shared with ``model[0]``)."""
+
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 128, n_blocks: int = 6):
+        super().__init__()
+        self.ngf = ngf
+        self.n_blocks = n_blocks
+        self.model1 = nn.Sequential(
+            ConvLayer(input_nc, 64, kernel_size=7, stride=1),
+            instance_norm(64), nn.ReLU(inplace=True),
+            Bottleneck(64, 32, 2, 1),
+            Bottleneck(32 * EXPANSION, ngf, 2, 1),
+        )
+        self.ins = Inspiration(ngf * EXPANSION)
+        layers: list[nn.Module] = [self.model1, self.ins]
+        layers += [Bottleneck(ngf * EXPANSION, ngf, 1, None) for _ in range(n_blocks)]
+        layers += [
+            UpBottleneck(ngf * EXPANSION, 32, 2),
+            UpBottleneck(32 * EXPANSION, 16, 2),
+            instance_norm(16 * EXPANSION), nn.ReLU(inplace=True),
+            ConvLayer(16 * EXPANSION, output_nc, kernel_size=7, stride=1),
+        ]
+        self.model = nn.Sequential(*layers)
+
+    @property
+    def channels(self) -> int:
+        return self.ins.channels
+
+    def style_target(self, style_bgr: torch.Tensor) -> torch.Tensor:
+        """Gram matrix of the encoder features of a BGR 0..255 style batch."""
+        return gram_matrix(self.model1(style_bgr))
+
+    def set_target(self, gram: torch.Tensor) -> None:
+        self.ins.set_target(gram)
+
+    def forward(self, content_bgr: torch.Tensor) -> torch.Tensor:
+        return self.model(content_bgr)
+
+    def stylize(self, content_bgr: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        """Stylize a batch with a given target (batch 1 or the content's batch)."""
+        self.set_target(gram)
+        return self.model(content_bgr)

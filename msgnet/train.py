@@ -1,0 +1,287 @@
+"""Train MSG-Net with the authors' recipe; write one weights file with the preset bank.
+
+Recipe (Zhang & Dana; ``experiments/main.py``): VGG16 loss network, style loss = MSE between
+Gram matrices at relu1_2/2_2/3_3/4_3 (weight 5), content loss = MSE at relu2_2 (weight 1),
+Adam lr 1e-3, 256 px crops, batch 4, one style per batch cycling through the style set, style
+images resized to a fixed size (512 px longest side). The only change: crops are random (plus
+horizontal flips) instead of centred, which adds variety at no cost.
+
+The VGG style Grams of each style image are computed once up front (they are constants), which
+makes a CPU step cheaper without changing the maths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from msgnet.checkpoint import load_weights, save_weights
+from msgnet.model import Net
+from msgnet.vgg import Vgg16Features, content_loss, style_grams, style_loss
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+@dataclass
+class TrainConfig:
+    content_dir: str
+    style_dir: str
+    vgg: str
+    output: str
+    steps: int = 40000
+    batch_size: int = 4
+    image_size: int = 256
+    style_size: int = 512
+    lr: float = 1e-3
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    ngf: int = 128
+    seed: int = 42
+    device: str = "cpu"
+    amp: bool = True
+    checkpoint_every: int = 100
+    resume: bool = True
+    init_weights: str | None = None
+    exclude_prefix: list[str] = field(default_factory=list)
+    max_seconds: float | None = None
+    threads: int | None = None
+
+
+def list_images(folder: str | Path, exclude_prefix: list[str] | tuple = ()) -> list[Path]:
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in files if not any(p.name.startswith(x) for x in exclude_prefix)]
+
+
+def load_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as img:
+        return ImageOps.exif_transpose(img).convert("RGB")
+
+
+def rgb_to_bgr_tensor(img: Image.Image) -> torch.Tensor:
+    """(3, H, W) float BGR 0..255."""
+    arr = np.asarray(img, dtype=np.float32)[:, :, ::-1].copy()
+    return torch.from_numpy(arr).permute(2, 0, 1)
+
+
+def resize_longest(img: Image.Image, longest: int) -> Image.Image:
+    w, h = img.size
+    s = longest / max(w, h)
+    return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS)
+
+
+class ContentSampler:
+    """Random ``size`` crops of photos resized so their shorter side is ``size``."""
+
+    def __init__(self, files: list[Path], size: int, rng: random.Random):
+        if not files:
+            raise ValueError("no content images found")
+        self.files, self.size, self.rng = files, size, rng
+        self.order: list[int] = []
+
+    def _next_file(self) -> Path:
+        if not self.order:
+            self.order = list(range(len(self.files)))
+            self.rng.shuffle(self.order)
+        return self.files[self.order.pop()]
+
+    def sample(self) -> torch.Tensor:
+        img = load_rgb(self._next_file())
+        w, h = img.size
+        s = self.size / min(w, h)
+        img = img.resize((max(self.size, round(w * s)), max(self.size, round(h * s))),
+                         Image.Resampling.BILINEAR)
+        w, h = img.size
+        x, y = self.rng.randint(0, w - self.size), self.rng.randint(0, h - self.size)
+        img = img.crop((x, y, x + self.size, y + self.size))
+        if self.rng.random() < 0.5:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return rgb_to_bgr_tensor(img)
+
+    def batch(self, n: int) -> torch.Tensor:
+        return torch.stack([self.sample() for _ in range(n)])
+
+
+def load_styles(files: list[Path], style_size: int) -> dict[str, torch.Tensor]:
+    """name -> (1, 3, H, W) BGR tensor at ``style_size`` longest side."""
+    return {p.stem: rgb_to_bgr_tensor(resize_longest(load_rgb(p), style_size)).unsqueeze(0)
+            for p in files}
+
+
+def _state_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".trainstate.pt")
+
+
+def compute_presets(net: Net, styles: dict[str, torch.Tensor], device: torch.device
+                    ) -> dict[str, torch.Tensor]:
+    """The preset bank: Gram target of each training style with the trained encoder."""
+    net.eval()
+    with torch.inference_mode():
+        return {name: net.style_target(img.to(device)).float().cpu()
+                for name, img in styles.items()}
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Run (or resume) training; returns the path of the weights file."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    use_amp = cfg.amp and device.type == "cuda"
+    output = Path(cfg.output)
+    rng = random.Random(cfg.seed)
+
+    content_files = list_images(cfg.content_dir, cfg.exclude_prefix)
+    style_files = list_images(cfg.style_dir)
+    if not style_files:
+        raise ValueError(f"no style images in {cfg.style_dir}")
+    styles = load_styles(style_files, cfg.style_size)
+    names = list(styles)
+    sampler = ContentSampler(content_files, cfg.image_size, rng)
+
+    vgg = Vgg16Features.from_file(cfg.vgg).to(device)
+    vgg_for_loss = vgg.to(device)
+    with torch.no_grad():
+        style_targets = {n: [g.detach() for g in style_grams(vgg_for_loss(s.to(device)))]
+                         for n, s in styles.items()}
+
+    net = Net(ngf=cfg.ngf).to(device)
+    if cfg.init_weights:
+        net.load_state_dict(load_weights(cfg.init_weights).net.state_dict())
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    step, elapsed, history = 0, 0.0, []
+    state_file = _state_path(output)
+    if cfg.resume and state_file.exists():
+        state = torch.load(state_file, map_location=device, weights_only=False)
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed, history = state["step"], state["elapsed"], state["history"]
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        sampler.order = state["order"]
+
+    def checkpoint() -> None:
+        torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "elapsed": elapsed, "history": history, "rng": rng.getstate(),
+                    "torch_rng": torch.get_rng_state(), "order": sampler.order,
+                    "config": asdict(cfg)}, state_file)
+        presets = compute_presets(net, styles, device)
+        net.train()
+        meta = {
+            "recipe": {k: v for k, v in asdict(cfg).items()
+                       if k not in ("content_dir", "style_dir", "vgg", "output")},
+            "steps": step, "train_seconds": round(elapsed, 1),
+            "images_seen": step * cfg.batch_size,
+            "data": {"content_images": len(content_files), "styles": len(names),
+                     "held_out_prefixes": cfg.exclude_prefix},
+            "hardware": f"{device.type}: {platform.processor() or platform.machine()}, "
+                        f"{torch.get_num_threads()} threads",
+            "date": dt.date.today().isoformat(),
+            "losses_recent": history[-1] if history else None,
+        }
+        save_weights(output, net.cpu(), presets, meta)
+        net.to(device)
+
+    try:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True)
+    except ImportError:  # pragma: no cover
+        bar = None
+    net.train()
+    started = time.monotonic() - elapsed
+    window: list[tuple[float, float]] = []
+    while step < cfg.steps:
+        name = names[step % len(names)]
+        x = sampler.batch(cfg.batch_size).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            net.set_target(net.style_target(styles[name].to(device)))
+            y = net(x)
+            feats_y = vgg_for_loss(y)
+            with torch.no_grad():
+                feats_x = vgg_for_loss(x)
+        c_loss = cfg.content_weight * content_loss([f.float() for f in feats_y],
+                                                   [f.float() for f in feats_x])
+        s_loss = cfg.style_weight * style_loss([f.float() for f in feats_y], style_targets[name])
+        loss = c_loss + s_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        elapsed = time.monotonic() - started
+        window.append((c_loss.item(), s_loss.item()))
+        if bar is not None:
+            bar.update(1)
+            if step % 10 == 0 or step == cfg.steps:
+                c, s = np.mean(window[-len(names):], axis=0)
+                bar.set_postfix(content=f"{c:.3g}", style=f"{s:.3g}", style_name=name)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            c, s = np.mean(window, axis=0)
+            history.append({"step": step, "content": float(c), "style": float(s),
+                            "seconds": round(elapsed, 1)})
+            window = []
+            checkpoint()
+        if cfg.max_seconds and elapsed >= cfg.max_seconds:
+            break
+    if bar is not None:
+        bar.close()
+    if not output.exists() or (history and history[-1]["step"] != step) or not history:
+        if window:
+            c, s = np.mean(window, axis=0)
+            history.append({"step": step, "content": float(c), "style": float(s),
+                            "seconds": round(elapsed, 1)})
+        checkpoint()
+    return output
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--content-dir", required=True, help="folder of content photos (recursive)")
+    p.add_argument("--style-dir", required=True, help="folder of style images; file stem = preset")
+    p.add_argument("--vgg", required=True, help="VGG16 Caffe weights (conv1_1..conv4_3 dict)")
+    p.add_argument("-o", "--output", required=True, help="weights file to write")
+    p.add_argument("--steps", type=int, default=40000)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--style-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--style-weight", type=float, default=5.0)
+    p.add_argument("--ngf", type=int, default=128)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="disable bf16 mixed precision on CUDA")
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--no-resume", dest="resume", action="store_false")
+    p.add_argument("--init-weights", help="start from these weights (ours or official)")
+    p.add_argument("--exclude-prefix", action="append", default=[],
+                   help="skip content files whose name starts with this (held-out set)")
+    p.add_argument("--max-seconds", type=float, help="stop (and save) after this much time")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items()
+                         if k in TrainConfig.__dataclass_fields__})
+    out = train(cfg)
+    print(json.dumps({"weights": str(out)}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m msgnet train", description=__doc__)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
