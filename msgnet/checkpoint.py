@@ -164,7 +164,7 @@ def save_weights(path: str | Path, net: Net, presets: dict[str, torch.Tensor] | 
              for k, v in canonical_state_dict(net).items()}
     bank = {name: triu_pack(g.detach().to("cpu", torch.float32)).to(dtype).contiguous()
             for name, g in (presets or {}).items()}
-    meta = {"saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    meta = {"saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     meta.update(metadata or {})
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "ngf": net.ngf,
                "n_blocks": net.n_blocks, "state_dict": state,

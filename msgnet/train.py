@@ -41,6 +41,7 @@ class TrainConfig:
     steps: int = 40000
     batch_size: int = 4
     image_size: int = 256
+    crop_size: int | None = None
     style_size: int = 512
     lr: float = 1e-3
     content_weight: float = 1.0
@@ -80,12 +81,14 @@ def resize_longest(img: Image.Image, longest: int) -> Image.Image:
 
 
 class ContentSampler:
-    """Random ``size`` crops of photos resized so their shorter side is ``size``."""
+    """Random ``crop`` crops of photos resized so their shorter side is ``size``."""
 
-    def __init__(self, files: list[Path], size: int, rng: random.Random):
+    def __init__(self, files: list[Path], size: int, rng: random.Random,
+                 crop: int | None = None):
         if not files:
             raise ValueError("no content images found")
         self.files, self.size, self.rng = files, size, rng
+        self.crop = crop or size
         self.order: list[int] = []
 
     def _next_file(self) -> Path:
@@ -101,8 +104,8 @@ class ContentSampler:
         img = img.resize((max(self.size, round(w * s)), max(self.size, round(h * s))),
                          Image.Resampling.BILINEAR)
         w, h = img.size
-        x, y = self.rng.randint(0, w - self.size), self.rng.randint(0, h - self.size)
-        img = img.crop((x, y, x + self.size, y + self.size))
+        x, y = self.rng.randint(0, w - self.crop), self.rng.randint(0, h - self.crop)
+        img = img.crop((x, y, x + self.crop, y + self.crop))
         if self.rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return rgb_to_bgr_tensor(img)
@@ -147,7 +150,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         raise ValueError(f"no style images in {cfg.style_dir}")
     styles = load_styles(style_files, cfg.style_size)
     names = list(styles)
-    sampler = ContentSampler(content_files, cfg.image_size, rng)
+    sampler = ContentSampler(content_files, cfg.image_size, rng, cfg.crop_size)
 
     vgg = Vgg16Features.from_file(cfg.vgg).to(device)
     vgg_for_loss = vgg.to(device)
@@ -250,7 +253,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="weights file to write")
     p.add_argument("--steps", type=int, default=40000)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--image-size", type=int, default=256,
+                   help="photos are resized so their shorter side is this")
+    p.add_argument("--crop-size", type=int,
+                   help="random crop side (default: --image-size); smaller is cheaper on CPU")
     p.add_argument("--style-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--content-weight", type=float, default=1.0)
