@@ -142,6 +142,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     device = torch.device(cfg.device)
     use_amp = cfg.amp and device.type == "cuda"
     output = Path(cfg.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
 
     content_files = list_images(cfg.content_dir, cfg.exclude_prefix)
