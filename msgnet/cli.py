@@ -1,0 +1,216 @@
+"""``python -m msgnet``: stylize in-process (debugging, evaluation), list presets, download the
+official weights, and run training/evaluation.
+
+    python -m msgnet stylize CONTENT (--style IMAGE | --preset NAME) -o OUT [--size N]
+                     [--weights PATH] [--style-size N] [--max-size N]
+    python -m msgnet presets [--weights PATH]
+    python -m msgnet download [-o PATH]
+    python -m msgnet train ... | python -m msgnet evaluate ...
+
+User errors (bad image, unknown preset, unusable weights, missing file) print one line to
+stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "msgnet-21styles.pt"
+EXIT_USER_ERROR = 2
+# subcommands whose modules are imported only when used (evaluate may not exist yet)
+LAZY_COMMANDS = {
+    "train": ("msgnet.train", "train MSG-Net weights (python -m msgnet train --help)"),
+    "evaluate": ("msgnet.evaluate", "quality report of a weights file "
+                                    "(python -m msgnet evaluate --help)"),
+}
+
+
+class CliError(Exception):
+    """A user-facing error with a ready message."""
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m msgnet",
+                                     description="MSG-Net style transfer tools.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("stylize", help="stylize one image in-process",
+                       description="Stylize CONTENT with a style image or a shipped preset.")
+    s.add_argument("content", metavar="CONTENT", type=Path, help="content image")
+    style = s.add_mutually_exclusive_group(required=True)
+    style.add_argument("--style", metavar="IMAGE", type=Path, help="style image")
+    style.add_argument("--preset", metavar="NAME", help="preset shipped with the weights")
+    s.add_argument("-o", "--output", metavar="OUT", type=Path, required=True,
+                   help="output image (.png writes PNG, anything else JPEG)")
+    s.add_argument("--size", type=int, default=512,
+                   help="longest side of the output in pixels (default 512)")
+    s.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
+                   help="weights file, ours or the official 21styles.model "
+                        f"(default {_rel(DEFAULT_WEIGHTS)})")
+    s.add_argument("--style-size", type=int, default=512,
+                   help="longest side the style image is resized to (default 512)")
+    s.add_argument("--max-size", type=int, default=2048, help="largest allowed --size")
+    s.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    s.add_argument("--quality", type=int, default=92, help="JPEG quality (default 92)")
+
+    p = sub.add_parser("presets", help="list the presets shipped with a weights file")
+    p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
+                   help=f"weights file (default {_rel(DEFAULT_WEIGHTS)})")
+
+    d = sub.add_parser("download", help="download the authors' 21styles.model")
+    d.add_argument("-o", "--output", type=Path, default=None,
+                   help="where to save it (default weights/21styles.model)")
+    d.add_argument("--url", action="append", help="download from this URL instead (repeatable)")
+    d.add_argument("--timeout", type=float, default=30, help="network timeout in seconds")
+    d.add_argument("--force", action="store_true", help="download even if the file exists")
+
+    for name, (_, help_text) in LAZY_COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+# ---------------------------------------------------------------------------- commands
+def _weights_missing(path: Path) -> CliError:
+    msg = f"weights file not found: {path}."
+    if path.resolve() == DEFAULT_WEIGHTS:
+        msg += (" Our trained weights are not there yet: train them with `python -m msgnet "
+                "train`, or get the authors' file with `python -m msgnet download` and pass "
+                "--weights weights/21styles.model")
+    return CliError(msg)
+
+
+def _load_stylizer(weights: Path, **kw):
+    from msgnet.stylize import Stylizer
+
+    if not weights.is_file():
+        raise _weights_missing(weights)
+    return Stylizer.from_file(weights, **kw)
+
+
+def _load_image(path: Path, role: str):
+    from msgnet.imageio import ImageError, load_image
+
+    if not path.is_file():
+        raise CliError(f"{role} image not found: {path}")
+    try:
+        return load_image(path)
+    except ImageError as exc:
+        raise type(exc)(f"{role} image {path}: {exc}") from exc
+
+
+def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from msgnet.imageio import encode_image
+    from msgnet.stylize import MIN_SIZE
+
+    if args.max_size < MIN_SIZE:
+        parser.error(f"--max-size must be at least {MIN_SIZE}, got {args.max_size}")
+    for flag, value, upper in (("--size", args.size, args.max_size),
+                               ("--style-size", args.style_size, max(args.max_size, 512))):
+        if not MIN_SIZE <= value <= upper:
+            parser.error(f"{flag} must be between {MIN_SIZE} and {upper}, got {value}")
+    fmt = "png" if args.output.suffix.lower() == ".png" else "jpeg"
+    started = time.perf_counter()
+    stylizer = _load_stylizer(args.weights, device=args.device, max_size=args.max_size,
+                              default_size=min(512, args.max_size),
+                              default_style_size=args.style_size)
+    if args.preset is not None:
+        target = stylizer.preset_target(args.preset)
+    content = _load_image(args.content, "content")
+    if args.style is not None:
+        target = stylizer.style_target(_load_image(args.style, "style"), args.style_size)
+    result = stylizer.stylize(content, target, args.size)
+    body, _ = encode_image(result, fmt=fmt, quality=args.quality)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(body)
+    elapsed = time.perf_counter() - started
+    print(f"{args.output} ({result.width}x{result.height} {fmt}, {elapsed:.2f} s)")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    stylizer = _load_stylizer(args.weights)
+    names = stylizer.preset_names()
+    if not names:
+        print(f"{args.weights}: these weights ship no presets ({stylizer.layout} layout); "
+              "use --style IMAGE", file=sys.stderr)
+        return 0
+    print("\n".join(names))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from msgnet.download import OFFICIAL_PATH, download_official
+
+    dest = args.output or OFFICIAL_PATH
+    if dest.exists() and not args.force:
+        print(f"{dest} already exists (use --force to download again)")
+        return 0
+    path = download_official(dest, urls=tuple(args.url) if args.url else None,
+                             timeout=args.timeout)
+    print(f"saved {path}; use it with --weights {path}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, argparse.ArgumentParser], int]] = {
+    "stylize": cmd_stylize, "presets": cmd_presets, "download": cmd_download}
+
+
+def _run_lazy(name: str, argv: list[str]) -> int:
+    module_name = LAZY_COMMANDS[name][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise CliError(f"`{name}` is not available in this checkout ({module_name} is "
+                       "missing)") from exc
+    parser = argparse.ArgumentParser(prog=f"python -m msgnet {name}", description=module.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    return int(module.run(parser.parse_args(argv)) or 0)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from msgnet.checkpoint import CheckpointError
+    from msgnet.download import DownloadError
+    from msgnet.imageio import ImageError
+    from msgnet.stylize import UnknownPresetError
+
+    return (CliError, ImageError, UnknownPresetError, CheckpointError, DownloadError,
+            FileNotFoundError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    user_errors = _user_errors()
+    try:
+        if argv and argv[0] in LAZY_COMMANDS:
+            return _run_lazy(argv[0], argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return COMMANDS[args.command](args, parser)
+    except user_errors as exc:
+        print(f"error: {_describe(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"file not found: {exc.filename}"
+    return str(exc)

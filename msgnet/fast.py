@@ -1,0 +1,338 @@
+"""Fast CPU forward pass for MSG-Net: the same function as :class:`msgnet.model.Net`, rewritten.
+
+Every rewrite is exact in real arithmetic; outputs differ from the eager model only by float
+rounding (the tests hold them to it). They come from profiling the eager model on a 2-core AVX2
+machine, where most of the time went to memory traffic and page faults, not to arithmetic:
+
+* **Allocator.** glibc serves big blocks with fresh ``mmap`` pages, so every large temporary
+  costs page faults and kernel zeroing, about as much as the convolutions at 512 px;
+  :func:`tune_allocator` keeps freed blocks in the heap for reuse.
+* **channels_last everywhere.** oneDNN runs NCHW convolutions through a reorder to its blocked
+  layout and back; in NHWC it does not, and the per-channel statistics of instance norm come
+  from one vectorised pass (``torch.batch_norm_update_stats``; ``var_mean`` is ~10x slower).
+* **Instance norm + ReLU split around the next convolution.** ``relu((x - m) * r)`` with a
+  per-channel ``r > 0`` is ``r * relu(x - m)``: ``relu(x - m)`` is computed in place (or straight
+  into the reflection-padded buffer the convolution reads) and ``r`` is multiplied into the next
+  convolution's weights (input channel ``c`` scaled by ``r[c]``).
+* **Biases are dropped where an instance norm follows.** Instance norm is blind to per-channel
+  constants, and every tensor of the content path reaches the output only through linear maps
+  followed by an instance norm, so only the last convolution's bias matters. (The style encoder
+  keeps them: a Gram matrix is not shift-invariant.)
+* **Residual additions happen inside the GEMM** (``addmm_`` into the residual buffer).
+* **Inspiration folded into the encoder's last block.** ``P x`` with ``P = (W G)^T`` is linear and
+  the encoder ends with two 1x1 convolutions, so ``P`` is multiplied into their weights (512x128
+  each) and the 512x512 per-pixel product disappears. ``G`` stays a runtime input.
+* **Nearest upsampling commutes with a 1x1 convolution**: the decoder's residual branch runs its
+  convolution at the low resolution and is upsampled straight into the output buffer.
+* **The 3-channel output convolution is padded to 8 channels**, the width oneDNN's AVX2 kernels
+  block by (faster despite the extra arithmetic).
+
+Batches run one item at a time: each item has its own target and so its own folded weights,
+and peak memory does not grow with the batch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from msgnet.model import Bottleneck, ConvLayer, Net, UpBottleneck, gram_matrix
+
+EPS = 1e-5  # torch.nn.InstanceNorm2d's default, used by the model
+CL = torch.channels_last
+OUT_BLOCK = 8  # oneDNN AVX2 convolution kernels block output channels by 8
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_allocator_lock = threading.Lock()
+_allocator_tuned = False
+
+Stats = tuple[torch.Tensor, torch.Tensor]  # per-channel (mean, biased variance), each (C,)
+StatsFn = Callable[[torch.Tensor], Stats]
+
+
+def tune_allocator(keep_bytes: int = 1 << 30) -> bool:
+    """Serve large tensors from the malloc heap instead of fresh mmap pages (glibc only).
+
+    Up to ``keep_bytes`` of freed memory stays mapped for reuse (``M_TRIM_THRESHOLD``); beyond
+    that glibc gives it back, so the resident size after a big request falls again. Process-wide
+    and idempotent; returns False where mallopt is unavailable (then nothing changes).
+    """
+    global _allocator_tuned
+    with _allocator_lock:
+        if _allocator_tuned:
+            return True
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            mallopt = libc.mallopt
+        except (OSError, AttributeError):
+            return False
+        ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, int(keep_bytes)) == 1
+        _allocator_tuned = ok
+        return ok
+
+
+def compute_stats(x: torch.Tensor) -> Stats:
+    """Per-channel mean and biased variance of a (1, C, H, W) tensor, as instance norm uses."""
+    return torch.batch_norm_update_stats(x, None, None, 1.0)
+
+
+# ---------------------------------------------------------------------------- tensor helpers
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 1)
+
+
+def _addmm_(acc: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``acc += conv1x1(x, w)`` inside the GEMM; both channels_last, ``w`` is (Cout, Cin)."""
+    n, c, h, wd = x.shape
+    _nhwc(acc).view(n * h * wd, acc.shape[1]).addmm_(_nhwc(x).reshape(n * h * wd, c), w.t())
+    return acc
+
+
+def _conv1x1(x: torch.Tensor, w: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """1x1 convolution with a (Cout, Cin) weight (oneDNN beats a GEMM on tall-skinny shapes)."""
+    return F.conv2d(x, w.view(*w.shape, 1, 1), None, stride)
+
+
+def _empty_cl(n: int, c: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    return torch.empty((n, c, h, w), dtype=like.dtype, device=like.device, memory_format=CL)
+
+
+def _relu_sub_(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``x = relu(x - m)`` in place, ``m`` per channel (C,)."""
+    return x.sub_(m.view(1, -1, 1, 1)).relu_()
+
+
+def _reflect_borders_(buf: torch.Tensor, pad: int) -> None:
+    """Fill the ``pad``-wide border of ``buf`` by reflecting its interior (as ReflectionPad2d)."""
+    h, w = buf.shape[2] - 2 * pad, buf.shape[3] - 2 * pad
+    if pad >= h or pad >= w:
+        raise ValueError(f"reflection padding {pad} needs an input larger than {h}x{w}")
+    bottom, right = pad + h - 1, pad + w - 1
+    cols = slice(pad, right + 1)
+    for i in range(1, pad + 1):
+        buf[:, :, pad - i, cols] = buf[:, :, pad + i, cols]
+        buf[:, :, bottom + i, cols] = buf[:, :, bottom - i, cols]
+    for i in range(1, pad + 1):
+        buf[:, :, :, pad - i] = buf[:, :, :, pad + i]
+        buf[:, :, :, right + i] = buf[:, :, :, right - i]
+
+
+def _relu_sub_padded(x: torch.Tensor, m: torch.Tensor, pad: int, upsample: bool = False
+                     ) -> torch.Tensor:
+    """``reflect_pad(upsample2x?(relu(x - m)))`` written into a new channels_last buffer.
+
+    Nearest upsampling and reflection both only copy values, so they commute with the
+    per-channel ``relu(x - m)``; the subtraction writes straight into the padded interior.
+    """
+    n, c, h, w = x.shape
+    oh, ow = (2 * h, 2 * w) if upsample else (h, w)
+    buf = _empty_cl(n, c, oh + 2 * pad, ow + 2 * pad, x)
+    inner = buf[:, :, pad:pad + oh, pad:pad + ow]
+    if upsample:
+        src = _nhwc(x).reshape(n, h, 1, w, 1, c).expand(n, h, 2, w, 2, c)
+        torch.sub(src, m, out=_nhwc(inner).unflatten(2, (w, 2)).unflatten(1, (h, 2)))
+    else:
+        torch.sub(x, m.view(1, c, 1, 1), out=inner)
+    inner.relu_()
+    _reflect_borders_(buf, pad)
+    return buf
+
+
+# ---------------------------------------------------------------------------- weights
+@dataclass
+class _Block:
+    """One (Up)Bottleneck's weights: 1x1 as (Cout, Cin), 3x3 channels_last."""
+
+    conv_a: torch.Tensor           # 1x1 after the block's first norm
+    conv_b: torch.Tensor           # 3x3 (stride 2 in the encoder; after an upsample in Up)
+    conv_c: torch.Tensor           # 1x1 expansion into the residual stream
+    bias_c: torch.Tensor
+    residual: torch.Tensor | None  # 1x1 projection of the residual (None: identity)
+    bias_residual: torch.Tensor | None
+    stride: int
+
+
+def _w1x1(conv: torch.nn.Conv2d) -> torch.Tensor:
+    return conv.weight.detach().float().reshape(conv.out_channels, conv.in_channels).clone()
+
+
+def _wkxk(conv: torch.nn.Conv2d) -> torch.Tensor:
+    return conv.weight.detach().float().contiguous(memory_format=CL).clone()
+
+
+def _bias(conv: torch.nn.Conv2d) -> torch.Tensor:
+    return conv.bias.detach().float().clone()
+
+
+def _block_weights(block: Bottleneck | UpBottleneck) -> _Block:
+    seq = block.conv_block
+    conv_b = seq[5].conv2d
+    if isinstance(block, UpBottleneck):
+        residual: torch.nn.Conv2d | None = block.residual_layer.conv2d
+    else:
+        residual = block.residual_layer if block.downsample is not None else None
+    return _Block(conv_a=_w1x1(seq[2]), conv_b=_wkxk(conv_b), conv_c=_w1x1(seq[8]),
+                  bias_c=_bias(seq[8]),
+                  residual=_w1x1(residual) if residual is not None else None,
+                  bias_residual=_bias(residual) if residual is not None else None,
+                  stride=conv_b.stride[0])
+
+
+def _scale_in(w: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Scale the input channels of a (Cout, Cin[, k, k]) weight by ``r`` (Cin,)."""
+    return w * r.view((1, -1) + (1,) * (w.dim() - 2))
+
+
+# ---------------------------------------------------------------------------- the runner
+class FastMSGNet:
+    """``(content_bgr (B,3,H,W), gram (B or 1, C, C)) -> (B,3,H,W)``, the same function as
+    ``Net.stylize`` (H and W multiples of 4, as for the eager model).
+
+    ``stats_fn`` gives every instance norm its statistics, in network order; the tiled path
+    (:mod:`msgnet.tiling`) swaps it to record them on a thumbnail and replay them on tiles.
+    The weights are copied: later changes to ``net`` do not reach this runner.
+    """
+
+    name = "fast"
+
+    def __init__(self, net: Net, allocator: bool = True):
+        if allocator:
+            tune_allocator()
+        enc = net.model1
+        model = list(net.model)
+        head = model[-1]
+        if not isinstance(head, ConvLayer) or len(model) != net.n_blocks + 7:
+            raise TypeError("unexpected MSG-Net layout")
+        self.channels = net.channels
+        self.ins_weight = net.ins.weight.detach().float()[0].clone()
+        self.conv_in = _wkxk(enc[0].conv2d)  # its bias is irrelevant: an instance norm follows
+        self.pad_in = enc[0].conv2d.kernel_size[0] // 2
+        self.enc = [_block_weights(enc[3]), _block_weights(enc[4])]
+        self.res = [_block_weights(m) for m in model[2:2 + net.n_blocks]]
+        self.up = [_block_weights(m) for m in model[2 + net.n_blocks:4 + net.n_blocks]]
+        out_w, out_b = head.conv2d.weight.detach().float(), _bias(head.conv2d)
+        self.out_channels = out_w.shape[0]
+        padded = -(-self.out_channels // OUT_BLOCK) * OUT_BLOCK
+        self.conv_out = torch.zeros((padded, *out_w.shape[1:])).contiguous(memory_format=CL)
+        self.conv_out[:self.out_channels] = out_w
+        self.conv_out_bias = torch.zeros(padded)
+        self.conv_out_bias[:self.out_channels] = out_b
+        self.pad_out = head.conv2d.kernel_size[0] // 2
+        self.stats_fn: StatsFn = compute_stats
+
+    # ------------------------------------------------------------------ public API
+    def __call__(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        return self.stylize(content, gram)
+
+    def stylize(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        b = content.shape[0]
+        if gram.dim() == 2:
+            gram = gram.unsqueeze(0)
+        if gram.shape[0] not in (1, b):
+            raise ValueError(f"target batch {gram.shape[0]} does not match content batch {b}")
+        with torch.inference_mode():
+            outs = [self.stylize_one(content[i:i + 1], gram[min(i, gram.shape[0] - 1)])
+                    for i in range(b)]
+        return outs[0] if b == 1 else torch.cat(outs)
+
+    def style_target(self, style: torch.Tensor) -> torch.Tensor:
+        """Gram matrix of the encoder features, as ``Net.style_target`` (biases kept)."""
+        with torch.inference_mode():
+            feats = [self._encode(style[i:i + 1].float(), exact=True)
+                     for i in range(style.shape[0])]
+            return torch.cat([gram_matrix(f.contiguous()) for f in feats])
+
+    def inspiration(self, gram: torch.Tensor) -> torch.Tensor:
+        """``P = (W G)^T``: the Inspiration layer as a (C, C) 1x1-convolution weight."""
+        return (self.ins_weight @ gram.float().reshape(self.channels, self.channels)).t()
+
+    def stylize_one(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        """One image (1, 3, H, W) with one target (C, C) or (1, C, C)."""
+        x = self._encode(content.float(), exact=False, p=self.inspiration(gram))
+        for blk in self.res:
+            x = self._bottleneck(x, blk)
+        for blk in self.up:
+            x = self._up_bottleneck(x, blk)
+        return self._head(x)
+
+    # ------------------------------------------------------------------ pieces
+    def _stats(self, x: torch.Tensor) -> Stats:
+        """(mean, 1/std) of one instance norm."""
+        mean, var = self.stats_fn(x)
+        return mean, torch.rsqrt(var + EPS)
+
+    def _encode(self, x: torch.Tensor, exact: bool, p: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Encoder ``model1``; ``p`` folds the Inspiration layer into its last block.
+
+        ``exact=False`` leaves out per-channel constants, fine wherever an instance norm follows.
+        """
+        pad = self.pad_in
+        h = F.pad(x, (pad, pad, pad, pad), mode="reflect").contiguous(memory_format=CL)
+        h = F.conv2d(h, self.conv_in)
+        m, r = self._stats(h)
+        h = _relu_sub_(h, m)  # the true activation is r * h; r goes into the next weights
+        h = self._down_bottleneck(h, self.enc[0], r, exact, None)
+        return self._down_bottleneck(h, self.enc[1], None, exact, p)
+
+    def _down_bottleneck(self, x: torch.Tensor, blk: _Block, r_in: torch.Tensor | None,
+                         exact: bool, p: torch.Tensor | None) -> torch.Tensor:
+        """Encoder bottleneck (stride 2, projected residual) on the true input ``r_in * x``."""
+        res_w = blk.residual if r_in is None else _scale_in(blk.residual, r_in)
+        if p is not None:
+            res_w = p @ res_w
+        residual = _conv1x1(x, res_w, stride=2)
+        m, r = self._stats(x)  # instance norm ignores the pending per-channel scale r_in
+        y = _conv1x1(_relu_sub_(x, m), _scale_in(blk.conv_a, r))
+        m, r = self._stats(y)
+        y = F.conv2d(_relu_sub_padded(y, m, 1), _scale_in(blk.conv_b, r), None, blk.stride)
+        m, r = self._stats(y)
+        w_c = _scale_in(blk.conv_c, r)
+        if p is not None:
+            w_c = p @ w_c
+        out = _addmm_(residual, _relu_sub_(y, m), w_c)
+        if exact:
+            const = blk.bias_residual + blk.bias_c
+            out.add_((const if p is None else p @ const).view(1, -1, 1, 1))
+        return out
+
+    def _bottleneck(self, x: torch.Tensor, blk: _Block) -> torch.Tensor:
+        """Identity-residual bottleneck; adds into the stream ``x`` in place."""
+        m, r = self._stats(x)
+        z = torch.sub(x, m.view(1, -1, 1, 1)).relu_()
+        y = _conv1x1(z, _scale_in(blk.conv_a, r))
+        del z
+        m, r = self._stats(y)
+        y = F.conv2d(_relu_sub_padded(y, m, 1), _scale_in(blk.conv_b, r))
+        m, r = self._stats(y)
+        return _addmm_(x, _relu_sub_(y, m), _scale_in(blk.conv_c, r))
+
+    def _up_bottleneck(self, x: torch.Tensor, blk: _Block) -> torch.Tensor:
+        """Upsampling bottleneck; its residual 1x1 runs before the upsampling."""
+        n, _, h, w = x.shape
+        low = _conv1x1(x, blk.residual)
+        m, r = self._stats(x)
+        y = _conv1x1(_relu_sub_(x, m), _scale_in(blk.conv_a, r))
+        m, r = self._stats(y)
+        y = F.conv2d(_relu_sub_padded(y, m, 1, upsample=True), _scale_in(blk.conv_b, r))
+        m, r = self._stats(y)
+        c = low.shape[1]
+        out = _empty_cl(n, c, 2 * h, 2 * w, x)
+        _nhwc(out).unflatten(2, (w, 2)).unflatten(1, (h, 2)).copy_(
+            _nhwc(low).reshape(n, h, 1, w, 1, c).expand(n, h, 2, w, 2, c))
+        return _addmm_(out, _relu_sub_(y, m), _scale_in(blk.conv_c, r))
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        """Last norm+ReLU and the 7x7 output convolution (its bias is the one that matters)."""
+        m, r = self._stats(x)
+        y = F.conv2d(_relu_sub_padded(x, m, self.pad_out), _scale_in(self.conv_out, r),
+                     self.conv_out_bias)
+        return y[:, :self.out_channels].contiguous()

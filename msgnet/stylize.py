@@ -1,0 +1,200 @@
+"""In-process stylization: weights + presets + the batched forward pass, shared by the CLI and
+the TorchServe handler.
+
+The expensive parts are split so a server can cache and batch them: :meth:`Stylizer.style_target`
+(the encoder, once per style), :meth:`Stylizer.prepare_content` (decode-side resizing) and
+:meth:`Stylizer.run` (one forward pass per group of equally sized images, each with its own
+style target). :attr:`Stylizer.forward_fn` is the only place the generator is called, so a
+faster implementation of the same function can be swapped in without touching the rest.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from msgnet.checkpoint import LoadedWeights, load_weights
+from msgnet.imageio import bgr_to_image, fit_longest, image_to_bgr, resize_longest
+
+MIN_SIZE = 16  # the encoder downsamples x4 and pads by reflection: smaller is meaningless
+MULTIPLE = 4   # inputs are padded to a multiple of this so the decoder lands on the same size
+
+ForwardFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(content (B, 3, H, W) BGR, targets (B, C, C)) -> (B, 3, H, W)``; H, W multiples of 4."""
+
+
+class UnknownPresetError(KeyError):
+    """A preset name the loaded weights do not ship; ``str()`` lists the ones they do."""
+
+    def __init__(self, name: str, available: list[str] | tuple[str, ...] = ()):
+        super().__init__(name)
+        self.name = name
+        self.available = sorted(available)
+
+    def __str__(self) -> str:
+        if not self.available:
+            return (f"unknown preset {self.name!r}: these weights ship no presets "
+                    "(use a style image instead)")
+        return f"unknown preset {self.name!r}; available: {', '.join(self.available)}"
+
+
+def _check_bgr(t: torch.Tensor, what: str) -> None:
+    if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[0] != 1 or t.shape[1] != 3:
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"{what} must be a (1, 3, H, W) BGR tensor, got {shape}")
+
+
+def resize_tensor_longest(t: torch.Tensor, longest: int) -> torch.Tensor:
+    """Tensor counterpart of :func:`msgnet.imageio.resize_longest` (antialiased bilinear)."""
+    h, w = t.shape[-2:]
+    nw, nh = fit_longest(w, h, longest)
+    if (nh, nw) == (h, w):
+        return t
+    return F.interpolate(t.float(), size=(nh, nw), mode="bilinear", align_corners=False,
+                         antialias=True).clamp(0, 255)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
+    """Pad bottom/right by reflection so H and W are multiples of ``multiple``.
+
+    The generator halves the resolution twice and doubles it twice; on other sizes its output
+    would be rounded up to a multiple of 4 and no longer line up with the input.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if h > ph and w > pw else "replicate"  # reflect needs pad < size
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+class Stylizer:
+    """A loaded MSG-Net ready to stylize: presets, size policy and a batched forward."""
+
+    def __init__(self, loaded: LoadedWeights, device: str = "cpu", max_size: int = 2048,
+                 default_size: int = 512, default_style_size: int = 512):
+        if max_size < MIN_SIZE:
+            raise ValueError(f"max_size must be at least {MIN_SIZE}, got {max_size}")
+        self.device = torch.device(device)
+        self.net = loaded.net.to(self.device).eval()
+        channels = self.net.channels
+        self.presets: dict[str, torch.Tensor] = {
+            name: g.detach().to(self.device, torch.float32).reshape(1, channels, channels)
+            for name, g in loaded.presets.items()}
+        self.metadata = dict(loaded.metadata)
+        self.layout = loaded.layout
+        self.max_size = max_size
+        self.default_size = self._check_size(default_size, max_size, "default size")
+        self.max_style_size = max(max_size, default_style_size)
+        self.default_style_size = self._check_size(default_style_size, self.max_style_size,
+                                                   "default style size")
+        self.max_batch = 8  # images of one shape per forward call; bounds peak memory
+        self.forward_fn: ForwardFn = self._eager_forward
+        self.style_fn: Callable[[torch.Tensor], torch.Tensor] = self.net.style_target
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kw) -> Stylizer:
+        """Load weights (ours or the official file) and wrap them."""
+        return cls(load_weights(path, map_location="cpu"), **kw)
+
+    # ------------------------------------------------------------------ presets / styles
+    def preset_names(self) -> list[str]:
+        return sorted(self.presets)
+
+    def preset_target(self, name: str) -> torch.Tensor:
+        """The shipped Gram matrix of a preset, (1, C, C); :class:`UnknownPresetError` if none."""
+        try:
+            return self.presets[name]
+        except KeyError:
+            raise UnknownPresetError(name, self.preset_names()) from None
+
+    def style_target(self, style: Image.Image | torch.Tensor,
+                     style_size: int | None = None) -> torch.Tensor:
+        """Gram matrix (1, C, C) of a style image resized to ``style_size`` (longest side)."""
+        if style_size is None:
+            style_size = self.default_style_size
+        size = self._check_size(style_size, self.max_style_size, "style size")
+        x = self._to_bgr(style, size, "style")
+        with torch.inference_mode():
+            return self.style_fn(x.to(self.device, torch.float32)).float()
+
+    # ------------------------------------------------------------------ content
+    def prepare_content(self, img: Image.Image | torch.Tensor,
+                        size: int | None = None) -> torch.Tensor:
+        """(1, 3, h, w) BGR at the requested longest side, content aspect preserved (CPU)."""
+        if size is None:
+            size = self.default_size
+        size = self._check_size(size, self.max_size, "size")
+        return self._to_bgr(img, size, "content")
+
+    @staticmethod
+    def _to_bgr(img: Image.Image | torch.Tensor, size: int, what: str) -> torch.Tensor:
+        if isinstance(img, Image.Image):
+            return image_to_bgr(resize_longest(img, size))
+        _check_bgr(img, what)
+        return resize_tensor_longest(img.detach().float(), size)
+
+    @staticmethod
+    def _check_size(size: int, upper: int, what: str) -> int:
+        if isinstance(size, bool):
+            raise ValueError(f"{what} must be an integer number of pixels, got {size!r}")
+        try:
+            size = operator.index(size)
+        except TypeError:
+            raise ValueError(f"{what} must be an integer number of pixels, got {size!r}") from None
+        if not MIN_SIZE <= size <= upper:
+            raise ValueError(f"{what} must be between {MIN_SIZE} and {upper} pixels "
+                             f"(longest side), got {size}")
+        return size
+
+    # ------------------------------------------------------------------ forward
+    def _eager_forward(self, content: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.net.stylize(content, targets)
+
+    def _as_target(self, target: torch.Tensor) -> torch.Tensor:
+        c = self.net.channels
+        if not isinstance(target, torch.Tensor) or target.numel() != c * c:
+            shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target)
+            raise ValueError(f"style target must be a (1, {c}, {c}) Gram matrix, got {shape}")
+        return target.reshape(1, c, c).to(self.device, torch.float32)
+
+    def run(self, contents: list[torch.Tensor], targets: list[torch.Tensor]
+            ) -> list[torch.Tensor]:
+        """Stylize ``contents[i]`` with ``targets[i]``; outputs (1, 3, h, w) CPU, input order.
+
+        Items of the same size share one forward call (each keeps its own target, so mixed
+        styles batch fine); different sizes run as separate groups. Instance norm works per
+        image, so the result equals running every item alone.
+        """
+        if len(contents) != len(targets):
+            raise ValueError(f"{len(contents)} contents but {len(targets)} targets")
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, content in enumerate(contents):
+            _check_bgr(content, f"content {i}")
+            groups.setdefault((int(content.shape[-2]), int(content.shape[-1])), []).append(i)
+        grams = [self._as_target(t) for t in targets]
+        outputs: list[torch.Tensor | None] = [None] * len(contents)
+        with torch.inference_mode():
+            for (h, w), members in groups.items():
+                for start in range(0, len(members), self.max_batch):
+                    chunk = members[start:start + self.max_batch]
+                    x = torch.cat([contents[i] for i in chunk]).to(self.device, torch.float32)
+                    g = torch.cat([grams[i] for i in chunk])
+                    y = self.forward_fn(pad_to_multiple(x), g)[..., :h, :w].clamp(0, 255)
+                    y = y.to("cpu", torch.float32)
+                    for j, i in enumerate(chunk):
+                        outputs[i] = y[j:j + 1]
+        return outputs  # type: ignore[return-value]
+
+    def stylize(self, content: Image.Image, target: torch.Tensor | str,
+                size: int | None = None) -> Image.Image:
+        """One image, one target (a Gram matrix or a preset name) -> stylized PIL image."""
+        if isinstance(target, str):
+            target = self.preset_target(target)
+        x = self.prepare_content(content, size)
+        return bgr_to_image(self.run([x], [target])[0])

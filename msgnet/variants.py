@@ -1,0 +1,141 @@
+"""Inference variants of the MSG-Net forward pass, selectable by name for serving and benchmarks.
+
+Every variant is a callable ``(content_bgr (B,3,H,W), gram (B or 1, C, C)) -> (B,3,H,W)`` with
+the eager model's conventions, plus ``style_target(style_bgr)``. They all compute the same
+function (the tests compare each against ``eager``); they differ in speed and start-up cost:
+
+* ``eager``   - :meth:`msgnet.model.Net.stylize` as written: the reference.
+* ``fast``    - :class:`msgnet.fast.FastMSGNet`: exact graph rewrites, channels_last, folded
+  norms, tuned allocator. The default: fastest measured, and no start-up cost.
+* ``jit``     - the eager graph traced, frozen and passed through
+  ``torch.jit.optimize_for_inference`` (oneDNN layouts, conv folding).
+* ``compile`` - the eager graph through ``torch.compile`` (inductor, dynamic shapes, frozen
+  weights); the first call per new shape family compiles (tens of seconds on 2 cores).
+
+``scripts/bench.py`` measures them side by side; ``docs/performance.md`` has the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from msgnet.fast import FastMSGNet, tune_allocator
+from msgnet.model import Net, inspire
+
+DEFAULT_VARIANT = "fast"
+
+
+class Variant:
+    """Common interface: ``variant(content, gram)`` and ``variant.style_target(style)``."""
+
+    name = "base"
+
+    def __init__(self, net: Net):
+        self.net = net.eval()
+
+    def __call__(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def style_target(self, style: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.net.style_target(style)
+
+
+class EagerVariant(Variant):
+    """The model as written (no allocator change: this is the baseline)."""
+
+    name = "eager"
+
+    def __call__(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.net.stylize(content, gram)
+
+
+class FastVariant(Variant):
+    """:class:`FastMSGNet` (see :mod:`msgnet.fast`)."""
+
+    name = "fast"
+
+    def __init__(self, net: Net):
+        super().__init__(net)
+        self.runner = FastMSGNet(net)
+
+    def __call__(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        return self.runner(content, gram)
+
+    def style_target(self, style: torch.Tensor) -> torch.Tensor:
+        return self.runner.style_target(style)
+
+
+class _Functional(nn.Module):
+    """The generator with the style target as an input, so graphs can capture it."""
+
+    def __init__(self, net: Net):
+        super().__init__()
+        self.encoder = net.model1
+        self.weight = net.ins.weight
+        self.rest = nn.Sequential(*list(net.model)[2:])
+
+    def forward(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        return self.rest(inspire(self.encoder(content), self.weight, gram))
+
+
+def _per_item(gram: torch.Tensor, batch: int) -> torch.Tensor:
+    gram = gram if gram.dim() == 3 else gram.unsqueeze(0)
+    return gram.expand(batch, -1, -1).contiguous() if gram.shape[0] != batch else gram
+
+
+class JitVariant(Variant):
+    """Traced, frozen, ``optimize_for_inference``; traced once at a small size."""
+
+    name = "jit"
+
+    def __init__(self, net: Net):
+        super().__init__(net)
+        tune_allocator()
+        example = (torch.rand(1, 3, 64, 64) * 255, net.style_target(torch.rand(1, 3, 64, 64)))
+        with torch.inference_mode(False), torch.no_grad():
+            traced = torch.jit.trace(_Functional(net).eval(), example, check_trace=False)
+            self.module = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+    def __call__(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.module(content, _per_item(gram, content.shape[0]))
+
+
+class CompileVariant(Variant):
+    """``torch.compile`` with inductor, dynamic shapes and frozen weights."""
+
+    name = "compile"
+
+    def __init__(self, net: Net):
+        super().__init__(net)
+        tune_allocator()
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+        self.module = torch.compile(_Functional(net).eval(), dynamic=True, fullgraph=True)
+
+    def __call__(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.module(content, _per_item(gram, content.shape[0]))
+
+
+VARIANTS: dict[str, Callable[[Net], Variant]] = {
+    "eager": EagerVariant,
+    "fast": FastVariant,
+    "jit": JitVariant,
+    "compile": CompileVariant,
+}
+
+
+def build_variant(name: str, net: Net) -> Variant:
+    """Instantiate a variant by name (``KeyError`` lists the known names)."""
+    try:
+        factory = VARIANTS[name]
+    except KeyError:
+        raise KeyError(f"unknown inference variant {name!r}; known: {sorted(VARIANTS)}") from None
+    return factory(net)
