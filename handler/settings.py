@@ -1,0 +1,73 @@
+"""Handler settings read from the ``handler:`` section of the archive's model-config.yaml.
+
+TorchServe hands the parsed YAML to the worker as ``context.model_yaml_config``; keeping the
+limits there means one archive carries its own serving policy (sizes, cache, threads), and a
+bad value fails the model load with a message instead of surfacing later as odd 4xx answers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+MIB = 1024 * 1024
+STANDARD_SIZES = (512, 768, 1024, 1536, 2048, 3072, 4096)
+
+
+@dataclass(frozen=True)
+class HandlerSettings:
+    """Serving limits; every field can be set under ``handler:`` in model-config.yaml."""
+
+    max_size: int = 2048           # longest side of an output, in pixels
+    default_size: int = 512        # used when the request gives no ``size``
+    min_size: int = 64             # smaller outputs are too small for the 4x down/up-sampling
+    default_style_size: int = 512  # longest side the style image is encoded at
+    cache_size: int = 64           # style targets kept (LRU by style bytes + style size)
+    max_bytes: int = 20 * MIB      # per uploaded image (after base64 decoding)
+    max_pixels: int = 50_000_000   # decompression-bomb guard for decoded inputs
+    jpeg_quality: int = 92
+    threads: int = 0               # torch intra-op threads; 0 = CPU cores / maxWorkers
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"handler.{f.name} must be a non-negative integer, got {value!r}")
+        if not 16 <= self.min_size <= self.default_size <= self.max_size:
+            raise ValueError("handler sizes must satisfy 16 <= min_size <= default_size <= "
+                             f"max_size, got {self.min_size}, {self.default_size}, "
+                             f"{self.max_size}")
+        if not self.min_size <= self.default_style_size <= self.max_size:
+            raise ValueError("handler.default_style_size must lie in [min_size, max_size]")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError("handler.jpeg_quality must lie in 1..100")
+        if self.max_bytes == 0 or self.max_pixels == 0:
+            raise ValueError("handler.max_bytes and handler.max_pixels must be positive")
+
+    @classmethod
+    def from_model_yaml(cls, model_yaml: dict | None) -> HandlerSettings:
+        """Build from the whole model-config.yaml dict; unknown keys are an error."""
+        section = dict((model_yaml or {}).get("handler") or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"unknown key(s) in model-config.yaml handler section: {unknown}; "
+                             f"known: {sorted(known)}")
+        return cls(**section)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Suggested output sizes for clients (e.g. the bot's size menu); any size in
+        [min_size, max_size] is accepted."""
+        picks = [s for s in STANDARD_SIZES if self.min_size <= s <= self.max_size]
+        if self.default_size not in picks:
+            picks.append(self.default_size)
+        return sorted(picks)
+
+    def torch_threads(self, model_yaml: dict | None = None, cpu_count: int | None = None) -> int:
+        """Threads per worker so that all workers together use each core once."""
+        if self.threads:
+            return self.threads
+        cores = cpu_count or len(os.sched_getaffinity(0)) or 1
+        workers = int((model_yaml or {}).get("maxWorkers") or 1)
+        return max(1, cores // max(1, workers))

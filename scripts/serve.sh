@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Start, stop or query the local TorchServe that serves model_store/msgnet.mar.
+#
+#   scripts/serve.sh start [--weights PATH] [--version STR]   build the .mar if needed, start,
+#                                                             wait until healthy and READY
+#   scripts/serve.sh stop                                     stop and wait for the exit
+#   scripts/serve.sh status                                   exit 0 when serving
+#   scripts/serve.sh restart [...]
+#
+# Safe to re-run. TorchServe runs from the repository root, so its key_file.json (token auth)
+# lands there and logs go to logs/. Its pid file is kept in logs/run/ instead of the shared
+# /tmp, so another TorchServe on this machine (e.g. the test suite's) is never confused with ours.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY=.venv/bin/python
+TORCHSERVE=.venv/bin/torchserve
+CONFIG=${TS_CONFIG:-config.properties}
+RUN_DIR=$ROOT/logs/run
+PID_FILE=$RUN_DIR/.model_server.pid
+MODEL=msgnet
+START_TIMEOUT=${TS_START_TIMEOUT:-180}
+
+ts() {  # the torchserve CLI with our private pid-file location and log folder
+  TMPDIR=$RUN_DIR LOG_LOCATION=$ROOT/logs METRICS_LOCATION=$ROOT/logs "$TORCHSERVE" "$@"
+}
+
+server_pid() {  # prints the pid of our running TorchServe frontend, or fails
+  [ -f "$PID_FILE" ] || return 1
+  local pid
+  pid=$(head -n1 "$PID_FILE")
+  [ -n "$pid" ] && ps -p "$pid" -o args= 2>/dev/null | grep -q org.pytorch.serve.ModelServer \
+    && echo "$pid"
+}
+
+usage_hint() {
+  local url
+  url=$(sed -n 's/^inference_address=//p' "$CONFIG" | tail -n1)
+  cat <<MSG
+TorchServe is serving model '$MODEL' at ${url:-http://127.0.0.1:8080} (logs in logs/).
+Token authorization is on; the keys are in $ROOT/key_file.json (rewritten on every start):
+  KEY=\$(.venv/bin/python -c 'import json; print(json.load(open("key_file.json"))["inference"]["key"])')
+  curl -H "Authorization: Bearer \$KEY" -F content=@photo.jpg -F style=@style.jpg \\
+       ${url:-http://127.0.0.1:8080}/predictions/$MODEL -o out.jpg
+  curl -H "Authorization: Bearer \$KEY" -F content=@photo.jpg -F style_id=candy -F size=768 \\
+       ${url:-http://127.0.0.1:8080}/predictions/$MODEL -o out.jpg
+  curl -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
+       -d '{"action": "presets"}' ${url:-http://127.0.0.1:8080}/predictions/$MODEL
+Stop it with: scripts/serve.sh stop
+MSG
+}
+
+start() {
+  local build_args=()
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --weights|--version) build_args+=("$1" "$2"); shift 2 ;;
+      *) echo "serve.sh start: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  if pid=$(server_pid); then
+    echo "TorchServe is already running (pid $pid)."
+    "$PY" scripts/ts_client.py wait --config "$CONFIG" --model "$MODEL" --timeout "$START_TIMEOUT"
+    usage_hint
+    return 0
+  fi
+  "$PY" scripts/build_mar.py --if-stale "${build_args[@]}"
+  mkdir -p "$RUN_DIR" logs
+  local t0 t1
+  t0=$(date +%s.%N)
+  ts --start --ncs --ts-config "$CONFIG" --model-store "$ROOT/model_store" \
+     --models "$MODEL=$MODEL.mar" >>logs/torchserve.out 2>&1
+  if ! "$PY" scripts/ts_client.py wait --config "$CONFIG" --model "$MODEL" \
+        --timeout "$START_TIMEOUT"; then
+    echo "TorchServe did not become ready; last lines of logs/model_log.log and ts_log.log:" >&2
+    tail -n 20 logs/model_log.log logs/ts_log.log >&2 2>/dev/null || true
+    exit 1
+  fi
+  t1=$(date +%s.%N)
+  echo "cold start to READY: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s"
+  usage_hint
+}
+
+stop() {
+  local pid
+  if ! pid=$(server_pid); then
+    echo "TorchServe is not running."
+    return 0
+  fi
+  ts --stop >/dev/null
+  for _ in $(seq 120); do
+    ps -p "$pid" >/dev/null 2>&1 || { echo "TorchServe stopped."; return 0; }
+    sleep 0.5
+  done
+  echo "TorchServe (pid $pid) did not exit within 60 s" >&2
+  exit 1
+}
+
+status() {
+  local pid
+  if ! pid=$(server_pid); then
+    echo "TorchServe is not running."
+    return 1
+  fi
+  echo "TorchServe is running (pid $pid)."
+  "$PY" scripts/ts_client.py status --config "$CONFIG" --model "$MODEL"
+}
+
+cmd=${1:-status}
+[ $# -gt 0 ] && shift
+case $cmd in
+  start) start "$@" ;;
+  stop) stop ;;
+  status) status ;;
+  restart) stop; start "$@" ;;
+  *) echo "usage: scripts/serve.sh start|stop|status|restart [--weights PATH] [--version STR]" >&2
+     exit 2 ;;
+esac
