@@ -1,0 +1,1 @@
+"""Telegram bot of image-styling: an aiogram 3 client of the MSG-Net TorchServe API."""

@@ -1,0 +1,184 @@
+"""Wiring: the Bot (with a custom Bot API server if configured), the Dispatcher with its
+routers and middlewares, the services, and the polling / webhook runners."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+
+from bot.config import Settings
+from bot.metrics import Metrics
+from bot.middlewares import (
+    AlbumMiddleware,
+    AllowlistMiddleware,
+    LanguageMiddleware,
+    RateLimitMiddleware,
+)
+from bot.routers import fallback, jobs, photos, presets, start_help
+from bot.routers import settings as settings_routes
+from bot.routers.presets import PreviewIds
+from bot.services.jobs import JobQueue
+from bot.services.results import ResultCache
+from bot.services.runner import JobRunner
+from bot.services.torchserve import InferenceKey, TorchServeClient
+from bot.texts import LANGUAGES, Translator
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("start", "presets", "size", "result", "tests", "cancel", "restart", "content",
+            "style", "language", "help")
+
+
+def api_server(settings: Settings) -> TelegramAPIServer:
+    if not settings.telegram_api_url:
+        return PRODUCTION
+    return TelegramAPIServer.from_base(settings.telegram_api_url,
+                                       is_local=settings.telegram_api_local)
+
+
+def create_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=api_server(settings))
+    return Bot(settings.bot_token.get(), session=session)
+
+
+def create_storage(settings: Settings) -> BaseStorage:
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage  # needs the redis package
+
+        return RedisStorage.from_url(settings.redis_url.get())
+    return MemoryStorage()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    ts: TorchServeClient
+    queue: JobQueue
+    results: ResultCache
+    runner: JobRunner
+    previews: PreviewIds
+    metrics: Metrics | None
+
+
+def create_services(settings: Settings, bot: Bot) -> Services:
+    metrics = Metrics() if settings.metrics_port else None
+    client = TorchServeClient(
+        settings.ts_url, settings.ts_model, settings.ts_model_version,
+        key=InferenceKey(settings.ts_inference_key.get(), settings.ts_key_file),
+        timeout=settings.ts_timeout, connect_timeout=settings.ts_connect_timeout,
+        retries=settings.ts_retries, retry_delay=settings.ts_retry_delay,
+        info_ttl=settings.presets_ttl, max_connections=settings.max_concurrent_jobs + 4)
+    queue = JobQueue(settings.max_concurrent_jobs, settings.max_queue, metrics)
+    results = ResultCache(settings.result_cache_per_user, settings.result_cache_bytes)
+    runner = JobRunner(bot, client, queue, results, settings, metrics)
+    return Services(settings, client, queue, results, runner, PreviewIds(), metrics)
+
+
+def create_dispatcher(settings: Settings, services: Services,
+                      storage: BaseStorage | None = None) -> Dispatcher:
+    dp = Dispatcher(storage=storage or create_storage(settings))
+    for observer in (dp.message, dp.callback_query):
+        observer.outer_middleware(AllowlistMiddleware(settings.allowed_users,
+                                                      settings.default_language))
+        observer.outer_middleware(RateLimitMiddleware(settings.rate_limit_burst,
+                                                      settings.rate_limit_per_minute))
+        observer.outer_middleware(LanguageMiddleware(settings.default_language))
+    dp.message.outer_middleware(AlbumMiddleware(settings.album_delay))
+    dp.include_routers(start_help.create_router(), settings_routes.create_router(),
+                       presets.create_router(), jobs.create_router(), photos.create_router(),
+                       fallback.create_router())
+    dp.workflow_data.update(settings=settings, ts=services.ts, queue=services.queue,
+                            results=services.results, runner=services.runner,
+                            previews=services.previews, services=services)
+
+    async def on_startup(bot: Bot) -> None:
+        await services.ts.start()
+        services.queue.start()
+        if services.metrics is not None:
+            await services.metrics.serve(settings.metrics_host, settings.metrics_port)
+        await set_commands(bot)
+
+    async def on_shutdown() -> None:
+        log.info("shutting down: finishing or cancelling jobs")
+        await services.queue.shutdown(settings.shutdown_grace)
+        await services.ts.close()
+        if services.metrics is not None:
+            await services.metrics.close()
+        await dp.storage.close()
+
+    dp.startup.register(on_startup)
+    dp.shutdown.register(on_shutdown)
+    return dp
+
+
+async def set_commands(bot: Bot) -> None:
+    """The command menu in each language (English is the default for everyone else)."""
+    try:
+        for code in LANGUAGES:
+            tr = Translator(code)
+            commands = [BotCommand(command=c, description=tr(f"cmd_{c}")) for c in COMMANDS]
+            await bot.set_my_commands(commands, language_code=None if code == "en" else code)
+    except TelegramAPIError as exc:
+        log.warning("could not set the command menu: %s", type(exc).__name__)
+
+
+async def run_polling(settings: Settings) -> None:
+    bot = create_bot(settings)
+    services = create_services(settings, bot)
+    dp = create_dispatcher(settings, services)
+    # a webhook left behind by webhook mode would make getUpdates fail with a conflict
+    await bot.delete_webhook(drop_pending_updates=False)
+    await dp.start_polling(bot, polling_timeout=settings.polling_timeout,
+                           allowed_updates=dp.resolve_used_update_types(), handle_signals=True)
+
+
+def create_webhook_app(settings: Settings, bot: Bot, dp: Dispatcher) -> web.Application:
+    """The aiohttp app receiving updates at ``WEBHOOK_PATH``; requests without the secret
+    token header are refused (401) by aiogram's handler."""
+    app = web.Application()
+    # setup_application first: its shutdown hook (our job drain, which still messages users)
+    # must run before the request handler's hook closes the bot session
+    setup_application(app, dp, bot=bot)
+    SimpleRequestHandler(dp, bot, secret_token=settings.webhook_secret.get(),
+                         handle_in_background=True).register(app, path=settings.webhook_path)
+
+    async def set_webhook(_app: web.Application) -> None:
+        await bot.set_webhook(settings.webhook_url + settings.webhook_path,
+                              secret_token=settings.webhook_secret.get(),
+                              allowed_updates=dp.resolve_used_update_types())
+
+    app.on_startup.append(set_webhook)
+    return app
+
+
+async def run_webhook(settings: Settings) -> None:
+    bot = create_bot(settings)
+    services = create_services(settings, bot)
+    dp = create_dispatcher(settings, services)
+    app = create_webhook_app(settings, bot, dp)
+    runner = web.AppRunner(app, handle_signals=True)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
+    await site.start()
+    log.info("webhook mode: listening on %s:%d%s", settings.webhook_host,
+             settings.webhook_port, settings.webhook_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,138 @@
+"""Keyboards and callback-data factories (texts come from the translator passed in)."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
+
+from bot.texts import LANGUAGES, Translator
+
+GALLERY_PAGE = 9  # preset names shown under the preview, 3 per row
+
+
+class RoleCB(CallbackData, prefix="role"):
+    """Which image an upload is: ``mode`` 'ask' answers a question about a pending upload,
+    'swap' flips the role of the upload ``uid`` that was guessed."""
+
+    role: str
+    mode: str
+    uid: str = ""
+
+
+class PresetCB(CallbackData, prefix="pre"):
+    action: str  # "open" (new gallery), "show" (page to index), "use"
+    index: int
+    name: str = ""
+
+
+class SizeCB(CallbackData, prefix="size"):
+    size: int
+    run: bool = False  # re-run the last job at this size right away
+
+
+class LangCB(CallbackData, prefix="lang"):
+    lang: str
+
+
+class JobCB(CallbackData, prefix="job"):
+    action: str  # "cancel", "full", "style"
+    rid: str = ""
+
+
+def main_keyboard(tr: Translator) -> ReplyKeyboardMarkup:
+    kb = ReplyKeyboardBuilder()
+    for key in ("kb_presets", "kb_size", "kb_run", "kb_next_content", "kb_next_style",
+                "kb_cancel", "kb_restart", "kb_help"):
+        kb.button(text=tr(key))
+    kb.adjust(3, 2, 3)
+    return kb.as_markup(resize_keyboard=True, is_persistent=True)
+
+
+def cancel_keyboard(tr: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=tr("btn_cancel"), callback_data=JobCB(action="cancel"))
+    return kb.as_markup()
+
+
+def upload_keyboard(tr: Translator, role: str, uid: str, offer_presets: bool
+                    ) -> InlineKeyboardMarkup:
+    """Under "got the photo/style": flip a guessed role, and the presets shortcut."""
+    kb = InlineKeyboardBuilder()
+    other = "style" if role == "content" else "content"
+    kb.button(text=tr(f"btn_swap_to_{other}"),
+              callback_data=RoleCB(role=other, mode="swap", uid=uid[:40]))
+    if offer_presets:
+        kb.button(text=tr("btn_presets"), callback_data=PresetCB(action="open", index=0))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def presets_shortcut(tr: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=tr("btn_presets"), callback_data=PresetCB(action="open", index=0))
+    return kb.as_markup()
+
+
+def ask_role_keyboard(tr: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=tr("btn_is_content"), callback_data=RoleCB(role="content", mode="ask"))
+    kb.button(text=tr("btn_is_style"), callback_data=RoleCB(role="style", mode="ask"))
+    kb.adjust(2)
+    return kb.as_markup()
+
+
+def _short(name: str) -> str:
+    """Callback data is limited to 64 bytes: long names travel by index only."""
+    return name if len(name.encode()) <= 40 and ":" not in name else ""
+
+
+def gallery_keyboard(tr: Translator, names: list[str], index: int) -> InlineKeyboardMarkup:
+    total = len(names)
+    kb = InlineKeyboardBuilder()
+    name = names[index]
+    kb.button(text=tr("btn_prev"), callback_data=PresetCB(action="show",
+                                                           index=(index - 1) % total))
+    kb.button(text=tr("btn_use_preset", name=name),
+              callback_data=PresetCB(action="use", index=index, name=_short(name)))
+    kb.button(text=tr("btn_next"), callback_data=PresetCB(action="show",
+                                                           index=(index + 1) % total))
+    page = index // GALLERY_PAGE
+    first = page * GALLERY_PAGE
+    shown = list(range(first, min(total, first + GALLERY_PAGE)))
+    for i in shown:
+        label = f"• {names[i]} •" if i == index else names[i]
+        kb.button(text=label, callback_data=PresetCB(action="show", index=i))
+    rows = [3] + [3] * ((len(shown) + 2) // 3)
+    kb.adjust(*rows)
+    return kb.as_markup()
+
+
+def size_keyboard(sizes: list[int], current: int, run: bool = False) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for size in sizes:
+        label = f"• {size} •" if size == current else str(size)
+        kb.button(text=label, callback_data=SizeCB(size=size, run=run))
+    kb.adjust(4)
+    return kb.as_markup()
+
+
+def language_keyboard() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for code, module in LANGUAGES.items():
+        kb.button(text=module.LANGUAGE_NAME, callback_data=LangCB(lang=code))
+    kb.adjust(2)
+    return kb.as_markup()
+
+
+def result_keyboard(tr: Translator, rid: str, sizes: list[int], current: int
+                    ) -> InlineKeyboardMarkup:
+    """Under a result: the full-quality file, another style, other sizes (re-run)."""
+    kb = InlineKeyboardBuilder()
+    kb.button(text=tr("btn_full"), callback_data=JobCB(action="full", rid=rid))
+    kb.button(text=tr("btn_another_style"), callback_data=PresetCB(action="open", index=0))
+    others = [s for s in sizes if s != current][:4]
+    for size in others:
+        kb.button(text=tr("btn_size", size=size), callback_data=SizeCB(size=size, run=True))
+    kb.adjust(1, 1, *([len(others)] if others else []))
+    return kb.as_markup()

@@ -1,0 +1,89 @@
+"""Who may use the bot and how often: an optional allowlist and a per-user token bucket.
+
+Both answer the user (at most once per ``notice_every`` seconds, so a flood does not turn
+into a flood of replies) and drop the update.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
+
+from bot.texts import Translator, pick_language
+
+
+async def _tell(event: TelegramObject, text: str) -> None:
+    if isinstance(event, CallbackQuery):
+        await event.answer(text)
+    elif isinstance(event, Message):
+        await event.answer(text)
+
+
+class _Notices:
+    def __init__(self, every: float):
+        self.every = every
+        self._last: dict[int, float] = {}
+
+    def due(self, user_id: int) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(user_id, -1e9) < self.every:
+            return False
+        self._last[user_id] = now
+        if len(self._last) > 10_000:
+            self._last = {k: v for k, v in self._last.items() if now - v < self.every}
+        return True
+
+
+class AllowlistMiddleware(BaseMiddleware):
+    """With a non-empty allowlist, everyone else gets "this bot is private" (now and then)."""
+
+    def __init__(self, allowed: frozenset[int], default_language: str = "en",
+                 notice_every: float = 60.0):
+        self.allowed = allowed
+        self.default_language = default_language
+        self._notices = _Notices(notice_every)
+
+    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+                       event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if not self.allowed or (user is not None and user.id in self.allowed):
+            return await handler(event, data)
+        if user is not None and self._notices.due(user.id):
+            tr = Translator(pick_language(user.language_code, None, self.default_language))
+            await _tell(event, tr("not_allowed"))
+        return None
+
+
+class RateLimitMiddleware(BaseMiddleware):
+    """Token bucket per user: ``burst`` updates at once, refilled at ``per_minute``."""
+
+    def __init__(self, burst: int = 20, per_minute: float = 40.0, notice_every: float = 10.0):
+        self.burst = float(burst)
+        self.rate = per_minute / 60.0
+        self._buckets: dict[int, tuple[float, float]] = {}  # user -> (tokens, updated)
+        self._notices = _Notices(notice_every)
+
+    def allow(self, user_id: int, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        tokens, updated = self._buckets.get(user_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - updated) * self.rate)
+        allowed = tokens >= 1.0
+        self._buckets[user_id] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > 50_000:  # forget users whose bucket is full again
+            full = (self.burst / self.rate) if self.rate else 0
+            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full}
+        return allowed
+
+    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+                       event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None or self.allow(user.id):
+            return await handler(event, data)
+        if self._notices.due(user.id):
+            tr: Translator = data.get("tr") or Translator(pick_language(user.language_code))
+            await _tell(event, tr("rate_limited"))
+        return None

@@ -1,0 +1,1 @@
+"""aiogram routers, one per feature; each module has ``create_router()``."""

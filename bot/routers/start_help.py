@@ -1,0 +1,60 @@
+"""/start, /help, /restart and the /content, /style role commands."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+
+from bot.flow import NextRole
+from bot.keyboards import main_keyboard
+from bot.routers.common import chosen_size, server_info
+from bot.services.jobs import JobQueue
+from bot.services.results import ResultCache
+from bot.services.runner import JobRunner
+from bot.texts import Translator, variants
+
+
+def create_router() -> Router:
+    router = Router(name="start_help")
+
+    @router.message(CommandStart())
+    async def start(message: Message, tr: Translator, state: FSMContext) -> None:
+        await state.set_state(None)
+        name = message.from_user.first_name if message.from_user else ""
+        await message.answer(tr("start", name=name), reply_markup=main_keyboard(tr))
+
+    @router.message(Command("help"))
+    @router.message(F.text.in_(variants("kb_help")))
+    async def help_(message: Message, tr: Translator, state: FSMContext,
+                    runner: JobRunner) -> None:
+        size = chosen_size(await state.get_data(), await server_info(runner.ts))
+        await message.answer(tr("help", size=size), reply_markup=main_keyboard(tr))
+
+    @router.message(Command("restart"))
+    @router.message(F.text.in_(variants("kb_restart")))
+    async def restart(message: Message, tr: Translator, state: FSMContext,
+                      queue: JobQueue, results: ResultCache) -> None:
+        """Forget the user's images (the original bot's /restart); keep size and language."""
+        user_id = message.from_user.id
+        await queue.cancel(user_id)
+        results.forget_user(user_id)
+        await state.set_state(None)
+        await state.update_data(content=None, style=None, preset=None, pending=None,
+                                results={})
+        await message.answer(tr("restart_done"))
+
+    @router.message(Command("content"))
+    @router.message(F.text.in_(variants("kb_next_content")))
+    async def next_content(message: Message, tr: Translator, state: FSMContext) -> None:
+        await state.set_state(NextRole.content)
+        await message.answer(tr("next_content"))
+
+    @router.message(Command("style"))
+    @router.message(F.text.in_(variants("kb_next_style")))
+    async def next_style(message: Message, tr: Translator, state: FSMContext) -> None:
+        await state.set_state(NextRole.style)
+        await message.answer(tr("next_style"))
+
+    return router

@@ -1,0 +1,1 @@
+"""Services the handlers use: TorchServe client, job queue, runner, caches."""

@@ -1,0 +1,237 @@
+"""The job queue: a global concurrency cap, one job per user, positions, cancellation.
+
+It knows nothing about Telegram: a :class:`Job` carries coroutine callbacks for its work and
+for telling its user about queue movement and cancellation. A fixed set of worker tasks takes
+jobs in FIFO order, so the number of stylizations sent to TorchServe at once never exceeds the
+cap however many users there are, and the queue position of every waiting job is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+USER, SHUTDOWN = "user", "shutdown"  # why a job was cancelled
+
+
+class QueueError(Exception):
+    """Why a job could not be submitted."""
+
+
+class UserBusy(QueueError):
+    pass
+
+
+class QueueFull(QueueError):
+    pass
+
+
+class ShuttingDown(QueueError):
+    pass
+
+
+@dataclass(eq=False)
+class Job:
+    """One unit of work for one user.
+
+    ``run`` does the work (it is cancelled on /cancel); ``on_position`` is told the queue
+    position (1 = next; 0 = now running); ``on_cancel`` is told why the job was cancelled
+    after its work has stopped.
+    """
+
+    user_id: int
+    run: Callable[[Job], Awaitable[Any]]
+    on_position: Callable[[int], Awaitable[None]] | None = None
+    on_cancel: Callable[[str], Awaitable[None]] | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: secrets.token_hex(4))
+    state: str = QUEUED
+    submitted_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    finished_at: float | None = None
+    cancel_reason: str | None = None
+    error: BaseException | None = None
+    task: asyncio.Task | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class JobQueue:
+    """FIFO queue served by ``concurrency`` workers."""
+
+    def __init__(self, concurrency: int = 2, max_queue: int = 100, metrics: Any = None):
+        self.concurrency = max(1, concurrency)
+        self.max_queue = max_queue
+        self.metrics = metrics
+        self._waiting: deque[Job] = deque()
+        self._by_user: dict[int, Job] = {}
+        self._wakeup = asyncio.Condition()
+        self._workers: list[asyncio.Task] = []
+        self._notify_tasks: set[asyncio.Task] = set()
+        self._closing = False
+
+    # --- inspection -------------------------------------------------------------------------
+
+    def get(self, user_id: int) -> Job | None:
+        return self._by_user.get(user_id)
+
+    def position(self, job: Job) -> int:
+        """1-based place among waiting jobs; 0 when running or finished."""
+        try:
+            return self._waiting.index(job) + 1
+        except ValueError:
+            return 0
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return sum(1 for j in self._by_user.values() if j.state == RUNNING)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self._workers:
+            self._closing = False
+            self._workers = [asyncio.create_task(self._worker(i), name=f"job-worker-{i}")
+                             for i in range(self.concurrency)]
+
+    async def submit(self, job: Job) -> int:
+        """Queue ``job``; returns its position (1 = next, 0 = starts now). Raises UserBusy,
+        QueueFull, ShuttingDown."""
+        if self._closing:
+            raise ShuttingDown()
+        if job.user_id in self._by_user:
+            raise UserBusy()
+        if len(self._waiting) >= self.max_queue + self._idle_workers():
+            raise QueueFull()
+        idle = self._idle_workers()
+        self._by_user[job.user_id] = job
+        self._waiting.append(job)
+        # a job an idle worker is about to take is not "in the queue" for its user
+        position = max(0, len(self._waiting) - idle)
+        job.payload["_position"] = position
+        self._gauge()
+        async with self._wakeup:
+            self._wakeup.notify()
+        return position
+
+    async def cancel(self, user_id: int, reason: str = USER, wait: float = 10.0) -> Job | None:
+        """Cancel the user's queued or running job; returns it, or None if there was none."""
+        job = self._by_user.get(user_id)
+        if job is None or job.state not in (QUEUED, RUNNING):
+            return None
+        job.cancel_reason = reason
+        if job.state == QUEUED:
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(job)
+            self._finish(job, CANCELLED)
+            self._announce_positions()
+        elif job.task is not None:
+            job.task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(job.done.wait(), wait)
+        if job.on_cancel is not None:
+            try:
+                await job.on_cancel(reason)
+            except Exception:
+                log.exception("job %s: telling the user about the cancellation failed", job.id)
+        return job
+
+    async def shutdown(self, grace: float = 20.0) -> None:
+        """Stop taking jobs; cancel the waiting ones, give running ones ``grace`` seconds to
+        finish, then cancel them too. Every affected user is told (``on_cancel``)."""
+        self._closing = True
+        for job in list(self._waiting):
+            await self.cancel(job.user_id, SHUTDOWN)
+        running = [j for j in self._by_user.values() if j.state == RUNNING]
+        if running:
+            log.info("shutdown: waiting up to %.0f s for %d running job(s)", grace, len(running))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(j.done.wait() for j in running)), grace)
+        for job in [j for j in self._by_user.values() if j.state == RUNNING]:
+            await self.cancel(job.user_id, SHUTDOWN)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        if self._notify_tasks:
+            await asyncio.wait(self._notify_tasks, timeout=5)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _idle_workers(self) -> int:
+        return max(0, self.concurrency - self.running)
+
+    async def _next(self) -> Job:
+        async with self._wakeup:
+            await self._wakeup.wait_for(lambda: bool(self._waiting))
+            return self._waiting.popleft()
+
+    async def _worker(self, index: int) -> None:
+        while True:
+            job = await self._next()
+            job.state = RUNNING
+            job.started_at = time.monotonic()
+            self._gauge()
+            if self.metrics is not None:
+                self.metrics.job_started(job.started_at - job.submitted_at)
+            self._announce_positions()
+            self._notify(job, 0)
+            job.task = asyncio.create_task(job.run(job), name=f"job-{job.id}")
+            # wait without letting a cancellation of this worker cancel the job silently
+            await asyncio.wait({job.task})
+            if job.task.cancelled():
+                self._finish(job, CANCELLED)
+            elif job.task.exception() is not None:
+                job.error = job.task.exception()
+                if not isinstance(job.error, Exception):
+                    raise job.error
+                log.error("job %s failed: %r", job.id, job.error)
+                self._finish(job, FAILED)
+            else:
+                self._finish(job, DONE)
+
+    def _finish(self, job: Job, state: str) -> None:
+        job.state = state
+        job.finished_at = time.monotonic()
+        if self._by_user.get(job.user_id) is job:
+            del self._by_user[job.user_id]
+        job.done.set()
+        self._gauge()
+        if self.metrics is not None:
+            self.metrics.job_finished(state, job.finished_at - job.submitted_at)
+
+    def _announce_positions(self) -> None:
+        for index, job in enumerate(self._waiting, start=1):
+            if job.payload.get("_position") != index:
+                self._notify(job, index)
+
+    def _notify(self, job: Job, position: int) -> None:
+        job.payload["_position"] = position
+        if job.on_position is None:
+            return
+        task = asyncio.create_task(job.on_position(position))
+        self._notify_tasks.add(task)
+        task.add_done_callback(self._notified)
+
+    def _notified(self, task: asyncio.Task) -> None:
+        self._notify_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("queue position update failed: %r", task.exception())
+
+    def _gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.queue(len(self._waiting), self.running)

@@ -1,0 +1,259 @@
+"""Stylization jobs on the Telegram side: status message, downloads, TorchServe, delivery.
+
+Handlers call :meth:`JobRunner.start` with a job spec (see :func:`bot.flow.job_spec`); the
+:class:`~bot.services.jobs.JobQueue` decides when it runs. Every failure a user can cause or
+meet ends in a message in their language, never in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.fsm.context import FSMContext
+from aiogram.types import BufferedInputFile
+from aiogram.utils.chat_action import ChatActionSender
+
+from bot import flow
+from bot.config import Settings
+from bot.imageinfo import dimensions
+from bot.keyboards import cancel_keyboard, result_keyboard
+from bot.services import torchserve as ts
+from bot.services.jobs import SHUTDOWN, Job, JobQueue, QueueFull, ShuttingDown, UserBusy
+from bot.services.results import ResultCache
+from bot.services.status import StatusMessage
+from bot.texts import Translator
+
+log = logging.getLogger(__name__)
+
+
+class JobFailure(Exception):
+    """A failure to report to the user: a text key, its values, and a metrics reason."""
+
+    def __init__(self, key: str, reason: str, *, drop: str | None = None, **values: Any):
+        super().__init__(key)
+        self.key = key
+        self.reason = reason
+        self.drop = drop  # FSM key of an image to forget (it is unusable)
+        self.values = values
+
+
+class JobRunner:
+    def __init__(self, bot: Bot, client: ts.TorchServeClient, queue: JobQueue,
+                 results: ResultCache, settings: Settings, metrics: Any = None):
+        self.bot = bot
+        self.ts = client
+        self.queue = queue
+        self.results = results
+        self.settings = settings
+        self.metrics = metrics
+
+    async def start(self, *, chat_id: int, user_id: int, tr: Translator, state: FSMContext,
+                    spec: dict[str, Any]) -> Job | None:
+        """Queue a job and show its status message; tells the user when that is refused."""
+        status = StatusMessage(self.bot, chat_id, cancel_keyboard(tr),
+                               self.settings.status_interval)
+
+        async def on_position(position: int) -> None:
+            await status.set(self._status_text(tr, spec, position))
+
+        async def on_cancel(reason: str) -> None:
+            if reason == SHUTDOWN:
+                await status.close()
+                await self._say(chat_id, tr("shutdown_cancelled"))
+            elif not await status.close(tr("cancelled")):
+                await self._say(chat_id, tr("cancelled"))
+
+        job = Job(user_id=user_id, run=self._runner(chat_id, tr, state, spec, status),
+                  on_position=on_position, on_cancel=on_cancel, payload={"spec": spec})
+        try:
+            position = await self.queue.submit(job)
+        except UserBusy:
+            await self._say(chat_id, tr("already_busy"))
+            return None
+        except QueueFull:
+            await self._say(chat_id, tr("queue_full"))
+            return None
+        except ShuttingDown:
+            await self._say(chat_id, tr("shutting_down"))
+            return None
+        current = job.payload.get("_position", position)
+        await status.show(self._status_text(tr, spec, current))
+        return job
+
+    def _status_text(self, tr: Translator, spec: dict[str, Any], position: int,
+                     done: int = 0) -> str:
+        if position > 0:
+            return tr("queued", position=position)
+        sizes = spec["sizes"]
+        if len(sizes) > 1:
+            return tr("running_tests", sizes=", ".join(map(str, sizes)), done=done,
+                      total=len(sizes))
+        return tr("running", size=sizes[0])
+
+    def _runner(self, chat_id: int, tr: Translator, state: FSMContext, spec: dict[str, Any],
+                status: StatusMessage):
+        async def run(job: Job) -> None:
+            try:
+                async with ChatActionSender.upload_photo(bot=self.bot, chat_id=chat_id,
+                                                         interval=4.5, initial_sleep=0.0):
+                    async with asyncio.timeout(self.settings.job_timeout):
+                        await self._work(job, chat_id, tr, state, spec, status)
+            except JobFailure as failure:
+                await self._fail(chat_id, tr, state, status, failure)
+            except TimeoutError:
+                await self._fail(chat_id, tr, state, status, JobFailure("err_timeout", "timeout"))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job %s crashed", job.id)
+                await self._fail(chat_id, tr, state, status, JobFailure("err_internal", "bug"))
+            finally:
+                if not asyncio.current_task().cancelling():
+                    await status.close()
+        return run
+
+    async def _work(self, job: Job, chat_id: int, tr: Translator, state: FSMContext,
+                    spec: dict[str, Any], status: StatusMessage) -> None:
+        content = await self._download(spec["content"], "content")
+        style = await self._download(spec["style"], "style") if spec.get("style") else None
+        preset = spec.get("preset")
+        sizes: list[int] = spec["sizes"]
+        for done, size in enumerate(sizes):
+            if done:
+                await status.set(self._status_text(tr, spec, 0, done))
+            try:
+                result = await self.ts.stylize(content, style=style, style_id=preset, size=size)
+            except ts.TorchServeError as exc:
+                raise self._failure(exc, spec) from None
+            await self._deliver(job, chat_id, tr, state, spec, result, size,
+                                last=done == len(sizes) - 1)
+        if len(sizes) > 1:
+            await self._say(chat_id, tr("tests_done", sizes=", ".join(map(str, sizes))))
+
+    async def _download(self, ref: dict[str, Any], which: str) -> bytes:
+        limit = self.settings.max_file_bytes
+        too_big = JobFailure("err_file_too_big", "file_too_big", drop=which,
+                             which=which, limit_mb=f"{limit / 2**20:.0f}")
+        try:
+            file = await self.bot.get_file(ref["file_id"])
+            if file.file_size and file.file_size > limit:
+                raise too_big
+            if not file.file_path:
+                raise JobFailure("err_download", "download", drop=which, which=which)
+            buffer = await self.bot.download_file(file.file_path, timeout=60)
+        except TelegramBadRequest as exc:
+            if "too big" in exc.message.lower():
+                raise too_big from None
+            raise JobFailure("err_download", "download", drop=which, which=which) from None
+        except (TelegramAPIError, aiohttp.ClientError, TimeoutError):
+            raise JobFailure("err_download", "download", which=which) from None
+        return buffer.read()
+
+    def _failure(self, exc: ts.TorchServeError, spec: dict[str, Any]) -> JobFailure:
+        log.info("torchserve refused a job: %r", exc)
+        if exc.kind == ts.BUSY:
+            return JobFailure("err_busy", "busy", attempts=exc.attempts)
+        if exc.kind == ts.DOWN:
+            return JobFailure("err_down", "down", attempts=exc.attempts)
+        if exc.kind == ts.TIMEOUT:
+            return JobFailure("err_timeout", "timeout")
+        if exc.kind != ts.CLIENT:
+            return JobFailure("err_server", "server")
+        which = self._which(exc.message, spec)
+        if exc.code == "corrupt_image":
+            return JobFailure("err_corrupt", exc.code, drop=which, which=which)
+        if exc.code == "not_an_image":
+            return JobFailure("err_not_image", exc.code, drop=which, which=which)
+        if exc.code == "too_large":
+            return JobFailure("err_too_large", exc.code, drop=which, which=which)
+        if exc.code == "unknown_preset":
+            return JobFailure("err_unknown_preset", exc.code, drop="preset",
+                              name=spec.get("preset") or "?")
+        if exc.code == "bad_option":
+            return JobFailure("err_bad_option", exc.code)
+        return JobFailure("err_server", exc.code or "client")
+
+    @staticmethod
+    def _which(message: str, spec: dict[str, Any]) -> str | None:
+        """Which upload an input error is about: by the server's message when it names the
+        field, and trivially when the style is a preset."""
+        field = message.split(":", 1)[0].strip().lower()
+        if field in ("content", "style"):  # the handler prefixes the field's name
+            return field
+        text = message.lower()
+        if not spec.get("style") or ("content" in text and "style" not in text):
+            return "content"
+        if "style" in text and "content" not in text:
+            return "style"
+        return None
+
+    async def _fail(self, chat_id: int, tr: Translator, state: FSMContext,
+                    status: StatusMessage, failure: JobFailure) -> None:
+        if self.metrics is not None:
+            self.metrics.failed(failure.reason)
+        values = dict(failure.values)
+        if "which" in values:
+            values["which"] = tr(f"which_{values['which'] or 'unknown'}")
+        if failure.drop:
+            await state.update_data({failure.drop: None})
+        await status.close()
+        await self._say(chat_id, tr(failure.key, **values))
+
+    async def _deliver(self, job: Job, chat_id: int, tr: Translator, state: FSMContext,
+                       spec: dict[str, Any], result: ts.StyledImage, size: int, last: bool,
+                       ) -> None:
+        dims = dimensions(result.data)
+        width, height = dims if dims else (size, size)
+        filename = f"styled_{size}px.{result.extension}"
+        rid = self.results.put(job.user_id, result.data, filename)
+        await state.update_data(flow.remember_result(await state.get_data(), rid,
+                                                     {**spec, "sizes": [size]}))
+        if spec.get("document"):
+            await self._send_document(chat_id, tr, result.data, filename, width, height)
+        else:
+            style = spec.get("preset") or tr("style_own")
+            caption = (tr("result_caption", style=style, width=width, height=height)
+                       if len(spec["sizes"]) == 1 else
+                       tr("result_caption_size", width=width, height=height))
+            info_sizes = await self._sizes()
+            markup = result_keyboard(tr, rid, info_sizes, size) if last else None
+            try:
+                await self.bot.send_photo(chat_id, BufferedInputFile(result.data, filename),
+                                          caption=caption, reply_markup=markup)
+            except TelegramBadRequest as exc:  # too big or odd dimensions for a photo
+                log.info("photo refused (%s), sending a document", exc.message)
+                await self._send_document(chat_id, tr, result.data, filename, width, height)
+        if self.metrics is not None and last:
+            self.metrics.delivered(time.monotonic() - job.submitted_at)
+
+    async def _send_document(self, chat_id: int, tr: Translator, data: bytes, filename: str,
+                             width: int, height: int) -> None:
+        await self.bot.send_document(chat_id, BufferedInputFile(data, filename),
+                                     caption=tr("full_caption", width=width, height=height))
+
+    async def send_full(self, chat_id: int, user_id: int, tr: Translator, rid: str) -> bool:
+        """Send a cached result as a document; False when it is no longer cached."""
+        item = self.results.get(user_id, rid)
+        if item is None:
+            return False
+        dims = dimensions(item.data) or (0, 0)
+        await self._send_document(chat_id, tr, item.data, item.filename, *dims)
+        return True
+
+    async def _sizes(self) -> list[int]:
+        try:
+            return list((await self.ts.server_info()).sizes)
+        except ts.TorchServeError:
+            return []
+
+    async def _say(self, chat_id: int, text: str) -> None:
+        try:
+            await self.bot.send_message(chat_id, text)
+        except TelegramAPIError as exc:
+            log.warning("message to a user not sent: %s", type(exc).__name__)

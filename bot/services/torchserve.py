@@ -1,0 +1,338 @@
+"""Asynchronous client of the MSG-Net TorchServe inference API.
+
+One shared :class:`aiohttp.ClientSession` for the whole bot; every request has a connect and a
+total timeout. Overload (503) and connection failures are retried with exponential backoff
+because both are usually short (a worker restarting, TorchServe coming back up); everything
+else fails at once with a :class:`TorchServeError` whose ``kind`` tells the bot which message
+to show. The server is the source of truth for presets and sizes: they are fetched from it
+and cached for a few minutes, never read from a local copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+# kinds of failure the bot distinguishes (each maps to one user message)
+CLIENT = "client"    # the server refused the input: ``code`` says why (corrupt_image, ...)
+BUSY = "busy"        # 503 after all retries
+DOWN = "down"        # cannot connect / connection lost, after all retries
+TIMEOUT = "timeout"  # no answer within the timeout
+SERVER = "server"    # 5xx, unexpected answers, wrong model name, rejected key
+
+
+class TorchServeError(Exception):
+    """A failed TorchServe call; ``kind`` is one of the constants above."""
+
+    def __init__(self, kind: str, message: str, *, code: str = "", status: int | None = None,
+                 attempts: int = 1):
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
+        self.status = status
+        self.message = message
+        self.attempts = attempts
+
+    def __repr__(self) -> str:
+        return (f"TorchServeError(kind={self.kind!r}, code={self.code!r}, status={self.status}, "
+                f"attempts={self.attempts}, message={self.message!r})")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    preview: bool = False
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the server offers: presets and output sizes (from ``{"action": "presets"}``)."""
+
+    presets: tuple[Preset, ...]
+    default_size: int = 512
+    max_size: int = 2048
+    sizes: tuple[int, ...] = (512,)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def preset(self, name: str) -> Preset | None:
+        return next((p for p in self.presets if p.name == name), None)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ServerInfo:
+        presets = []
+        for item in data.get("presets") or []:
+            if isinstance(item, str):
+                presets.append(Preset(item))
+            elif isinstance(item, dict) and isinstance(item.get("name"), str):
+                presets.append(Preset(item["name"], bool(item.get("preview"))))
+        default_size = int(data.get("default_size") or 512)
+        max_size = int(data.get("max_size") or max(default_size, 512))
+        sizes = sorted({int(s) for s in data.get("sizes") or [] if 0 < int(s) <= max_size})
+        if not sizes:
+            sizes = [default_size]
+        known = {"presets", "default_size", "max_size", "sizes"}
+        return cls(tuple(presets), default_size, max_size, tuple(sizes),
+                   {k: v for k, v in data.items() if k not in known})
+
+
+@dataclass(frozen=True)
+class StyledImage:
+    data: bytes
+    content_type: str
+
+    @property
+    def extension(self) -> str:
+        return "png" if self.content_type == "image/png" else "jpg"
+
+
+class InferenceKey:
+    """The ``Authorization: Bearer`` key: a fixed value, or TorchServe's key_file.json.
+
+    TorchServe 0.12 writes ``{"management": {"key": ...}, "inference": {"key": ...},
+    "API": {"key": ...}}`` and may regenerate keys, so the file is re-read when it changes and
+    after a 401.
+    """
+
+    def __init__(self, value: str = "", key_file: str = ""):
+        self._value = value
+        self._file = Path(key_file) if key_file else None
+        self._mtime: float | None = None
+        self._file_value = ""
+
+    def _read_file(self) -> str:
+        assert self._file is not None
+        try:
+            stat = self._file.stat()
+            if self._mtime == stat.st_mtime and self._file_value:
+                return self._file_value
+            data = json.loads(self._file.read_text(encoding="utf-8"))
+            self._file_value = str(data["inference"]["key"])
+            self._mtime = stat.st_mtime
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("cannot read the inference key from TS_KEY_FILE=%s: %s", self._file,
+                      type(exc).__name__)
+            self._file_value = ""
+        return self._file_value
+
+    def current(self) -> str:
+        if self._value:
+            return self._value
+        if self._file is not None:
+            return self._read_file()
+        return ""
+
+    def reload(self) -> bool:
+        """Re-read the key file; True when that gave a different key worth retrying with."""
+        if self._value or self._file is None:
+            return False
+        old = self._file_value
+        self._mtime = None
+        return bool(self._read_file()) and self._file_value != old
+
+    def headers(self) -> dict[str, str]:
+        key = self.current()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+class TorchServeClient:
+    """Stylization, presets and previews over TorchServe's REST inference API."""
+
+    def __init__(self, base_url: str, model: str, version: str = "", *,
+                 key: InferenceKey | None = None, timeout: float = 120.0,
+                 connect_timeout: float = 5.0, retries: int = 3, retry_delay: float = 1.0,
+                 info_ttl: float = 300.0, max_connections: int = 16):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.version = version
+        self.key = key or InferenceKey()
+        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout,
+                                             sock_connect=connect_timeout)
+        self.info_timeout = aiohttp.ClientTimeout(total=min(timeout, 30.0),
+                                                  connect=connect_timeout,
+                                                  sock_connect=connect_timeout)
+        self.retries = max(1, retries)
+        self.retry_delay = retry_delay
+        self.info_ttl = info_ttl
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._info: ServerInfo | None = None
+        self._info_at = 0.0
+        self._info_lock = asyncio.Lock()
+        self._previews: OrderedDict[str, bytes] = OrderedDict()
+
+    @property
+    def url(self) -> str:
+        path = f"{self.base_url}/predictions/{self.model}"
+        return f"{path}/{self.version}" if self.version else path
+
+    async def start(self) -> None:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections)
+            self._session = aiohttp.ClientSession(connector=connector)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- public API -------------------------------------------------------------------------
+
+    async def stylize(self, content: bytes, *, style: bytes | None = None,
+                      style_id: str | None = None, size: int | None = None,
+                      style_size: int | None = None, fmt: str = "jpeg") -> StyledImage:
+        """Stylize ``content`` with a style image or a preset; returns the encoded image."""
+        if (style is None) == (style_id is None):
+            raise ValueError("give exactly one of style and style_id")
+
+        def form() -> aiohttp.FormData:
+            data = aiohttp.FormData()
+            data.add_field("content", content, filename="content",
+                           content_type="application/octet-stream")
+            if style is not None:
+                data.add_field("style", style, filename="style",
+                               content_type="application/octet-stream")
+            else:
+                data.add_field("style_id", str(style_id))
+            if size:
+                data.add_field("size", str(size))
+            if style_size:
+                data.add_field("style_size", str(style_size))
+            data.add_field("format", fmt)
+            return data
+
+        status, ctype, body = await self._post(form, self.timeout, "stylize")
+        if not ctype.startswith("image/"):
+            raise TorchServeError(SERVER, f"expected an image, got {ctype or 'no type'}",
+                                  status=status)
+        return StyledImage(body, ctype)
+
+    async def server_info(self, *, refresh: bool = False) -> ServerInfo:
+        """Presets and sizes, cached for ``info_ttl`` seconds (a stale copy if the server is
+        down and one was fetched before)."""
+        async with self._info_lock:
+            fresh = time.monotonic() - self._info_at < self.info_ttl
+            if self._info is not None and fresh and not refresh:
+                return self._info
+            try:
+                status, ctype, body = await self._post(
+                    lambda: {"json": {"action": "presets"}}, self.info_timeout, "presets")
+                info = ServerInfo.from_json(json.loads(body))
+            except TorchServeError:
+                if self._info is not None and not refresh:
+                    log.warning("using a stale preset list: TorchServe did not answer")
+                    return self._info
+                raise
+            except (ValueError, TypeError) as exc:
+                raise TorchServeError(SERVER, f"bad presets answer: {exc}") from None
+            if self._info is None or self._info.presets != info.presets:
+                self._previews.clear()
+            self._info, self._info_at = info, time.monotonic()
+            return info
+
+    async def preview(self, name: str) -> bytes:
+        """A preset's preview image (JPEG), cached in memory."""
+        if name in self._previews:
+            self._previews.move_to_end(name)
+            return self._previews[name]
+        _, ctype, body = await self._post(
+            lambda: {"json": {"action": "preview", "style_id": name}}, self.info_timeout,
+            "preview")
+        if not ctype.startswith("image/"):
+            raise TorchServeError(SERVER, f"expected a preview image, got {ctype}")
+        self._previews[name] = body
+        while len(self._previews) > 128:
+            self._previews.popitem(last=False)
+        return body
+
+    # --- transport --------------------------------------------------------------------------
+
+    async def _post(self, payload, timeout: aiohttp.ClientTimeout, what: str,
+                    ) -> tuple[int, str, bytes]:
+        """POST with retries; ``payload()`` builds a fresh body per attempt (a sent FormData
+        cannot be sent again). Returns status, content type and body of a 200 answer."""
+        await self.start()
+        assert self._session is not None
+        reloaded_key = False
+        attempt = 0
+        while True:
+            attempt += 1
+            body_kw = payload()
+            if isinstance(body_kw, aiohttp.FormData):
+                body_kw = {"data": body_kw}
+            started = time.monotonic()
+            try:
+                async with self._session.post(self.url, headers=self.key.headers(),
+                                              timeout=timeout, **body_kw) as resp:
+                    body = await resp.read()
+                    status, ctype = resp.status, resp.content_type or ""
+            except aiohttp.ConnectionTimeoutError:
+                failure = TorchServeError(DOWN, "connect timeout", attempts=attempt)
+            except (TimeoutError, aiohttp.SocketTimeoutError):
+                raise TorchServeError(TIMEOUT, f"{what}: no answer within {timeout.total} s",
+                                      attempts=attempt) from None
+            except aiohttp.ClientConnectionError as exc:
+                failure = TorchServeError(DOWN, f"{type(exc).__name__}", attempts=attempt)
+            else:
+                log.debug("torchserve %s: %s in %.2f s (attempt %d)", what, status,
+                          time.monotonic() - started, attempt)
+                if status == 200:
+                    return status, ctype, body
+                if status in (401, 403) and not reloaded_key and self.key.reload():
+                    reloaded_key = True
+                    attempt -= 1
+                    continue
+                failure = self._error(status, ctype, body, attempt)
+                if failure.kind != BUSY:
+                    raise failure
+            if attempt >= self.retries:
+                log.warning("torchserve %s failed after %d attempts: %s", what, attempt,
+                            failure.kind)
+                raise failure
+            delay = self.retry_delay * (2 ** (attempt - 1)) * (0.75 + random.random() / 2)
+            log.info("torchserve %s: %s, retrying in %.1f s", what, failure.kind, delay)
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    def _error(status: int, ctype: str, body: bytes, attempt: int) -> TorchServeError:
+        """Map a non-200 answer: the handler's ``{"code": str, "message"}`` first, then
+        TorchServe's own errors (``{"code": int, "type", "message"}``) by status."""
+        code, message = "", ""
+        try:
+            data = json.loads(body) if body else {}
+            if isinstance(data, dict):
+                if isinstance(data.get("code"), str):
+                    code = data["code"]
+                message = str(data.get("message") or data.get("type") or "")
+        except ValueError:
+            message = body[:200].decode("utf-8", "replace")
+        if status == 503:
+            return TorchServeError(BUSY, message or "overloaded", code=code, status=status,
+                                   attempts=attempt)
+        if status == 413:
+            return TorchServeError(CLIENT, message or "request too large",
+                                   code=code or "too_large", status=status, attempts=attempt)
+        if status == 408 or status == 504:
+            return TorchServeError(TIMEOUT, message or "timed out", status=status,
+                                   attempts=attempt)
+        if status in (401, 403):
+            log.error("TorchServe rejected the inference key (HTTP %d): set TS_INFERENCE_KEY "
+                      "or TS_KEY_FILE", status)
+            return TorchServeError(SERVER, "unauthorized", status=status, attempts=attempt)
+        if 400 <= status < 500 and code:
+            return TorchServeError(CLIENT, message, code=code, status=status, attempts=attempt)
+        if status == 404:
+            log.error("TorchServe answered 404 without an error code (is TS_MODEL right?): %s",
+                      message)
+        return TorchServeError(SERVER, message or f"HTTP {status}", code=code, status=status,
+                               attempts=attempt)

@@ -1,0 +1,72 @@
+"""User-facing texts, one module per language, looked up by key.
+
+A small dict-based translator instead of gettext: two languages, no build step for ``.mo``
+files, and tests can check that every language has every key with the same placeholders.
+"""
+
+from __future__ import annotations
+
+import re
+from types import ModuleType
+
+from bot.texts import en, ru
+
+LANGUAGES: dict[str, ModuleType] = {"en": en, "ru": ru}
+DEFAULT = "en"
+# Telegram language codes that get Russian texts (people in these locales mostly read Russian)
+RUSSIAN_LOCALES = ("ru", "be", "uk", "kk", "ky", "uz", "tg", "hy", "az")
+
+
+def pick_language(telegram_code: str | None, chosen: str | None = None,
+                  default: str = DEFAULT) -> str:
+    """The user's choice (/language) wins, then their Telegram language, then ``default``."""
+    if chosen in LANGUAGES:
+        return chosen  # type: ignore[return-value]
+    code = (telegram_code or "").lower().split("-")[0]
+    if code in LANGUAGES:
+        return code
+    if code in RUSSIAN_LOCALES:
+        return "ru"
+    return default if default in LANGUAGES else DEFAULT
+
+
+class Translator:
+    """Texts of one language; ``tr("key", name=...)`` formats a text."""
+
+    def __init__(self, lang: str):
+        self.lang = lang if lang in LANGUAGES else DEFAULT
+        self._texts = LANGUAGES[self.lang].TEXTS
+
+    def __call__(self, key: str, /, **values: object) -> str:
+        text = self._texts.get(key) or LANGUAGES[DEFAULT].TEXTS[key]
+        return text.format(**values) if values else text
+
+    def __repr__(self) -> str:
+        return f"Translator({self.lang!r})"
+
+
+def variants(key: str) -> set[str]:
+    """A text in every language (to match reply-keyboard buttons whatever the language)."""
+    return {module.TEXTS[key] for module in LANGUAGES.values()}
+
+
+def placeholders(text: str) -> set[str]:
+    return set(re.findall(r"{(\w+)}", text))
+
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def caption_role(caption: str | None) -> str | None:
+    """'content' or 'style' when a caption says which image it is, else None."""
+    if not caption:
+        return None
+    words = [w.lower() for w in _WORD.findall(caption)]
+    style = {w for module in LANGUAGES.values() for w in module.CAPTION_STYLE}
+    content = {w for module in LANGUAGES.values() for w in module.CAPTION_CONTENT}
+    # "style" anywhere wins: "style photo" and "фото стиля" both mean the style
+    if any(w in style for w in words):
+        return "style"
+    if any(w in content for w in words):
+        return "content"
+    return None

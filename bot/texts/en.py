@@ -1,0 +1,171 @@
+"""English texts. Keys are shared with ru.py; tests check both define the same keys and
+placeholders."""
+
+TEXTS: dict[str, str] = {
+    # buttons of the reply keyboard (matched back by the routers, in every language)
+    "kb_presets": "🎨 Styles",
+    "kb_size": "📐 Size",
+    "kb_run": "▶️ Go",
+    "kb_cancel": "❌ Cancel",
+    "kb_restart": "🔄 Start over",
+    "kb_help": "❓ Help",
+    "kb_next_content": "🖼 Next is the photo",
+    "kb_next_style": "🖌 Next is the style",
+    # commands (menu descriptions)
+    "cmd_start": "Start over and see what I do",
+    "cmd_help": "How to use the bot",
+    "cmd_presets": "Pick a ready-made style",
+    "cmd_size": "Choose the output size",
+    "cmd_language": "Switch language",
+    "cmd_result": "Stylize now",
+    "cmd_tests": "The same result at every size",
+    "cmd_cancel": "Cancel the current job",
+    "cmd_restart": "Forget my photos",
+    "cmd_content": "The next image is the photo to stylize",
+    "cmd_style": "The next image is the style",
+    # conversation
+    "start": (
+        "Hi, {name}! I repaint photos in the style of another picture (MSG-Net).\n\n"
+        "1. Send the photo you want to stylize.\n"
+        "2. Send a style image, or pick a ready-made style with /presets.\n"
+        "I start as soon as I have both. Send them in any order, as photos or files, "
+        "or both at once as an album (photo first, then style).\n\n"
+        "Size: /size · language: /language · help: /help"
+    ),
+    "help": (
+        "How it works:\n"
+        "• Send a photo (the content) and a style image — in any order, as photos or as "
+        "image files. An album of two images means: photo, then style.\n"
+        "• Add the caption “style” or “content” to say which is which, or use "
+        "/content and /style before sending.\n"
+        "• The last image of each kind wins. /presets shows ready-made styles.\n"
+        "• After a result you can try another style or size without sending the photo again.\n\n"
+        "Commands:\n"
+        "/presets — ready-made styles\n"
+        "/size — output size (now {size} px)\n"
+        "/result — stylize now\n"
+        "/tests — the same result at every size the server offers\n"
+        "/cancel — cancel the current job\n"
+        "/restart — forget my photos\n"
+        "/language — Русский / English"
+    ),
+    "unknown_command": "I don't know the command {command}. See /help for what I can do.",
+    "text_hint": "Send me a photo to stylize, or a style image. /help explains how.",
+    "unsupported_message": (
+        "I can only work with images. Send a photo or an image file (JPEG, PNG, WebP…)."
+    ),
+    "not_an_image": (
+        "“{name}” is not an image ({mime}). Send a photo or an image file "
+        "(JPEG, PNG, WebP, BMP, TIFF)."
+    ),
+    "file_too_large": (
+        "This file is {size_mb} MB, but bots can only download files up to {limit_mb} MB. "
+        "Send it as a photo (Telegram compresses it) or send a smaller file."
+    ),
+    "album_bad": (
+        "An album should hold exactly two images: the photo first, then the style. "
+        "This one has {count} items."
+    ),
+    "got_content": "🖼 Got the photo. Now send a style image or pick one: /presets",
+    "got_style": "🖌 Got the style image. Now send the photo to stylize.",
+    "got_preset": "🎨 Style “{name}” chosen. Now send the photo to stylize.",
+    "got_album": "🖼 + 🖌 Got the photo and the style.",
+    "ask_role": "Is this image the photo to stylize or the style?",
+    "btn_is_content": "🖼 It's the photo",
+    "btn_is_style": "🖌 It's the style",
+    "btn_swap_to_style": "↔️ No, it's the style",
+    "btn_swap_to_content": "↔️ No, it's the photo",
+    "btn_presets": "🎨 Ready-made styles",
+    "role_expired": "I no longer have that image. Please send it again.",
+    "next_content": "OK, the next image will be the photo to stylize.",
+    "next_style": "OK, the next image will be the style.",
+    "need_content": "First send the photo you want to stylize.",
+    "need_style": "Now send a style image or pick a ready-made style: /presets",
+    "restart_done": "I forgot your photos and style. Send a new photo to start over.",
+    # jobs
+    "queued": "⏳ You're number {position} in the queue.",
+    "running": "🎨 Styling your photo at {size} px…",
+    "running_tests": "🎨 Styling at {sizes} px… ({done} of {total} done)",
+    "btn_cancel": "❌ Cancel",
+    "cancelled": "❌ Cancelled.",
+    "nothing_to_cancel": "There is nothing to cancel.",
+    "already_busy": (
+        "You already have a job in progress. Wait for the result or /cancel it first."
+    ),
+    "queue_full": "Too many people are styling right now. Please try again in a minute.",
+    "shutting_down": "The bot is restarting. Please try again in a minute.",
+    "shutdown_cancelled": (
+        "The bot is restarting, so your job was cancelled. Send /result in a minute to run it "
+        "again — your photos are kept."
+    ),
+    "result_caption": "Style: {style} · {width}×{height} px",
+    "result_caption_size": "{width}×{height} px",
+    "tests_done": "Done: the same picture at {sizes} px.",
+    "style_own": "your image",
+    "btn_full": "📄 Full-quality file",
+    "btn_another_style": "🎨 Another style",
+    "btn_size": "📐 {size}",
+    "result_gone": "I no longer keep that file, so I'm making it again.",
+    "full_caption": "Full quality, {width}×{height} px",
+    # errors (by the server's error codes and our own failure kinds)
+    "which_content": "photo",
+    "which_style": "style image",
+    "which_unknown": "image",
+    "err_corrupt": (
+        "Your {which} seems damaged or incomplete — I can't read it. Please send it again."
+    ),
+    "err_not_image": "Your {which} is not an image I can read. Send a JPEG, PNG or WebP.",
+    "err_too_large": (
+        "Your {which} is too large for the styling server. Send it as a photo (Telegram "
+        "compresses it) or send a smaller file."
+    ),
+    "err_unknown_preset": "The style “{name}” is no longer available. Pick another: /presets",
+    "err_bad_option": "The server did not accept these settings. Try another size: /size",
+    "err_busy": (
+        "The styling server is busy right now (I tried {attempts} times). "
+        "Please try again in a minute: /result"
+    ),
+    "err_down": (
+        "The styling server is unavailable right now (I tried {attempts} times). "
+        "Your photos are kept — please try again later: /result"
+    ),
+    "err_timeout": (
+        "The styling server took too long to answer. Try a smaller size (/size) or try again "
+        "later: /result"
+    ),
+    "err_server": "Something went wrong on the styling server. Please try again: /result",
+    "err_download": "I couldn't download your {which} from Telegram. Please send it again.",
+    "err_file_too_big": (
+        "Your {which} is too large for bots to download (over {limit_mb} MB). Send it as a "
+        "photo or send a smaller file."
+    ),
+    "err_internal": "Something went wrong on my side. Please try again: /result",
+    # presets gallery
+    "presets_empty": "The server has no ready-made styles. Send your own style image instead.",
+    "presets_unavailable": (
+        "I can't reach the styling server to get the list of styles. Please try again later."
+    ),
+    "preset_caption": "🎨 {name} ({index} of {total})",
+    "preset_no_preview": "(no preview)",
+    "btn_use_preset": "✅ Use “{name}”",
+    "btn_prev": "◀️",
+    "btn_next": "▶️",
+    "preset_gone": "That style is no longer on the server. Here is the current list: /presets",
+    # settings
+    "size_menu": (
+        "Output size — the longest side in pixels. Larger takes longer. Now: {size} px."
+    ),
+    "size_set": "Size set to {size} px.",
+    "size_unavailable": "The server doesn't offer {size} px now. Pick another size: /size",
+    "sizes_unavailable": "I can't reach the styling server to get the sizes. Try again later.",
+    "language_menu": "Choose the language:",
+    "language_set": "I'll speak English now.",
+    # limits
+    "rate_limited": "You're sending messages too fast. Please wait a few seconds.",
+    "not_allowed": "Sorry, this bot is private.",
+}
+
+# words in a caption that say which image it is
+CAPTION_STYLE = ("style",)
+CAPTION_CONTENT = ("content", "original", "photo")
+LANGUAGE_NAME = "English"

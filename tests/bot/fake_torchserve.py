@@ -1,0 +1,174 @@
+"""A small aiohttp stand-in for the MSG-Net TorchServe API, for the bot's unit and component
+tests only (the end-to-end tests use a real TorchServe).
+
+It follows the REST contract the bot relies on (multipart ``content`` + ``style`` or
+``style_id``, ``size``, ``format``; ``{"action": "presets"|"preview"}``; error JSON
+``{"code", "message"}``; bearer-token auth) and can be scripted: fail the next requests with a
+status, hold requests until released, or count what it was asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from PIL import Image
+
+from bot.imageinfo import sniff
+
+PRESETS = ("candy", "mosaic", "udnie", "rain", "wave", "starry", "scream", "feathers",
+           "la_muse", "composition", "pencil", "mosaic_ducks")
+SIZES = (256, 512, 768, 1024, 1536, 2048)
+
+
+@dataclass
+class Script:
+    """Scripted behaviour: ``fail`` is a list of (status, body) answered in order before
+    normal service resumes; ``gate`` (when set) holds stylizations until it is set."""
+
+    fail: list[tuple[int, dict]] = field(default_factory=list)
+    gate: asyncio.Event | None = None
+
+
+class FakeTorchServe:
+    def __init__(self, key: str = "inference-key", model: str = "msgnet",
+                 presets: tuple[str, ...] = PRESETS, previews: tuple[str, ...] = ("candy",)):
+        self.key = key
+        self.model = model
+        self.presets = presets
+        self.previews = previews
+        self.script = Script()
+        self.requests: list[dict] = []
+        self.stylized: list[dict] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self.started = asyncio.Event()  # set when a stylization request arrives
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/predictions/{model}", self._predict)
+        app.router.add_post("/predictions/{model}/{version}", self._predict)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=0.2)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def close(self) -> None:
+        if self.script.gate is not None:
+            self.script.gate.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @staticmethod
+    def error(status: int, code: str, message: str) -> web.Response:
+        return web.json_response({"code": code, "message": message}, status=status)
+
+    async def _predict(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.key}":
+            return web.json_response({"code": 401, "type": "Unauthorized",
+                                      "message": "Token Authorization failed"}, status=401)
+        if request.match_info["model"] != self.model:
+            return web.json_response({"code": 404, "type": "ModelNotFoundException",
+                                      "message": "Model not found"}, status=404)
+        if request.content_type == "application/json":
+            body = await request.json()
+            self.requests.append({"action": body.get("action")})
+            return self._action(body)
+        form = await request.post()
+        fields = {k: (v.file.read() if isinstance(v, web.FileField) else v)
+                  for k, v in form.items()}
+        self.requests.append({"fields": sorted(fields)})
+        if self.script.fail:
+            status, body = self.script.fail.pop(0)
+            return web.json_response(body, status=status)
+        self.started.set()
+        if self.script.gate is not None:
+            await self.script.gate.wait()
+        return self._stylize(fields)
+
+    def _action(self, body: dict) -> web.Response:
+        if body.get("action") == "presets":
+            return web.json_response({
+                "presets": [{"name": n, "preview": n in self.previews} for n in self.presets],
+                "default_size": 512, "max_size": 2048, "min_size": 64, "sizes": list(SIZES)})
+        if body.get("action") == "preview":
+            name = body.get("style_id")
+            if name not in self.presets:
+                return self.error(404, "unknown_preset", f"unknown preset {name!r}")
+            if name not in self.previews:
+                return self.error(404, "no_preview", f"preset {name!r} has no preview image")
+            return web.Response(body=_jpeg(Image.new("RGB", (64, 64), (200, 30, 30))),
+                                content_type="image/jpeg")
+        return self.error(400, "bad_option", "unknown action")
+
+    def _stylize(self, fields: dict) -> web.Response:
+        if "content" not in fields:
+            return self.error(422, "missing_field", "field 'content' (an image) is required")
+        content = _decode(fields["content"], "content")
+        if isinstance(content, web.Response):
+            return content
+        if "style" in fields:
+            style = _decode(fields["style"], "style")
+            if isinstance(style, web.Response):
+                return style
+            tint = style.resize((1, 1)).getpixel((0, 0))
+            label = "image"
+        elif "style_id" in fields:
+            name = fields["style_id"]
+            if name not in self.presets:
+                return self.error(404, "unknown_preset",
+                                  f"unknown preset {name!r}; available: {', '.join(self.presets)}")
+            tint, label = (30, 200, 90), name
+        else:
+            return self.error(422, "missing_field", "a style is required")
+        try:
+            size = int(fields.get("size") or 512)
+        except ValueError:
+            return self.error(400, "bad_option", "size must be an integer")
+        if not 64 <= size <= 2048:
+            return self.error(400, "bad_option", f"size must be between 64 and 2048, got {size}")
+        scale = size / max(content.size)
+        out = content.resize((max(1, round(content.width * scale)),
+                              max(1, round(content.height * scale))))
+        out = Image.blend(out.convert("RGB"), Image.new("RGB", out.size, tint), 0.5)
+        fmt = fields.get("format") or "jpeg"
+        self.stylized.append({"size": size, "style": label, "content": content.size})
+        if fmt == "png":
+            buf = io.BytesIO()
+            out.save(buf, "PNG")
+            return web.Response(body=buf.getvalue(), content_type="image/png")
+        return web.Response(body=_jpeg(out), content_type="image/jpeg")
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _decode(data: bytes, name: str) -> Image.Image | web.Response:
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Exception:
+        if sniff(data):  # an image format's signature, but unreadable
+            return FakeTorchServe.error(400, "corrupt_image", f"{name}: truncated image")
+        return FakeTorchServe.error(400, "not_an_image", f"{name}: not an image file")
+    try:
+        image.load()
+    except Exception as exc:
+        return FakeTorchServe.error(400, "corrupt_image", f"{name}: {exc}")
+    return image.convert("RGB")
+
+
+def key_file(path, key: str) -> None:
+    """Write a TorchServe 0.12 style key_file.json."""
+    path.write_text(json.dumps({"management": {"key": "m-key", "expiration time": "x"},
+                                "inference": {"key": key, "expiration time": "x"},
+                                "API": {"key": "api-key"}}))
