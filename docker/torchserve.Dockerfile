@@ -1,0 +1,84 @@
+# syntax=docker/dockerfile:1
+# TorchServe 0.12 serving MSG-Net (the `torchserve` service of docker-compose.yml).
+#
+#   docker build -f docker/torchserve.Dockerfile -t image-styling/torchserve .
+#   docker build -f docker/torchserve.Dockerfile --build-arg WEIGHTS=weights/21styles.model .
+#   docker build -f docker/torchserve.Dockerfile --build-arg WEIGHTS= .   # mount a model store
+#   docker build -f docker/torchserve.Dockerfile --build-arg TORCH_VARIANT=cu128 .   # GPU
+#
+# Stages: `build` makes a venv with torch from the PyTorch wheel index of TORCH_VARIANT (cpu:
+# no CUDA libraries, ~750 MB instead of several GB) and the model/serve extras of
+# pyproject.toml; `mar` runs scripts/build_mar.py on the weights in the build context, so the
+# archive is made exactly as on a host; the runtime stage adds a JDK 17 runtime and runs as
+# an unprivileged user. docs/deployment.md has the estimated size of each part.
+
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+# cpu, or a CUDA variant the PyTorch index has for this torch version (e.g. cu126, cu128):
+# the CUDA wheels bring their own CUDA runtime, so the base image stays the same.
+ARG TORCH_VARIANT=cpu
+ARG TORCH_VERSION=2.13.0
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml docker/pyproject_deps.py ./
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir \
+        --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" "torch==${TORCH_VERSION}" \
+    && python pyproject_deps.py model serve --exclude torch > requirements.txt \
+    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+
+FROM build AS mar
+# Weights file inside the build context (ours by default, or the authors' 21styles.model).
+# Empty: no archive in the image; mount a model store instead (deploy/compose.model-store.yml).
+ARG WEIGHTS=weights/msgnet-21styles.pt
+ARG MODEL_VERSION=
+# the whole context as filtered by .dockerignore: weights/ and presets/ may or may not exist
+COPY . /src/
+RUN mkdir -p /out \
+    && if [ -n "${WEIGHTS}" ]; then \
+        /opt/venv/bin/python scripts/build_mar.py --weights "${WEIGHTS}" --output-dir /out \
+            ${MODEL_VERSION:+--version "${MODEL_VERSION}"}; \
+    fi
+
+FROM ${PYTHON_IMAGE} AS runtime
+ARG TORCH_VARIANT=cpu
+LABEL org.opencontainers.image.title="image-styling TorchServe (MSG-Net)" \
+      org.opencontainers.image.description="TorchServe 0.12 + MSG-Net handler, torch ${TORCH_VARIANT}" \
+      org.opencontainers.image.licenses="MIT"
+# JDK 17 runtime for the TorchServe frontend; tini as PID 1 forwards signals to the group.
+# Debian package versions are not pinned: the point release's security updates should land
+# on every rebuild (pin the base image digest for byte-for-byte rebuilds).
+# hadolint ignore=DL3008
+RUN mkdir -p /usr/share/man/man1 \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless tini \
+    && rm -rf /var/lib/apt/lists/*
+RUN groupadd --gid 10001 model-server \
+    && useradd --uid 10001 --gid 10001 --home-dir /home/model-server --create-home \
+        --shell /usr/sbin/nologin model-server \
+    && mkdir -p /home/model-server/model-store /home/model-server/logs \
+        /home/model-server/run /run/torchserve-keys /opt/msgnet/docker /opt/msgnet/scripts \
+    && chown model-server:model-server /home/model-server/logs /home/model-server/run \
+        /run/torchserve-keys \
+    && chmod 0750 /home/model-server/run /run/torchserve-keys
+COPY --from=build /opt/venv /opt/venv
+COPY --from=mar /out/ /home/model-server/model-store/
+COPY deploy/config.properties /home/model-server/config.properties
+COPY docker/entrypoint-torchserve.sh /usr/local/bin/entrypoint-torchserve.sh
+COPY docker/healthcheck.py docker/ts_keys.py /opt/msgnet/docker/
+# the version-management tools, for `docker compose exec torchserve ts_models.py list`
+COPY scripts/ts_client.py scripts/ts_models.py /opt/msgnet/scripts/
+ENV PATH=/opt/venv/bin:/opt/msgnet/scripts:$PATH \
+    PYTHONUNBUFFERED=1 \
+    LOG_LOCATION=/home/model-server/logs \
+    METRICS_LOCATION=/home/model-server/logs \
+    TS_CONFIG=/home/model-server/config.properties \
+    TS_KEY_FILE=/home/model-server/run/key_file.json
+USER 10001:10001
+WORKDIR /home/model-server
+# 8080 inference, 8081 management, 8082 Prometheus metrics
+EXPOSE 8080 8081 8082
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python3", "/opt/msgnet/docker/healthcheck.py", "torchserve"]
+ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/usr/local/bin/entrypoint-torchserve.sh"]

@@ -1,0 +1,79 @@
+"""scripts/batch_stylize.py: a folder through the live TorchServe, and 503 retries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from .helpers import encode, noise_image
+
+pytestmark = pytest.mark.integration
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "batch_stylize.py"
+
+
+def test_folder_with_one_corrupt_file(torchserve, tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(encode(noise_image(120, 80, seed=11), "JPEG"))
+    (photos / "b.png").write_bytes(encode(noise_image(80, 120, seed=12)))
+    (photos / "c.jpg").write_bytes(encode(noise_image(80, 80, seed=13), "JPEG")[:200])
+    (photos / "notes.txt").write_text("not an image: skipped by suffix")
+    summary = tmp_path / "summary.json"
+    result = torchserve.script("batch_stylize.py", str(photos), "-o", str(out), "--preset",
+                               "candy", "--size", "96", "--json", str(summary), "--quiet")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+    results = {r["image"]: r for r in json.loads(summary.read_text())["results"]}
+    assert set(results) == {"a.jpg", "b.png", "c.jpg"}
+    assert results["a.jpg"]["ok"] and results["b.png"]["ok"]
+    assert not results["c.jpg"]["ok"] and results["c.jpg"]["status"] == 400
+    assert results["c.jpg"]["attempts"] == 1  # a 4xx is final
+    assert "corrupt_image" in results["c.jpg"]["error"]
+    assert "2/3 succeeded" in result.stdout and "FAILED" in result.stdout
+
+
+async def test_retries_503_with_backoff(tmp_path, unused_tcp_port):
+    """Against a stand-in server that is busy twice, then answers."""
+    calls = []
+
+    async def predict(request: web.Request) -> web.Response:
+        calls.append(request.headers.get("Authorization"))
+        await request.read()
+        if len(calls) <= 2:
+            return web.json_response({"code": 503, "message": "busy"}, status=503)
+        return web.Response(body=b"\xff\xd8stylized", content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_post("/predictions/msgnet", predict)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    try:
+        photos, out = tmp_path / "photos", tmp_path / "out"
+        photos.mkdir()
+        (photos / "a.png").write_bytes(encode(noise_image(16, 16)))
+        keys = tmp_path / "key_file.json"
+        keys.write_text(json.dumps({"inference": {"key": "K"}}))
+        proc = await _run(sys.executable, str(SCRIPT), str(photos), "-o", str(out), "--preset",
+                          "candy", "--url", f"http://127.0.0.1:{unused_tcp_port}",
+                          "--key-file", str(keys), "--backoff", "0.05", "--quiet")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (out / "a.jpg").read_bytes() == b"\xff\xd8stylized"
+        assert calls == ["Bearer K"] * 3
+        assert "1/1 succeeded" in proc.stdout
+    finally:
+        await runner.cleanup()
+
+
+async def _run(*cmd: str) -> subprocess.CompletedProcess:
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout.decode(), stderr.decode())
