@@ -72,7 +72,7 @@ class Settings:
     webhook_path: str = "/telegram/webhook"
     webhook_secret: Secret = field(default_factory=lambda: Secret(""))
     webhook_host: str = "127.0.0.1"
-    webhook_port: int = 8081
+    webhook_port: int = 8088
     # state and limits
     redis_url: Secret = field(default_factory=lambda: Secret(""))
     max_concurrent_jobs: int = 2       # jobs sent to TorchServe at once, all users together
@@ -226,7 +226,7 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | Path | Non
         webhook_path=path,
         webhook_secret=Secret(webhook_secret),
         webhook_host=_env(merged, "WEBHOOK_HOST", "127.0.0.1"),
-        webhook_port=_int(merged, "WEBHOOK_PORT", 8081, 1),
+        webhook_port=_int(merged, "WEBHOOK_PORT", 8088, 1),
         redis_url=Secret(_env(merged, "REDIS_URL")),
         max_concurrent_jobs=_int(merged, "MAX_CONCURRENT_JOBS", 2, 1),
         max_queue=_int(merged, "MAX_QUEUE", 100, 0),

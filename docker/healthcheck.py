@@ -69,7 +69,7 @@ def check_bot(env: dict[str, str], timeout: float) -> str:
             raise RuntimeError(f"{url}: {getattr(exc, 'reason', exc)}") from exc
         done.append("metrics")
     if env.get("WEBHOOK_URL"):
-        port = int(env.get("WEBHOOK_PORT") or 8081)
+        port = int(env.get("WEBHOOK_PORT") or 8088)
         try:
             socket.create_connection(("127.0.0.1", port), timeout=timeout).close()
         except OSError as exc:
