@@ -3,12 +3,12 @@
 #
 #   docker build -f docker/bot.Dockerfile -t image-styling/bot .
 #
-# Why it is small (estimated ~200 MB unpacked, ~70 MB compressed; docs/deployment.md): the
-# bot never runs the model. It only moves bytes between Telegram and TorchServe's REST API,
-# so it needs aiogram, aiohttp, redis, python-dotenv and prometheus-client (the `bot` extra
-# of pyproject.toml, ~50 MB installed) on python:3.11-slim, and no torch, numpy, Java or
-# TorchServe (those ~1.1 GB live only in the TorchServe image). Image sizes are read from the
-# bot's own header parsing (bot/imageinfo.py), not from Pillow.
+# Why it is small (estimated ~170 MB unpacked: the ~130 MB python:3.11-slim base plus ~36 MB
+# of packages, measured by docker/image_sizes.py; docs/deployment.md): the bot never runs the
+# model. It only moves bytes between Telegram and TorchServe's REST API, so it needs aiogram,
+# aiohttp, redis, python-dotenv and prometheus-client (the `bot` extra of pyproject.toml) and
+# no torch, numpy, Pillow, Java or TorchServe (those ~1.2 GB live only in the TorchServe
+# image). Image sizes are read by the bot's own header parsing (bot/imageinfo.py).
 
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 

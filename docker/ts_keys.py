@@ -167,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"inference key exported to {args.target}")
         except KeyFileError as exc:  # caught mid-write; the next pass reads it whole
             log(str(exc))
+        except OSError as exc:
+            # e.g. the export volume is missing or read-only: keep trying rather than die
+            # silently in the background and leave the bot with a stale key
+            log(f"cannot export the inference key to {args.target}: "
+                f"{exc.strerror or type(exc).__name__}")
         time.sleep(args.interval)
 
 
