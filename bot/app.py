@@ -89,12 +89,14 @@ def create_services(settings: Settings, bot: Bot) -> Services:
 def create_dispatcher(settings: Settings, services: Services,
                       storage: BaseStorage | None = None) -> Dispatcher:
     dp = Dispatcher(storage=storage or create_storage(settings))
+    # one instance each for messages and button presses: they share a user's bucket
+    allowlist = AllowlistMiddleware(settings.allowed_users, settings.default_language)
+    rate_limit = RateLimitMiddleware(settings.rate_limit_burst, settings.rate_limit_per_minute)
+    language = LanguageMiddleware(settings.default_language)
     for observer in (dp.message, dp.callback_query):
-        observer.outer_middleware(AllowlistMiddleware(settings.allowed_users,
-                                                      settings.default_language))
-        observer.outer_middleware(RateLimitMiddleware(settings.rate_limit_burst,
-                                                      settings.rate_limit_per_minute))
-        observer.outer_middleware(LanguageMiddleware(settings.default_language))
+        observer.outer_middleware(allowlist)
+        observer.outer_middleware(rate_limit)
+        observer.outer_middleware(language)
     dp.message.outer_middleware(AlbumMiddleware(settings.album_delay))
     dp.include_routers(start_help.create_router(), settings_routes.create_router(),
                        presets.create_router(), jobs.create_router(), photos.create_router(),
@@ -153,32 +155,36 @@ def create_webhook_app(settings: Settings, bot: Bot, dp: Dispatcher) -> web.Appl
     setup_application(app, dp, bot=bot)
     SimpleRequestHandler(dp, bot, secret_token=settings.webhook_secret.get(),
                          handle_in_background=True).register(app, path=settings.webhook_path)
-
-    async def set_webhook(_app: web.Application) -> None:
-        await bot.set_webhook(settings.webhook_url + settings.webhook_path,
-                              secret_token=settings.webhook_secret.get(),
-                              allowed_updates=dp.resolve_used_update_types())
-
-    app.on_startup.append(set_webhook)
     return app
 
 
-async def run_webhook(settings: Settings) -> None:
+async def run_webhook(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Serve the webhook until SIGINT/SIGTERM (or until ``stop`` is set, for tests), then
+    shut down gracefully: running jobs are drained or cancelled and their users told."""
     bot = create_bot(settings)
     services = create_services(settings, bot)
     dp = create_dispatcher(settings, services)
     app = create_webhook_app(settings, bot, dp)
-    runner = web.AppRunner(app, handle_signals=True)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
-    await site.start()
-    log.info("webhook mode: listening on %s:%d%s", settings.webhook_host,
-             settings.webhook_port, settings.webhook_path)
-    stop = asyncio.Event()
+    own_signals = stop is None
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if own_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     try:
+        site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
+        await site.start()
+        log.info("webhook mode: listening on %s:%d%s", settings.webhook_host,
+                 settings.webhook_port, settings.webhook_path)
+        # only once the port listens: Telegram may deliver right after this call
+        await bot.set_webhook(settings.webhook_url + settings.webhook_path,
+                              secret_token=settings.webhook_secret.get(),
+                              allowed_updates=dp.resolve_used_update_types())
         await stop.wait()
     finally:
+        if own_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
         await runner.cleanup()

@@ -65,7 +65,7 @@ class Settings:
     # Telegram
     telegram_api_url: str = ""         # custom Bot API server (local server or a test fake)
     telegram_api_local: bool = False   # local Bot API server mode (files read from disk)
-    max_file_bytes: int = 20 * 1024 * 1024  # getFile limit of the public Bot API
+    max_file_bytes: int = 20 * 1024 * 1024  # getFile limit (public Bot API; 2000 MB local)
     polling_timeout: int = 10
     # webhook mode (off unless WEBHOOK_URL is set)
     webhook_url: str = ""
@@ -78,8 +78,8 @@ class Settings:
     max_concurrent_jobs: int = 2       # jobs sent to TorchServe at once, all users together
     max_queue: int = 100               # jobs waiting beyond that
     job_timeout: float = 300.0         # whole job: downloads, stylization(s), upload
-    rate_limit_burst: int = 20         # messages/button presses a user may send at once
-    rate_limit_per_minute: float = 40.0
+    rate_limit_burst: int = 30         # messages + button presses a user may send at once
+    rate_limit_per_minute: float = 60.0
     allowed_users: frozenset[int] = frozenset()  # empty = everyone
     album_delay: float = 0.6           # wait for the rest of an album, seconds
     status_interval: float = 3.0       # at most one status edit per message per interval
@@ -202,6 +202,8 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | Path | Non
     language = _env(merged, "DEFAULT_LANGUAGE", "en").lower()
     if language not in ("en", "ru"):
         raise ConfigError(f"DEFAULT_LANGUAGE must be en or ru, got {language!r}")
+    # a local Bot API server serves files up to 2000 MB (the public one: 20 MB)
+    api_local = _bool(merged, "TELEGRAM_API_LOCAL")
     log_level = _env(merged, "LOG_LEVEL", "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
@@ -219,8 +221,8 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | Path | Non
         ts_retry_delay=_float(merged, "TS_RETRY_DELAY", 1.0),
         presets_ttl=_float(merged, "PRESETS_TTL", 300.0),
         telegram_api_url=_env(merged, "TELEGRAM_API_URL").rstrip("/"),
-        telegram_api_local=_bool(merged, "TELEGRAM_API_LOCAL"),
-        max_file_bytes=_int(merged, "MAX_FILE_MB", 20, 1) * 1024 * 1024,
+        telegram_api_local=api_local,
+        max_file_bytes=_int(merged, "MAX_FILE_MB", 2000 if api_local else 20, 1) * 1024 * 1024,
         polling_timeout=_int(merged, "POLLING_TIMEOUT", 10, 1),
         webhook_url=webhook_url.rstrip("/"),
         webhook_path=path,
@@ -231,8 +233,8 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | Path | Non
         max_concurrent_jobs=_int(merged, "MAX_CONCURRENT_JOBS", 2, 1),
         max_queue=_int(merged, "MAX_QUEUE", 100, 0),
         job_timeout=_float(merged, "JOB_TIMEOUT", 300.0, 1.0),
-        rate_limit_burst=_int(merged, "RATE_LIMIT_BURST", 20, 1),
-        rate_limit_per_minute=_float(merged, "RATE_LIMIT_PER_MINUTE", 40.0, 0.1),
+        rate_limit_burst=_int(merged, "RATE_LIMIT_BURST", 30, 1),
+        rate_limit_per_minute=_float(merged, "RATE_LIMIT_PER_MINUTE", 60.0, 0.1),
         allowed_users=_user_ids(_env(merged, "ALLOWED_USER_IDS")),
         album_delay=_float(merged, "ALBUM_DELAY", 0.6, 0.05),
         status_interval=_float(merged, "STATUS_INTERVAL", 3.0),

@@ -16,10 +16,12 @@ from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from bot.texts import Translator, pick_language
 
 
-async def _tell(event: TelegramObject, text: str) -> None:
+async def _tell(event: TelegramObject, text: str | None) -> None:
+    """Answer a dropped update: with ``text``, or silently. A button press is always
+    answered, or the user's app keeps showing its loading spinner."""
     if isinstance(event, CallbackQuery):
         await event.answer(text)
-    elif isinstance(event, Message):
+    elif isinstance(event, Message) and text:
         await event.answer(text)
 
 
@@ -52,9 +54,11 @@ class AllowlistMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if not self.allowed or (user is not None and user.id in self.allowed):
             return await handler(event, data)
+        text = None
         if user is not None and self._notices.due(user.id):
             tr = Translator(pick_language(user.language_code, None, self.default_language))
-            await _tell(event, tr("not_allowed"))
+            text = tr("not_allowed")
+        await _tell(event, text)
         return None
 
 
@@ -83,7 +87,9 @@ class RateLimitMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if user is None or self.allow(user.id):
             return await handler(event, data)
+        text = None
         if self._notices.due(user.id):
             tr: Translator = data.get("tr") or Translator(pick_language(user.language_code))
-            await _tell(event, tr("rate_limited"))
+            text = tr("rate_limited")
+        await _tell(event, text)
         return None

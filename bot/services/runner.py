@@ -14,9 +14,9 @@ from typing import Any
 
 import aiohttp
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramEntityTooLarge
 from aiogram.fsm.context import FSMContext
-from aiogram.types import BufferedInputFile
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
 from aiogram.utils.chat_action import ChatActionSender
 
 from bot import flow
@@ -30,6 +30,10 @@ from bot.services.status import StatusMessage
 from bot.texts import Translator
 
 log = logging.getLogger(__name__)
+
+# sendPhoto takes at most 10 MB; a bigger result goes as a document (up to 50 MB on the public
+# Bot API, 2000 MB on a local one)
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
 
 
 class JobFailure(Exception):
@@ -214,28 +218,41 @@ class JobRunner:
         rid = self.results.put(job.user_id, result.data, filename)
         await state.update_data(flow.remember_result(await state.get_data(), rid,
                                                      {**spec, "sizes": [size]}))
+        style = spec.get("preset") or tr("style_own")
+        info_sizes = await self._sizes()
+        markup = result_keyboard(tr, rid, info_sizes, size) if last else None
         if spec.get("document"):
             await self._send_document(chat_id, tr, result.data, filename, width, height)
+        elif len(result.data) > PHOTO_MAX_BYTES:
+            log.info("result of %d bytes is too big for a photo, sending a document",
+                     len(result.data))
+            await self._send_document(chat_id, tr, result.data, filename, width, height, markup)
         else:
-            style = spec.get("preset") or tr("style_own")
             caption = (tr("result_caption", style=style, width=width, height=height)
                        if len(spec["sizes"]) == 1 else
                        tr("result_caption_size", width=width, height=height))
-            info_sizes = await self._sizes()
-            markup = result_keyboard(tr, rid, info_sizes, size) if last else None
             try:
                 await self.bot.send_photo(chat_id, BufferedInputFile(result.data, filename),
                                           caption=caption, reply_markup=markup)
-            except TelegramBadRequest as exc:  # too big or odd dimensions for a photo
+            except (TelegramBadRequest, TelegramEntityTooLarge) as exc:  # size, dimensions
                 log.info("photo refused (%s), sending a document", exc.message)
-                await self._send_document(chat_id, tr, result.data, filename, width, height)
+                await self._send_document(chat_id, tr, result.data, filename, width, height,
+                                          markup)
         if self.metrics is not None and last:
             self.metrics.delivered(time.monotonic() - job.submitted_at)
 
     async def _send_document(self, chat_id: int, tr: Translator, data: bytes, filename: str,
-                             width: int, height: int) -> None:
-        await self.bot.send_document(chat_id, BufferedInputFile(data, filename),
-                                     caption=tr("full_caption", width=width, height=height))
+                             width: int, height: int,
+                             markup: InlineKeyboardMarkup | None = None) -> None:
+        """Send ``data`` as a file; a file Telegram refuses as too large is explained."""
+        try:
+            await self.bot.send_document(chat_id, BufferedInputFile(data, filename),
+                                         caption=tr("full_caption", width=width, height=height),
+                                         reply_markup=markup)
+        except TelegramEntityTooLarge:
+            log.warning("result of %d bytes refused by Telegram as too large", len(data))
+            await self._say(chat_id, tr("err_result_too_large",
+                                        size_mb=f"{len(data) / 2**20:.1f}"))
 
     async def send_full(self, chat_id: int, user_id: int, tr: Translator, rid: str) -> bool:
         """Send a cached result as a document; False when it is no longer cached."""

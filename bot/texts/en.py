@@ -139,6 +139,10 @@ TEXTS: dict[str, str] = {
         "Your {which} is too large for bots to download (over {limit_mb} MB). Send it as a "
         "photo or send a smaller file."
     ),
+    "err_result_too_large": (
+        "The result ({size_mb} MB) is too large for Telegram to deliver. Choose a smaller "
+        "size: /size"
+    ),
     "err_internal": "Something went wrong on my side. Please try again: /result",
     # presets gallery
     "presets_empty": "The server has no ready-made styles. Send your own style image instead.",

@@ -1,5 +1,5 @@
 """The real bot as a subprocess (``python -m bot``), for end-to-end tests and
-scripts/play_conversation.py."""
+scripts/demo_conversation.py."""
 
 from __future__ import annotations
 

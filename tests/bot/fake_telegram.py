@@ -4,8 +4,9 @@ It implements the methods the bot uses with Telegram's semantics where they matt
 ``getUpdates`` long-polls (waits up to ``timeout`` for an update, confirms by ``offset``, and a
 newer request terminates an older one with 409 as Telegram does), uploads are multipart and
 their bytes are kept, files have ids and are downloaded from ``/file/bot<token>/<path>``,
-``getFile`` refuses files over 20 MB, edits of unknown messages or with unchanged content
-fail like Telegram's, and a webhook (``setWebhook``) receives updates by POST with the secret
+``getFile`` refuses files over 20 MB, uploads over Telegram's limits (10 MB for a photo,
+50 MB otherwise) are refused, edits of unknown messages or with unchanged content fail like
+Telegram's, and a webhook (``setWebhook``) receives updates by POST with the secret
 token header.
 
 Tests drive it through :class:`FakeUser`: send text, commands, photos, documents and albums,
@@ -37,6 +38,8 @@ import aiohttp
 from aiohttp import web
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+PHOTO_UPLOAD_LIMIT = 10 * 1024 * 1024  # sendPhoto
+UPLOAD_LIMIT = 50 * 1024 * 1024  # any other multipart upload
 JSON_FIELDS = {"reply_markup", "media", "allowed_updates", "commands", "scope", "entities",
                "caption_entities", "link_preview_options", "reply_parameters"}
 INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "cache_time",
@@ -469,6 +472,8 @@ class FakeTelegram:
 
     async def _m_sendphoto(self, params, files):
         source = self._input_file(params.get("photo"), files, "photo")
+        if isinstance(source, bytes) and len(source) > PHOTO_UPLOAD_LIMIT:
+            raise ApiError(400, "Bad Request: PHOTO_SAVE_FILE_INVALID")
         content: dict[str, Any] = {"photo": self._photo_sizes(source)}
         if params.get("caption"):
             content["caption"] = params["caption"]
@@ -476,6 +481,8 @@ class FakeTelegram:
 
     async def _m_senddocument(self, params, files):
         source = self._input_file(params.get("document"), files, "document")
+        if isinstance(source, bytes) and len(source) > UPLOAD_LIMIT:
+            raise ApiError(413, "Request Entity Too Large")
         value = params.get("document")
         part = value.removeprefix("attach://") if isinstance(value, str) else "document"
         name = params.get("__filenames__", {}).get(part)

@@ -31,6 +31,7 @@ class Script:
 
     fail: list[tuple[int, dict]] = field(default_factory=list)
     gate: asyncio.Event | None = None
+    pad: int = 0  # bytes appended to each result (decoders ignore them): a huge result
 
 
 class FakeTorchServe:
@@ -144,7 +145,8 @@ class FakeTorchServe:
             buf = io.BytesIO()
             out.save(buf, "PNG")
             return web.Response(body=buf.getvalue(), content_type="image/png")
-        return web.Response(body=_jpeg(out), content_type="image/jpeg")
+        return web.Response(body=_jpeg(out) + bytes(self.script.pad),
+                            content_type="image/jpeg")
 
 
 def _jpeg(image: Image.Image) -> bytes:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-from bot_helpers import dims, jpeg, png
+from bot_helpers import bot_env, dims, jpeg, png
 
-from bot.app import create_webhook_app
+from bot.app import create_webhook_app, run_webhook
+from bot.config import load_settings
 from bot.services.status import StatusMessage
 
 
@@ -320,3 +321,29 @@ async def test_metrics_endpoint(make_bot, tg, fts, unused_tcp_port):
     assert "bot_jobs_started_total 1.0" in text
     assert 'bot_jobs_finished_total{outcome="done"} 1.0' in text
     assert "bot_job_latency_seconds_count 1.0" in text
+
+
+async def test_webhook_mode_end_to_end_with_a_graceful_shutdown(tg, fts, unused_tcp_port):
+    """run_webhook as ``python -m bot`` runs it: it registers the webhook with its secret once
+    listening, gets updates by POST, and on shutdown tells the user whose job it cancels."""
+    port = unused_tcp_port
+    settings = load_settings(bot_env(tg.api_url, fts.url, WEBHOOK_URL=f"http://127.0.0.1:{port}",
+                                     WEBHOOK_SECRET="s3cret-token", WEBHOOK_PORT=str(port),
+                                     SHUTDOWN_GRACE="0.3"), dotenv=None)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(run_webhook(settings, stop))
+    try:
+        await tg.wait_event(lambda e: e.method == "setWebhook", 30)
+        assert tg.webhook["url"] == f"http://127.0.0.1:{port}/telegram/webhook"
+        assert tg.webhook["secret_token"] == "s3cret-token"
+        user = tg.user(165)
+        await ready(user)
+        fts.script.gate = asyncio.Event()  # the job stays running inside TorchServe
+        await pick_preset(user)
+        await asyncio.wait_for(fts.started.wait(), 10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 30)
+    assert "restarting" in (await user.expect(lambda s: "restarting" in s.text)).text
+    assert tg.webhook["deliveries"] and set(tg.webhook["deliveries"]) == {200}
+    assert not tg.calls("getUpdates")

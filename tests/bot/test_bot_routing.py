@@ -207,3 +207,71 @@ async def test_allowlist_and_rate_limit(make_bot, tg):
     texts = [s.text for s in member.sent()]
     assert sum("How it works" in t for t in texts) == 2
     assert sum("too fast" in t for t in texts) == 1  # told once, not for every message
+    # dropped button presses are still answered (else the app shows a spinner), silently
+    # after the first notice
+    queries = [await press(h, member, member.sent()[0], "size:512:0") for _ in range(2)]
+    answers = [tg.callback_answers[q] for q in queries]
+    assert all(a.get("answered") for a in answers) and answers[1]["text"] is None
+    await send(h, stranger, "/help")
+    query = await press(h, stranger, member.sent()[0], "size:512:0")
+    assert tg.callback_answers[query].get("answered")
+    assert len(stranger.sent()) == 1  # the notice is not repeated within its interval
+
+
+async def test_results_too_large_for_a_photo_come_as_a_file_or_are_explained(make_bot, tg, fts):
+    """sendPhoto takes 10 MB, sendDocument 50 MB: a bigger result goes as a file without a
+    refused photo upload first, and one too big even for a file is explained."""
+    h = await make_bot()
+    user = tg.user(40)
+    await h.feed(user, message=user.photo_message(jpeg(300, 200)))
+    await user.expect(lambda s: "Got the photo" in s.text)
+    fts.script.pad = 11 * 2**20
+    await h.feed(user, message=user.photo_message(png(40, 40), caption="style"))
+    document = await user.expect(lambda s: s.method == "sendDocument")
+    assert document.text == "Full quality, 512×341 px" and len(document.document) > 11 * 2**20
+    assert not tg.calls("sendPhoto", user.chat_id)  # no upload doomed to be refused
+    assert "📐 768" in [text for text, _ in document.buttons]  # re-run at another size
+
+    await job_done(h, user)
+    fts.script.pad = 51 * 2**20
+    await press(h, user, document, next(d for t, d in document.buttons if t == "📐 768"))
+    refused = await user.expect(lambda s: "too large for Telegram" in s.text)
+    assert "51." in refused.text and "/size" in refused.text
+
+
+async def job_done(h, user: FakeUser) -> None:
+    """Wait until the user's job has ended (it closes its status message after the result)."""
+    job = h.services.queue.get(user.id)
+    if job is not None:
+        await asyncio.wait_for(job.done.wait(), 10)
+
+
+async def test_another_style_reruns_without_a_new_upload_at_the_remembered_size(make_bot, tg,
+                                                                               fts):
+    h = await make_bot()
+    user = tg.user(41)
+    await send(h, user, "/size")
+    menu = await user.expect(lambda s: "Output size" in s.text)
+    await press(h, user, menu, next(d for t, d in menu.buttons if t.strip("• ") == "768"))
+    await h.feed(user, message=user.photo_message(jpeg(300, 200)))
+    await user.expect(lambda s: "Got the photo" in s.text)
+    await h.feed(user, message=user.photo_message(png(40, 40), caption="style"))
+    first = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
+    assert dims(first.photo) == (768, 512)  # the size chosen before is remembered
+    await job_done(h, user)
+
+    # "another style" under the result: the gallery, and a preset re-runs with the same photo
+    await press(h, user, first, next(d for t, d in first.buttons if "Another style" in t))
+    gallery = await user.expect(lambda s: s.photo is not None and "candy" in s.text)
+    await press(h, user, gallery, next(d for _, d in gallery.buttons if d.startswith("pre:use")))
+    second = await user.expect(lambda s: s.method == "sendPhoto" and "candy" in s.text)
+    assert dims(second.photo) == (768, 512)
+    await job_done(h, user)
+
+    # a new image once both are known: the bot asks which it is, then re-runs
+    await h.feed(user, message=user.photo_message(png(30, 30, (0, 0, 250))))
+    asked = await user.expect(lambda s: "photo to stylize or the style" in s.text)
+    await press(h, user, asked, next(d for t, d in asked.buttons if "style" in t))
+    await user.expect(lambda s: s.method == "sendPhoto" and "your image" in s.text)
+    assert [(s["size"], s["style"], s["content"]) for s in fts.stylized] == [
+        (768, "image", (300, 200)), (768, "candy", (300, 200)), (768, "image", (300, 200))]

@@ -101,6 +101,15 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path):
     assert settings.allowed_users == {1, 2, 3}
 
 
+def test_a_local_bot_api_server_lifts_the_download_limit():
+    public_api = load_settings({"BOT_TOKEN": TOKEN}, dotenv=None)
+    local = load_settings({"BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": "http://127.0.0.1:8081",
+                           "TELEGRAM_API_LOCAL": "true"}, dotenv=None)
+    assert public_api.max_file_bytes == 20 * 2**20 and local.max_file_bytes == 2000 * 2**20
+    assert load_settings({"BOT_TOKEN": TOKEN, "TELEGRAM_API_LOCAL": "1", "MAX_FILE_MB": "100"},
+                         dotenv=None).max_file_bytes == 100 * 2**20
+
+
 def test_redis_storage_when_redis_url_is_set():
     from aiogram.fsm.storage.redis import RedisStorage
 

@@ -115,13 +115,18 @@ async def test_torchserve_down_then_back(run_bot, tg, proxy):
     await use_preset(user, "udnie")
     await user.expect(lambda s: s.method == "sendPhoto", WAIT)
 
-    await proxy.down()  # TorchServe "stops" mid-session
+    proxy.hold()  # the next stylization is inside "TorchServe" when it stops
     await user.send("/result")
+    await asyncio.wait_for(proxy.held.wait(), WAIT)
+    await proxy.down()  # TorchServe stops mid-job: the connection drops, then is refused
+    proxy.release()
     error = await user.expect(lambda s: "unavailable" in s.text, WAIT)
     assert "tried 2 times" in error.text
+    await user.send("/result")  # while it is down, a new job is told the same
+    await user.expect(lambda s: "unavailable" in s.text, WAIT)
     await user.send("/help")
     await user.expect(lambda s: "How it works" in s.text, WAIT)
-    assert bot.alive
+    assert bot.alive and len(results(user)) == 1
 
     await proxy.up()  # and comes back
     await user.send("/result")
@@ -140,7 +145,8 @@ async def test_cancel_stops_a_queued_job(run_bot, tg, proxy):
     await asyncio.wait_for(proxy.held.wait(), WAIT)
     await use_preset(second, "candy")
     queued = await second.expect(lambda s: "number 1 in the queue" in s.text, WAIT)
-    await second.press(queued, "Cancel")
+    assert "Cancel" in queued.buttons[0][0]  # a button does the same as the command
+    await second.send("/cancel")
     await second.expect_edit(queued.message_id, lambda s: s.text == "❌ Cancelled.", WAIT)
     proxy.release()
     await first.expect(lambda s: s.method == "sendPhoto", WAIT)
