@@ -111,8 +111,8 @@ def make_gallery(rows: list[list[Image.Image]], col_titles: list[str], cell: int
 def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_json: str,
              gallery: str | None, size: int = 512, style_size: int = 512,
              styles: list[str] | None = None, limit: int = 8, gatys_pairs: int = 2,
-             gatys_steps: int = 300, gatys_size: int = 256, threads: int | None = None
-             ) -> dict:
+             gatys_steps: int = 300, gatys_size: int = 256, threads: int | None = None,
+             gallery_styles: list[str] | None = None, content_prefix: str = "") -> dict:
     if threads:
         torch.set_num_threads(threads)
     t0 = time.monotonic()
@@ -124,7 +124,7 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     missing = [n for n in names if n not in style_files]
     if missing:
         raise SystemExit(f"style images not found in {style_dir}: {', '.join(missing)}")
-    contents = list_images(content_dir)[:limit]
+    contents = [p for p in list_images(content_dir) if p.name.startswith(content_prefix)][:limit]
     if not contents:
         raise SystemExit(f"no content images in {content_dir}")
 
@@ -205,7 +205,9 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     Path(out_json).write_text(json.dumps(report, indent=2, default=str))
     if gallery:
         Path(gallery).parent.mkdir(parents=True, exist_ok=True)
-        make_gallery(rows, ["content", *names]).save(gallery)
+        shown = [j for j, n in enumerate(names) if not gallery_styles or n in gallery_styles]
+        grid = [[row[0], *(row[j + 1] for j in shown)] for row in rows]
+        make_gallery(grid, ["content", *(names[j] for j in shown)]).save(gallery)
     return report
 
 
@@ -215,7 +217,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-dir", required=True, help="style images (file stem = preset name)")
     p.add_argument("--vgg", required=True, help="VGG16 Caffe weights")
     p.add_argument("-o", "--output", required=True, help="JSON report path")
-    p.add_argument("--gallery", help="gallery PNG path")
+    p.add_argument("--gallery", help="gallery image path (.png or .jpg)")
+    p.add_argument("--gallery-styles", nargs="*",
+                   help="styles shown in the gallery (default: all evaluated styles)")
+    p.add_argument("--content-prefix", default="",
+                   help="only content files whose name starts with this, e.g. val_ for the "
+                        "photos train --exclude-prefix val_ held out")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--style-size", type=int, default=512)
     p.add_argument("--styles", nargs="*", help="style names (default: all in --style-dir)")
@@ -231,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
                       args.gallery, size=args.size, style_size=args.style_size,
                       styles=args.styles, limit=args.limit, gatys_pairs=args.gatys_pairs,
                       gatys_steps=args.gatys_steps, gatys_size=args.gatys_size,
-                      threads=args.threads)
+                      threads=args.threads, gallery_styles=args.gallery_styles,
+                      content_prefix=args.content_prefix)
     print(json.dumps(report["summary"], indent=2))
     return 0
 
