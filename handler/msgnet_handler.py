@@ -77,14 +77,18 @@ class MsgnetHandler(BaseHandler):
         self.weights = load_weights(self.model_dir / serialized, map_location="cpu")
         self.stylizer = Stylizer(self.weights, device=device, max_size=self.settings.max_size,
                                  default_size=self.settings.default_size,
-                                 default_style_size=self.settings.default_style_size)
+                                 default_style_size=self.settings.default_style_size,
+                                 variant=self.settings.variant,
+                                 tiling=self.settings.tile_config())
         self.cache = StyleCache(self.settings.cache_size)
         self.version = str(model_info.get("modelVersion", ""))
         self.metrics = HandlerMetrics(context.metrics, context.model_name)
         self.initialized = True
         log.info("msgnet handler ready: version=%s weights=%s layout=%s presets=%d device=%s "
-                 "threads=%d msgnet=%s", self.version, serialized, self.weights.layout,
-                 len(self.stylizer.preset_names()), device, threads, imageio.__file__)
+                 "threads=%d variant=%s max_size=%d tile_pixels=%d msgnet=%s", self.version,
+                 serialized, self.weights.layout, len(self.stylizer.preset_names()), device,
+                 threads, self.stylizer.variant_name, self.settings.max_size,
+                 self.settings.tile_pixels, imageio.__file__)
 
     # ---------------------------------------------------------------- serving
     def handle(self, data: list[dict], context: Any) -> list[bytes | str]:
@@ -216,6 +220,7 @@ class MsgnetHandler(BaseHandler):
             "min_size": settings.min_size,
             "max_size": settings.max_size,
             "sizes": settings.sizes,
+            "variant": self.stylizer.variant_name,
             "default_style_size": settings.default_style_size,
             "formats": ["jpeg", "png"],
             "max_bytes": settings.max_bytes,

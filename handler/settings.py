@@ -3,6 +3,8 @@
 TorchServe hands the parsed YAML to the worker as ``context.model_yaml_config``; keeping the
 limits there means one archive carries its own serving policy (sizes, cache, threads), and a
 bad value fails the model load with a message instead of surfacing later as odd 4xx answers.
+An environment variable ``MSGNET_<FIELD>`` (e.g. ``MSGNET_MAX_SIZE=4096``) set for TorchServe
+overrides the archive's value, so a deployment can change a limit without rebuilding the .mar.
 """
 
 from __future__ import annotations
@@ -10,15 +12,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from msgnet.tiling import TileConfig
+from msgnet.variants import DEFAULT_VARIANT, VARIANTS
+
 MIB = 1024 * 1024
 STANDARD_SIZES = (512, 768, 1024, 1536, 2048, 3072, 4096)
+MAX_OUTPUT_SIZE = 4096  # tiled inference keeps 4096 px within ~2.5 GB; beyond is untested
+ENV_PREFIX = "MSGNET_"
 
 
 @dataclass(frozen=True)
 class HandlerSettings:
     """Serving limits; every field can be set under ``handler:`` in model-config.yaml."""
 
-    max_size: int = 2048           # longest side of an output, in pixels
+    max_size: int = 2048           # longest side of an output, in pixels (<= 4096)
     default_size: int = 512        # used when the request gives no ``size``
     min_size: int = 64             # smaller outputs are too small for the 4x down/up-sampling
     default_style_size: int = 512  # longest side the style image is encoded at
@@ -27,12 +34,28 @@ class HandlerSettings:
     max_pixels: int = 50_000_000   # decompression-bomb guard for decoded inputs
     jpeg_quality: int = 92
     threads: int = 0               # torch intra-op threads; 0 = CPU cores / maxWorkers
+    variant: str = DEFAULT_VARIANT  # inference implementation (msgnet.variants)
+    tile_pixels: int = 1024 * 1024  # outputs with more pixels run tiled (bounded memory)
+    tile_size: int = 512           # core side of a tile
+    thumb_size: int = 768          # longest side of the thumbnail the tiles' statistics use
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "variant":
+                if value not in VARIANTS:
+                    raise ValueError(f"handler.variant must be one of {sorted(VARIANTS)}, "
+                                     f"got {value!r}")
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"handler.{f.name} must be a non-negative integer, got {value!r}")
+        if self.max_size > MAX_OUTPUT_SIZE:
+            raise ValueError(f"handler.max_size may be at most {MAX_OUTPUT_SIZE}, "
+                             f"got {self.max_size}")
+        try:
+            self.tile_config()
+        except ValueError as exc:
+            raise ValueError(f"handler tiling settings: {exc}") from None
         if not 16 <= self.min_size <= self.default_size <= self.max_size:
             raise ValueError("handler sizes must satisfy 16 <= min_size <= default_size <= "
                              f"max_size, got {self.min_size}, {self.default_size}, "
@@ -45,15 +68,35 @@ class HandlerSettings:
             raise ValueError("handler.max_bytes and handler.max_pixels must be positive")
 
     @classmethod
-    def from_model_yaml(cls, model_yaml: dict | None) -> HandlerSettings:
-        """Build from the whole model-config.yaml dict; unknown keys are an error."""
+    def from_model_yaml(cls, model_yaml: dict | None,
+                        environ: dict[str, str] | None = None) -> HandlerSettings:
+        """Build from the whole model-config.yaml dict, then ``MSGNET_<FIELD>`` variables
+        (``environ`` defaults to ``os.environ``); unknown YAML keys are an error."""
         section = dict((model_yaml or {}).get("handler") or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(section) - known)
         if unknown:
             raise ValueError(f"unknown key(s) in model-config.yaml handler section: {unknown}; "
                              f"known: {sorted(known)}")
+        environ = os.environ if environ is None else environ
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw.strip() == "":
+                continue
+            if f.name == "variant":
+                section[f.name] = raw.strip()
+                continue
+            try:
+                section[f.name] = int(raw)
+            except ValueError:
+                raise ValueError(f"{ENV_PREFIX}{f.name.upper()} must be an integer, "
+                                 f"got {raw!r}") from None
         return cls(**section)
+
+    def tile_config(self) -> TileConfig:
+        """When and how large outputs are tiled (see msgnet.tiling)."""
+        return TileConfig(threshold_pixels=self.tile_pixels, tile=self.tile_size,
+                          thumb_size=self.thumb_size)
 
     @property
     def sizes(self) -> list[int]:

@@ -5,7 +5,10 @@ The expensive parts are split so a server can cache and batch them: :meth:`Styli
 (the encoder, once per style), :meth:`Stylizer.prepare_content` (decode-side resizing) and
 :meth:`Stylizer.run` (one forward pass per group of equally sized images, each with its own
 style target). :attr:`Stylizer.forward_fn` is the only place the generator is called, so a
-faster implementation of the same function can be swapped in without touching the rest.
+faster implementation of the same function can be swapped in without touching the rest:
+it is the chosen inference variant (:mod:`msgnet.variants`, default the fastest correct one)
+wrapped in :class:`msgnet.tiling.TiledForward`, which switches to tiled passes with thumbnail
+statistics above a pixel threshold so that large outputs run in bounded memory.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from msgnet.checkpoint import LoadedWeights, load_weights
+from msgnet.fast import FastMSGNet
 from msgnet.imageio import bgr_to_image, fit_longest, image_to_bgr, resize_longest
+from msgnet.tiling import TileConfig, TiledForward
+from msgnet.variants import DEFAULT_VARIANT, FastVariant, build_variant
 
 MIN_SIZE = 16  # the encoder downsamples x4 and pads by reflection: smaller is meaningless
 MULTIPLE = 4   # inputs are padded to a multiple of this so the decoder lands on the same size
@@ -77,7 +83,8 @@ class Stylizer:
     """A loaded MSG-Net ready to stylize: presets, size policy and a batched forward."""
 
     def __init__(self, loaded: LoadedWeights, device: str = "cpu", max_size: int = 2048,
-                 default_size: int = 512, default_style_size: int = 512):
+                 default_size: int = 512, default_style_size: int = 512,
+                 variant: str = DEFAULT_VARIANT, tiling: TileConfig | None = None):
         if max_size < MIN_SIZE:
             raise ValueError(f"max_size must be at least {MIN_SIZE}, got {max_size}")
         self.device = torch.device(device)
@@ -94,8 +101,17 @@ class Stylizer:
         self.default_style_size = self._check_size(default_style_size, self.max_style_size,
                                                    "default style size")
         self.max_batch = 8  # images of one shape per forward call; bounds peak memory
+        # the variants and tiling are CPU code paths; elsewhere the eager model runs as is
+        self.variant_name = variant if self.device.type == "cpu" else "eager"
         self.forward_fn: ForwardFn = self._eager_forward
         self.style_fn: Callable[[torch.Tensor], torch.Tensor] = self.net.style_target
+        self.tiled: TiledForward | None = None
+        if self.device.type == "cpu":
+            impl = build_variant(variant, self.net)
+            runner = impl.runner if isinstance(impl, FastVariant) else FastMSGNet(self.net)
+            self.tiled = TiledForward(runner, tiling or TileConfig(), plain=impl)
+            self.forward_fn = self.tiled
+            self.style_fn = impl.style_target
 
     @classmethod
     def from_file(cls, path: str | Path, **kw) -> Stylizer:
@@ -183,9 +199,12 @@ class Stylizer:
             for (h, w), members in groups.items():
                 for start in range(0, len(members), self.max_batch):
                     chunk = members[start:start + self.max_batch]
-                    x = torch.cat([contents[i] for i in chunk]).to(self.device, torch.float32)
+                    # no copy for a lone item: at 4096 px every image-sized copy is 200 MB
+                    x = (contents[chunk[0]] if len(chunk) == 1
+                         else torch.cat([contents[i] for i in chunk]))
+                    x = x.to(self.device, torch.float32)
                     g = torch.cat([grams[i] for i in chunk])
-                    y = self.forward_fn(pad_to_multiple(x), g)[..., :h, :w].clamp(0, 255)
+                    y = self.forward_fn(pad_to_multiple(x), g)[..., :h, :w].clamp_(0, 255)
                     y = y.to("cpu", torch.float32)
                     for j, i in enumerate(chunk):
                         outputs[i] = y[j:j + 1]
