@@ -147,6 +147,10 @@ def torchserve(tmp_path_factory, tiny_weights_path) -> Server:
         "allowed_urls": f"file://{store}/[^/]+\\\\.mar",
         # workers talk to the frontend over sockets named after this port
         "initial_worker_port": str(free_port()),
+        # the gRPC APIs cannot be turned off: move them too, or a TorchServe already running
+        # on this machine (7070/7071) makes this one fail to start
+        "grpc_inference_port": str(free_port()),
+        "grpc_management_port": str(free_port()),
     })
     env = {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "LOG_LOCATION": str(logs),
            "METRICS_LOCATION": str(logs)}
