@@ -29,6 +29,7 @@ from bot.middlewares import (
 from bot.routers import fallback, jobs, photos, presets, start_help
 from bot.routers import settings as settings_routes
 from bot.routers.presets import PreviewIds
+from bot.services.coordination import Coordinator
 from bot.services.jobs import JobQueue
 from bot.services.results import ResultCache
 from bot.services.runner import JobRunner
@@ -70,20 +71,40 @@ class Services:
     runner: JobRunner
     previews: PreviewIds
     metrics: Metrics | None
+    coordination: Coordinator | None = None
 
 
-def create_services(settings: Settings, bot: Bot) -> Services:
+# a lock outlives its job's timeout by this much before Redis drops it (a replica that died)
+LOCK_MARGIN = 60.0
+
+
+def create_coordination(settings: Settings) -> Coordinator | None:
+    """Shared per-user lock, cancel channel, results and rate limits: only with Redis, for
+    several replicas; a single process keeps all of that in memory."""
+    if not settings.redis_url:
+        return None
+    return Coordinator.from_url(
+        settings.redis_url.get(), lock_ttl=settings.job_timeout + LOCK_MARGIN,
+        result_ttl=settings.shared_result_ttl,
+        result_max_bytes=settings.shared_result_max_bytes,
+        results_per_user=settings.result_cache_per_user)
+
+
+def create_services(settings: Settings, bot: Bot,
+                    coordination: Coordinator | None = None) -> Services:
     metrics = Metrics() if settings.metrics_port else None
+    coordination = coordination or create_coordination(settings)
     client = TorchServeClient(
         settings.ts_url, settings.ts_model, settings.ts_model_version,
         key=InferenceKey(settings.ts_inference_key.get(), settings.ts_key_file),
         timeout=settings.ts_timeout, connect_timeout=settings.ts_connect_timeout,
         retries=settings.ts_retries, retry_delay=settings.ts_retry_delay,
         info_ttl=settings.presets_ttl, max_connections=settings.max_concurrent_jobs + 4)
-    queue = JobQueue(settings.max_concurrent_jobs, settings.max_queue, metrics)
+    queue = JobQueue(settings.max_concurrent_jobs, settings.max_queue, metrics, coordination)
     results = ResultCache(settings.result_cache_per_user, settings.result_cache_bytes)
-    runner = JobRunner(bot, client, queue, results, settings, metrics)
-    return Services(settings, client, queue, results, runner, PreviewIds(), metrics)
+    runner = JobRunner(bot, client, queue, results, settings, metrics, coordination)
+    return Services(settings, client, queue, results, runner, PreviewIds(), metrics,
+                    coordination)
 
 
 def create_dispatcher(settings: Settings, services: Services,
@@ -91,7 +112,8 @@ def create_dispatcher(settings: Settings, services: Services,
     dp = Dispatcher(storage=storage or create_storage(settings))
     # one instance each for messages and button presses: they share a user's bucket
     allowlist = AllowlistMiddleware(settings.allowed_users, settings.default_language)
-    rate_limit = RateLimitMiddleware(settings.rate_limit_burst, settings.rate_limit_per_minute)
+    rate_limit = RateLimitMiddleware(settings.rate_limit_burst, settings.rate_limit_per_minute,
+                                     shared=services.coordination)
     language = LanguageMiddleware(settings.default_language)
     for observer in (dp.message, dp.callback_query):
         observer.outer_middleware(allowlist)
@@ -108,6 +130,7 @@ def create_dispatcher(settings: Settings, services: Services,
     async def on_startup(bot: Bot) -> None:
         await services.ts.start()
         services.queue.start()
+        await services.queue.start_coordination()
         if services.metrics is not None:
             await services.metrics.serve(settings.metrics_host, settings.metrics_port)
         await set_commands(bot)
@@ -115,6 +138,8 @@ def create_dispatcher(settings: Settings, services: Services,
     async def on_shutdown() -> None:
         log.info("shutting down: finishing or cancelling jobs")
         await services.queue.shutdown(settings.shutdown_grace)
+        if services.coordination is not None:
+            await services.coordination.close()
         await services.ts.close()
         if services.metrics is not None:
             await services.metrics.close()

@@ -85,6 +85,9 @@ class Settings:
     status_interval: float = 3.0       # at most one status edit per message per interval
     result_cache_per_user: int = 3     # full-quality results kept for the document button
     result_cache_bytes: int = 200 * 1024 * 1024
+    # with REDIS_URL: results shared by all replicas for the document button
+    shared_result_ttl: float = 3600.0
+    shared_result_max_bytes: int = 20 * 1024 * 1024
     shutdown_grace: float = 20.0       # running jobs get this long to finish on shutdown
     default_language: str = "en"
     # observability
@@ -240,6 +243,8 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | Path | Non
         status_interval=_float(merged, "STATUS_INTERVAL", 3.0),
         result_cache_per_user=_int(merged, "RESULT_CACHE_PER_USER", 3),
         result_cache_bytes=_int(merged, "RESULT_CACHE_MB", 200) * 1024 * 1024,
+        shared_result_ttl=_float(merged, "SHARED_RESULT_TTL", 3600.0, 1.0),
+        shared_result_max_bytes=_int(merged, "SHARED_RESULT_MB", 20, 0) * 1024 * 1024,
         shutdown_grace=_float(merged, "SHUTDOWN_GRACE", 20.0),
         default_language=language,
         metrics_port=_int(merged, "METRICS_PORT", 0),

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
 from bot.texts import Translator, pick_language
+
+if TYPE_CHECKING:
+    from bot.services.coordination import Coordinator
 
 
 async def _tell(event: TelegramObject, text: str | None) -> None:
@@ -63,10 +66,16 @@ class AllowlistMiddleware(BaseMiddleware):
 
 
 class RateLimitMiddleware(BaseMiddleware):
-    """Token bucket per user: ``burst`` updates at once, refilled at ``per_minute``."""
+    """Token bucket per user: ``burst`` updates at once, refilled at ``per_minute``.
 
-    def __init__(self, burst: int = 20, per_minute: float = 40.0, notice_every: float = 10.0):
+    With ``shared`` (several replicas), the counting happens in Redis for all replicas
+    together; this replica's bucket is the fallback while Redis is unreachable."""
+
+    def __init__(self, burst: int = 20, per_minute: float = 40.0, notice_every: float = 10.0,
+                 shared: Coordinator | None = None):
         self.burst = float(burst)
+        self.per_minute = per_minute
+        self.shared = shared
         self.rate = per_minute / 60.0
         self._buckets: dict[int, tuple[float, float]] = {}  # user -> (tokens, updated)
         self._notices = _Notices(notice_every)
@@ -82,10 +91,17 @@ class RateLimitMiddleware(BaseMiddleware):
             self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full}
         return allowed
 
+    async def _allowed(self, user_id: int) -> bool:
+        if self.shared is not None:
+            verdict = await self.shared.rate_allow(user_id, int(self.burst), self.per_minute)
+            if verdict is not None:
+                return verdict
+        return self.allow(user_id)
+
     async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
                        event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is None or self.allow(user.id):
+        if user is None or await self._allowed(user.id):
             return await handler(event, data)
         text = None
         if self._notices.due(user.id):

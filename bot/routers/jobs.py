@@ -41,13 +41,14 @@ def create_router() -> Router:
     async def cancel(message: Message, tr: Translator, queue: JobQueue,
                      state: FSMContext) -> None:
         await state.set_state(None)
-        if await queue.cancel(message.from_user.id) is None:
+        # the replica running the job (this one or another) tells the user
+        if not await queue.cancel_anywhere(message.from_user.id):
             await message.answer(tr("nothing_to_cancel"))
 
     @router.callback_query(JobCB.filter(F.action == "cancel"))
     async def cancel_button(query: CallbackQuery, tr: Translator, queue: JobQueue) -> None:
-        job = await queue.cancel(query.from_user.id)
-        await query.answer(tr("cancelled") if job else tr("nothing_to_cancel"))
+        cancelled = await queue.cancel_anywhere(query.from_user.id)
+        await query.answer(tr("cancelled") if cancelled else tr("nothing_to_cancel"))
 
     @router.callback_query(JobCB.filter(F.action == "full"))
     async def full_quality(query: CallbackQuery, callback_data: JobCB, tr: Translator,

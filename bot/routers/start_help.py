@@ -38,8 +38,10 @@ def create_router() -> Router:
                       queue: JobQueue, results: ResultCache) -> None:
         """Forget the user's images (the original bot's /restart); keep size and language."""
         user_id = message.from_user.id
-        await queue.cancel(user_id)
+        await queue.cancel_anywhere(user_id)
         results.forget_user(user_id)
+        if queue.coordination is not None:
+            await queue.coordination.forget_results(user_id)
         await state.set_state(None)
         await state.update_data(content=None, style=None, preset=None, pending=None,
                                 results={})

@@ -4,6 +4,9 @@ It knows nothing about Telegram: a :class:`Job` carries coroutine callbacks for 
 for telling its user about queue movement and cancellation. A fixed set of worker tasks takes
 jobs in FIFO order, so the number of stylizations sent to TorchServe at once never exceeds the
 cap however many users there are, and the queue position of every waiting job is exact.
+
+With a :class:`~bot.services.coordination.Coordinator` (several replicas sharing Redis), "one
+job per user" holds across replicas and a cancel reaches the replica running the job.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.services.coordination import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +74,12 @@ class Job:
 class JobQueue:
     """FIFO queue served by ``concurrency`` workers."""
 
-    def __init__(self, concurrency: int = 2, max_queue: int = 100, metrics: Any = None):
+    def __init__(self, concurrency: int = 2, max_queue: int = 100, metrics: Any = None,
+                 coordination: Coordinator | None = None):
         self.concurrency = max(1, concurrency)
         self.max_queue = max_queue
         self.metrics = metrics
+        self.coordination = coordination
         self._waiting: deque[Job] = deque()
         self._by_user: dict[int, Job] = {}
         self._wakeup = asyncio.Condition()
@@ -107,6 +115,11 @@ class JobQueue:
             self._workers = [asyncio.create_task(self._worker(i), name=f"job-worker-{i}")
                              for i in range(self.concurrency)]
 
+    async def start_coordination(self) -> None:
+        """Listen for cancel requests from other replicas (no-op without coordination)."""
+        if self.coordination is not None:
+            await self.coordination.start(self._cancel_requested)
+
     async def submit(self, job: Job) -> int:
         """Queue ``job``; returns its position (1 = next, 0 = starts now). Raises UserBusy,
         QueueFull, ShuttingDown."""
@@ -116,6 +129,14 @@ class JobQueue:
             raise UserBusy()
         if len(self._waiting) >= self.max_queue + self._idle_workers():
             raise QueueFull()
+        if self.coordination is not None:
+            if not await self.coordination.acquire(job.user_id, job.id):
+                raise UserBusy()  # in flight on another replica
+            # the checks above may have changed while we waited for Redis
+            failure = self._refusal(job)
+            if failure is not None:
+                await self.coordination.release(job.user_id, job.id)
+                raise failure
         idle = self._idle_workers()
         self._by_user[job.user_id] = job
         self._waiting.append(job)
@@ -127,6 +148,31 @@ class JobQueue:
             self._wakeup.notify()
         return position
 
+    def _refusal(self, job: Job) -> QueueError | None:
+        if self._closing:
+            return ShuttingDown()
+        if job.user_id in self._by_user:
+            return UserBusy()
+        if len(self._waiting) >= self.max_queue + self._idle_workers():
+            return QueueFull()
+        return None
+
+    async def cancel_anywhere(self, user_id: int) -> bool:
+        """Cancel the user's job on this replica or, with coordination, on the one running it
+        (which then tells the user). False when the user has no job in flight."""
+        if await self.cancel(user_id) is not None:
+            return True
+        if self.coordination is None:
+            return False
+        return await self.coordination.request_cancel(user_id)
+
+    async def _cancel_requested(self, user_id: int, job_id: str) -> bool:
+        """A cancel from another replica: only for the very job it saw (not a newer one)."""
+        job = self._by_user.get(user_id)
+        if job is None or job.id != job_id:
+            return False
+        return await self.cancel(user_id) is not None
+
     async def cancel(self, user_id: int, reason: str = USER, wait: float = 10.0) -> Job | None:
         """Cancel the user's queued or running job; returns it, or None if there was none."""
         job = self._by_user.get(user_id)
@@ -136,7 +182,7 @@ class JobQueue:
         if job.state == QUEUED:
             with contextlib.suppress(ValueError):
                 self._waiting.remove(job)
-            self._finish(job, CANCELLED)
+            await self._finish(job, CANCELLED)
             self._announce_positions()
         elif job.task is not None:
             job.task.cancel()
@@ -194,25 +240,30 @@ class JobQueue:
             # wait without letting a cancellation of this worker cancel the job silently
             await asyncio.wait({job.task})
             if job.task.cancelled():
-                self._finish(job, CANCELLED)
+                await self._finish(job, CANCELLED)
             elif job.task.exception() is not None:
                 job.error = job.task.exception()
                 if not isinstance(job.error, Exception):
                     raise job.error
                 log.error("job %s failed: %r", job.id, job.error)
-                self._finish(job, FAILED)
+                await self._finish(job, FAILED)
             else:
-                self._finish(job, DONE)
+                await self._finish(job, DONE)
 
-    def _finish(self, job: Job, state: str) -> None:
+    async def _finish(self, job: Job, state: str) -> None:
         job.state = state
         job.finished_at = time.monotonic()
         if self._by_user.get(job.user_id) is job:
             del self._by_user[job.user_id]
-        job.done.set()
         self._gauge()
         if self.metrics is not None:
             self.metrics.job_finished(state, job.finished_at - job.submitted_at)
+        try:
+            if self.coordination is not None:
+                # before ``done``: whoever waits for the job may submit the user's next one
+                await self.coordination.release(job.user_id, job.id)
+        finally:
+            job.done.set()
 
     def _announce_positions(self) -> None:
         for index, job in enumerate(self._waiting, start=1):

@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.imageinfo import dimensions
 from bot.keyboards import cancel_keyboard, result_keyboard
 from bot.services import torchserve as ts
+from bot.services.coordination import Coordinator
 from bot.services.jobs import SHUTDOWN, Job, JobQueue, QueueFull, ShuttingDown, UserBusy
 from bot.services.results import ResultCache
 from bot.services.status import StatusMessage
@@ -49,8 +50,10 @@ class JobFailure(Exception):
 
 class JobRunner:
     def __init__(self, bot: Bot, client: ts.TorchServeClient, queue: JobQueue,
-                 results: ResultCache, settings: Settings, metrics: Any = None):
+                 results: ResultCache, settings: Settings, metrics: Any = None,
+                 coordination: Coordinator | None = None):
         self.bot = bot
+        self.coordination = coordination  # shares results with the other replicas
         self.ts = client
         self.queue = queue
         self.results = results
@@ -216,6 +219,8 @@ class JobRunner:
         width, height = dims if dims else (size, size)
         filename = f"styled_{size}px.{result.extension}"
         rid = self.results.put(job.user_id, result.data, filename)
+        if self.coordination is not None:  # so the button works on any replica
+            await self.coordination.put_result(job.user_id, rid, result.data, filename)
         await state.update_data(flow.remember_result(await state.get_data(), rid,
                                                      {**spec, "sizes": [size]}))
         style = spec.get("preset") or tr("style_own")
@@ -257,6 +262,8 @@ class JobRunner:
     async def send_full(self, chat_id: int, user_id: int, tr: Translator, rid: str) -> bool:
         """Send a cached result as a document; False when it is no longer cached."""
         item = self.results.get(user_id, rid)
+        if item is None and self.coordination is not None:
+            item = await self.coordination.get_result(user_id, rid)
         if item is None:
             return False
         dims = dimensions(item.data) or (0, 0)

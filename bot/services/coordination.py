@@ -1,0 +1,293 @@
+"""Coordination of several bot replicas through Redis (used only when ``REDIS_URL`` is set).
+
+Behind one webhook Service, consecutive updates of one user may reach different replicas, so
+what must hold for a user across the whole deployment lives here rather than in a process:
+
+* a per-user in-flight lock (``SET NX`` with a TTL, kept alive while the job is queued or
+  running, released when it ends): a second job from the same user on any replica is refused;
+* cancellation: a replica that does not hold the user's job publishes the request on the
+  channel of the replica that does (its id is in the lock's value); that replica cancels the
+  job and tells the user, so the user hears about it exactly once;
+* full-quality results (with a TTL and a size cap) for the "as a file" button;
+* rate-limit counters shared by all replicas.
+
+Every Redis failure degrades to the single-process behaviour (logged), never to a crash: a
+replica that cannot reach Redis still serves its own users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, WatchError
+
+from bot.services.results import StoredResult
+
+log = logging.getLogger(__name__)
+
+# called on the owning replica with (user_id, job_id); True when it cancelled that job
+CancelHandler = Callable[[int, str], Awaitable[bool]]
+
+
+class Coordinator:
+    """Redis-backed per-user lock, cancel broadcast, result store and rate-limit counters."""
+
+    def __init__(self, redis: Redis, *, lock_ttl: float, prefix: str = "image-styling:bot:",
+                 replica: str | None = None, result_ttl: float = 3600.0,
+                 result_max_bytes: int = 20 * 1024 * 1024, results_per_user: int = 3,
+                 refresh_every: float | None = None):
+        self.redis = redis
+        self.prefix = prefix
+        self.replica = replica or secrets.token_hex(6)
+        self.lock_ttl_ms = max(1000, int(lock_ttl * 1000))
+        # the TTL only bounds a lock whose replica died; live ones are refreshed well before
+        self.refresh_every = refresh_every or max(0.5, lock_ttl / 3)
+        self.result_ttl_ms = max(1000, int(result_ttl * 1000))
+        self.result_max_bytes = result_max_bytes
+        self.results_per_user = results_per_user
+        self._held: dict[int, str] = {}  # user -> lock token held by this replica
+        self._on_cancel: CancelHandler | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._handling: set[asyncio.Task] = set()  # cancels in progress (each may wait)
+        self._subscribed = asyncio.Event()
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Coordinator:
+        return cls(Redis.from_url(url), **kwargs)
+
+    # --- keys -------------------------------------------------------------------------------
+
+    def _lock_key(self, user_id: int) -> str:
+        return f"{self.prefix}lock:{user_id}"
+
+    def _channel(self, replica: str) -> str:
+        return f"{self.prefix}cancel:{replica}"
+
+    def _result_key(self, user_id: int, rid: str) -> str:
+        # the user id is part of the key: nobody can fetch another user's file by its id
+        return f"{self.prefix}result:{user_id}:{rid}"
+
+    def _results_key(self, user_id: int) -> str:
+        return f"{self.prefix}results:{user_id}"
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, on_cancel: CancelHandler) -> None:
+        """Listen for cancel requests addressed to this replica and keep its locks alive."""
+        self._on_cancel = on_cancel
+        if not self._tasks:
+            self._subscribed.clear()
+            self._tasks = [asyncio.create_task(self._listen(), name="coordination-cancel"),
+                           asyncio.create_task(self._keep_alive(), name="coordination-locks")]
+            # until subscribed, a cancel request for this replica would find no receiver
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._subscribed.wait(), 5)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._handling:
+            await asyncio.wait(self._handling, timeout=5)
+        for user_id, token in list(self._held.items()):
+            await self._release_token(user_id, token)
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.aclose()
+
+    # --- the per-user lock ------------------------------------------------------------------
+
+    async def acquire(self, user_id: int, job_id: str) -> bool:
+        """Take the user's lock for ``job_id``; False when a job of theirs is in flight on
+        any replica. Without Redis the answer is True (this replica's own check still holds)."""
+        token = f"{self.replica}:{job_id}"
+        try:
+            ok = await self.redis.set(self._lock_key(user_id), token, nx=True,
+                                      px=self.lock_ttl_ms)
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable, user lock not taken: %s", type(exc).__name__)
+            return True
+        if ok:
+            self._held[user_id] = token
+        return bool(ok)
+
+    async def release(self, user_id: int, job_id: str) -> None:
+        token = f"{self.replica}:{job_id}"
+        if self._held.get(user_id) == token:
+            del self._held[user_id]
+        await self._release_token(user_id, token)
+
+    async def _release_token(self, user_id: int, token: str) -> None:
+        """Delete the lock only while it is still ``token`` (never another job's lock)."""
+        key = self._lock_key(user_id)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)
+                if await pipe.get(key) != token.encode():
+                    return
+                pipe.multi()
+                pipe.delete(key)
+                await pipe.execute()
+        except WatchError:
+            pass  # changed meanwhile: not ours any more
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable, user lock left to expire: %s", type(exc).__name__)
+
+    async def holder(self, user_id: int) -> str | None:
+        """The replica holding the user's lock, or None."""
+        value = await self.redis.get(self._lock_key(user_id))
+        return value.decode().split(":", 1)[0] if value else None
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_every)
+            for user_id, token in list(self._held.items()):
+                try:
+                    await self._refresh(user_id, token)
+                except (RedisError, OSError) as exc:
+                    log.warning("redis unavailable, lock not refreshed: %s",
+                                type(exc).__name__)
+                    break
+
+    async def _refresh(self, user_id: int, token: str) -> None:
+        key = self._lock_key(user_id)
+        with contextlib.suppress(WatchError):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)
+                if await pipe.get(key) != token.encode():
+                    return
+                pipe.multi()
+                pipe.pexpire(key, self.lock_ttl_ms)
+                await pipe.execute()
+
+    # --- cancellation -----------------------------------------------------------------------
+
+    async def request_cancel(self, user_id: int) -> bool:
+        """Ask the replica holding the user's job to cancel it. True when that replica got the
+        request (it then tells the user); False when no job is in flight anywhere."""
+        try:
+            value = await self.redis.get(self._lock_key(user_id))
+            if value is None:
+                return False
+            token = value.decode()
+            replica, _, job_id = token.partition(":")
+            message = json.dumps({"user_id": user_id, "job_id": job_id})
+            receivers = await self.redis.publish(self._channel(replica), message)
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable, cancel not forwarded: %s", type(exc).__name__)
+            return False
+        if receivers:
+            return True
+        # nobody listens on that replica's channel: it is gone, and so is the job
+        log.info("dropping the lock of user %s left by a replica that is gone", user_id)
+        await self._release_token(user_id, token)
+        return False
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel(self.replica))
+                self._subscribed.set()
+                delay = 0.5
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        task = asyncio.create_task(self._handle(message["data"]))
+                        self._handling.add(task)
+                        task.add_done_callback(self._handling.discard)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("cancel channel lost (%s), resubscribing", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def _handle(self, data: bytes | str) -> None:
+        try:
+            request = json.loads(data)
+            user_id, job_id = int(request["user_id"]), str(request["job_id"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed cancel request")
+            return
+        if self._on_cancel is None:
+            return
+        try:
+            await self._on_cancel(user_id, job_id)
+        except Exception:
+            log.exception("cancelling a job on request of another replica failed")
+
+    # --- results ----------------------------------------------------------------------------
+
+    async def put_result(self, user_id: int, rid: str, data: bytes, filename: str) -> bool:
+        """Keep a result for ``result_ttl`` (the newest ``results_per_user`` of each user);
+        False when it is over the size cap or Redis is unavailable."""
+        if self.results_per_user <= 0 or len(data) > self.result_max_bytes:
+            return False
+        key, index = self._result_key(user_id, rid), self._results_key(user_id)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={"data": data, "filename": filename})
+                pipe.pexpire(key, self.result_ttl_ms)
+                pipe.lpush(index, rid)
+                pipe.pexpire(index, self.result_ttl_ms)
+                await pipe.execute()
+            old = await self.redis.lrange(index, self.results_per_user, -1)
+            if old:
+                await self.redis.ltrim(index, 0, self.results_per_user - 1)
+                await self.redis.delete(*(self._result_key(user_id, r.decode()) for r in old))
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable, result kept locally only: %s", type(exc).__name__)
+            return False
+        return True
+
+    async def get_result(self, user_id: int, rid: str) -> StoredResult | None:
+        try:
+            item = await self.redis.hgetall(self._result_key(user_id, rid))
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable, shared result not read: %s", type(exc).__name__)
+            return None
+        if not item or b"data" not in item:
+            return None
+        return StoredResult(user_id, item[b"data"], item.get(b"filename", b"").decode())
+
+    async def forget_results(self, user_id: int) -> None:
+        index = self._results_key(user_id)
+        try:
+            rids = await self.redis.lrange(index, 0, -1)
+            keys = [self._result_key(user_id, r.decode()) for r in rids]
+            await self.redis.delete(index, *keys)
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable, shared results not removed: %s",
+                        type(exc).__name__)
+
+    # --- rate limit -------------------------------------------------------------------------
+
+    async def rate_allow(self, user_id: int, burst: int, per_minute: float,
+                         now: float | None = None) -> bool | None:
+        """A fixed window of ``burst / rate`` seconds allowing ``burst`` updates: the same
+        average rate and burst as the per-process token bucket, counted for all replicas.
+        None when Redis is unavailable (the caller then uses its own bucket)."""
+        window = max(1.0, burst / (per_minute / 60.0))
+        now = time.time() if now is None else now
+        key = f"{self.prefix}rate:{user_id}:{int(now // window)}"
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.pexpire(key, int(window * 1000) + 1000)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable, local rate limit used: %s", type(exc).__name__)
+            return None
+        return int(count) <= burst
