@@ -101,6 +101,21 @@ def test_fast_at_ngf8_with_nonsquare_input() -> None:
                                atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("head_mode", ["rows", "direct"])
+def test_output_convolution_formulations_equal_eager(net16: Net, grams: torch.Tensor,
+                                                      head_mode: str) -> None:
+    """The row-split 7x7 head (default) and the direct one are the same function."""
+    content = _seeded(1, 3, 40, 56, seed=13)
+    runner = FastMSGNet(net16, head_mode=head_mode)
+    torch.testing.assert_close(runner(content, grams[:1]), _eager(net16, content, grams[:1]),
+                               atol=ATOL, rtol=0)
+
+
+def test_unknown_head_mode_is_refused(net16: Net) -> None:
+    with pytest.raises(ValueError, match="unknown head mode 'fft'; known: rows, direct"):
+        FastMSGNet(net16, head_mode="fft")
+
+
 def test_runner_copies_weights(net16: Net, grams: torch.Tensor) -> None:
     """Later changes to the module do not reach an existing runner (documented contract)."""
     net = make_net(8, seed=4)
