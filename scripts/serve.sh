@@ -46,7 +46,7 @@ Token authorization is on; the keys are in $ROOT/key_file.json (rewritten on eve
        ${url:-http://127.0.0.1:8080}/predictions/$MODEL -o out.jpg
   curl -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
        -d '{"action": "presets"}' ${url:-http://127.0.0.1:8080}/predictions/$MODEL
-Stop it with: scripts/serve.sh stop
+Stop it with: scripts/run.sh stop (TorchServe and the bot) or scripts/serve.sh stop
 MSG
 }
 
