@@ -24,7 +24,6 @@ import os
 import platform
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -347,12 +346,6 @@ def bench_quality(loaded: LoadedWeights, variants: list[str]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- TorchServe
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _multipart(fields: list[tuple[str, bytes, str | None]]) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     body = b""
@@ -377,27 +370,10 @@ class BenchServer:
         cfg["handler"]["threads"] = threads
         self.model_config = self.base / "model-config.yaml"
         self.model_config.write_text(yaml.safe_dump(cfg))
-        ports = {k: _free_port() for k in ("inference", "management", "metrics")}
-        self.endpoints = ts_client.Endpoints(*(f"http://127.0.0.1:{ports[k]}" for k in
-                                               ("inference", "management", "metrics")))
-        overrides = {"inference_address": self.endpoints.inference,
-                     "management_address": self.endpoints.management,
-                     "metrics_address": self.endpoints.metrics,
-                     "model_store": str(self.base / "store"), "load_models": "msgnet=msgnet.mar",
-                     "default_workers_per_model": str(workers),
-                     "initial_worker_port": str(_free_port()),
-                     # gRPC is unused but binds 7070/7071 by default (taken by any other server)
-                     "grpc_inference_port": str(_free_port()),
-                     "grpc_management_port": str(_free_port())}
-        lines = []
-        for line in (ROOT / "config.properties").read_text().splitlines():
-            key = line.split("=", 1)[0].strip()
-            if not line.lstrip().startswith("#") and key in overrides:
-                line = f"{key}={overrides.pop(key)}"
-            lines.append(line)
-        lines += [f"{k}={v}" for k, v in overrides.items()]
         self.config = self.base / "config.properties"
-        self.config.write_text("\n".join(lines) + "\n")
+        self.endpoints = ts_client.write_private_config(
+            self.config, self.base / "store", load_models="msgnet=msgnet.mar",
+            default_workers_per_model=str(workers))
         self.env = {**os.environ, "TMPDIR": str(self.base / "tmp"),
                     "LOG_LOCATION": str(self.base / "logs"),
                     "METRICS_LOCATION": str(self.base / "logs")}

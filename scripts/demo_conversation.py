@@ -33,7 +33,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -120,25 +119,6 @@ def check_torchserve(url: str, key_file: Path | None) -> None:
         raise SystemExit(f"demo: TorchServe at {url} is not usable ({exc}): {hint}") from None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_config(path: Path, overrides: dict[str, str]) -> None:
-    """The repository's config.properties with some keys replaced (or added)."""
-    lines, seen = [], set()
-    for line in (ROOT / "config.properties").read_text().splitlines():
-        key = line.split("=", 1)[0].strip()
-        if not line.lstrip().startswith("#") and key in overrides:
-            line = f"{key}={overrides[key]}"
-            seen.add(key)
-        lines.append(line)
-    lines += [f"{k}={v}" for k, v in overrides.items() if k not in seen]
-    path.write_text("\n".join(lines) + "\n")
-
-
 @contextmanager
 def own_torchserve(weights: Path, workdir: Path, timeout: float = 300.0):
     """Build a .mar from ``weights`` and run TorchServe on free ports until the block ends."""
@@ -151,30 +131,20 @@ def own_torchserve(weights: Path, workdir: Path, timeout: float = 300.0):
                            capture_output=True, text=True, timeout=600)
     if built.returncode != 0:
         raise SystemExit(f"demo: build_mar.py failed:\n{built.stdout}{built.stderr}")
-    ports = {name: free_port() for name in ("inference", "management", "metrics")}
     config = workdir / "config.properties"
-    write_config(config, {
-        "inference_address": f"http://127.0.0.1:{ports['inference']}",
-        "management_address": f"http://127.0.0.1:{ports['management']}",
-        "metrics_address": f"http://127.0.0.1:{ports['metrics']}",
-        "model_store": str(store), "load_models": f"{MODEL}={MODEL}.mar",
-        "allowed_urls": f"file://{store}/[^/]+\\\\.mar", "initial_worker_port": str(free_port()),
-        # gRPC cannot be turned off; its default ports would clash with another TorchServe
-        "grpc_inference_port": str(free_port()), "grpc_management_port": str(free_port()),
-    })
+    endpoints = ts_client.write_private_config(config, store,
+                                               load_models=f"{MODEL}={MODEL}.mar")
     env = {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "LOG_LOCATION": str(logs),
            "METRICS_LOCATION": str(logs)}
     env.pop("TS_CONFIG_FILE", None)
     torchserve = str(Path(sys.executable).with_name("torchserve"))
-    print(f"demo: starting TorchServe on 127.0.0.1:{ports['inference']} (logs in {logs}) ...")
+    print(f"demo: starting TorchServe at {endpoints.inference} (logs in {logs}) ...")
     started = time.monotonic()
     with open(logs / "torchserve.out", "wb") as out:
         proc = subprocess.Popen([torchserve, "--start", "--ncs", "--foreground", "--ts-config",
                                  str(config), "--model-store", str(store)], cwd=workdir, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        endpoints = ts_client.Endpoints(*(f"http://127.0.0.1:{ports[n]}"
-                                          for n in ("inference", "management", "metrics")))
         try:
             ts_client.wait_ready(endpoints, MODEL, timeout, key_file=workdir / "key_file.json",
                                  is_alive=lambda: proc.poll() is None)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 import urllib.error
@@ -79,6 +80,43 @@ class Endpoints:
                                    or props["management_address"]),
             metrics=_client_url(os.environ.get("TS_METRICS_URL") or props["metrics_address"]),
         )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_private_config(path: Path, store: Path, **overrides: str) -> Endpoints:
+    """Write the repository's config.properties for a private TorchServe (tests, benchmark,
+    demo): every port it opens - HTTP APIs, gRPC (which 0.12 cannot turn off) and the worker
+    sockets - moved to a free one on 127.0.0.1, and the model store (and the archives it may
+    register) replaced, so it never collides with another TorchServe on this machine.
+    ``overrides`` replace or add further keys. Returns where it will listen."""
+    ports = {name: free_port() for name in ("inference", "management", "metrics")}
+    endpoints = Endpoints(*(f"http://127.0.0.1:{ports[n]}"
+                            for n in ("inference", "management", "metrics")))
+    values = {"inference_address": endpoints.inference,
+              "management_address": endpoints.management,
+              "metrics_address": endpoints.metrics,
+              "model_store": str(store),
+              "allowed_urls": f"file://{store}/[^/]+\\\\.mar",
+              "initial_worker_port": str(free_port()),
+              "grpc_inference_port": str(free_port()),
+              "grpc_management_port": str(free_port()),
+              **overrides}
+    lines, seen = [], set()
+    for line in DEFAULT_CONFIG.read_text(encoding="utf-8").splitlines():
+        key = line.split("=", 1)[0].strip()
+        if not line.lstrip().startswith("#") and key in values:
+            line = f"{key}={values[key]}"
+            seen.add(key)
+        lines.append(line)
+    lines += [f"{k}={v}" for k, v in values.items() if k not in seen]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return endpoints
 
 
 @dataclass(frozen=True)

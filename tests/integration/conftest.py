@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,25 +33,6 @@ TORCHSERVE = str(Path(PYTHON).with_name("torchserve"))
 MODEL = "msgnet"
 BATCH_DELAY_MS = 250  # long enough for concurrent test requests to meet in one batch
 TIMINGS: dict[str, float] = {}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_config(path: Path, overrides: dict[str, str]) -> None:
-    """The repository's config.properties with some keys replaced (or added)."""
-    lines, seen = [], set()
-    for line in (ROOT / "config.properties").read_text().splitlines():
-        key = line.split("=", 1)[0].strip()
-        if not line.lstrip().startswith("#") and key in overrides:
-            line = f"{key}={overrides[key]}"
-            seen.add(key)
-        lines.append(line)
-    lines += [f"{k}={v}" for k, v in overrides.items() if k not in seen]
-    path.write_text("\n".join(lines) + "\n")
 
 
 @dataclass
@@ -136,28 +116,14 @@ def torchserve(tmp_path_factory, tiny_weights_path) -> Server:
     cfg.update(batchSize=4, maxBatchDelay=BATCH_DELAY_MS, minWorkers=1, maxWorkers=1)
     model_config.write_text(yaml.safe_dump(cfg))
 
-    ports = {name: free_port() for name in ("inference", "management", "metrics")}
     config = base / "config.properties"
-    write_config(config, {
-        "inference_address": f"http://127.0.0.1:{ports['inference']}",
-        "management_address": f"http://127.0.0.1:{ports['management']}",
-        "metrics_address": f"http://127.0.0.1:{ports['metrics']}",
-        "model_store": str(store),
-        "load_models": f"{MODEL}={MODEL}.mar",
-        "allowed_urls": f"file://{store}/[^/]+\\\\.mar",
-        # workers talk to the frontend over sockets named after this port
-        "initial_worker_port": str(free_port()),
-        # the gRPC APIs cannot be turned off: move them too, or a TorchServe already running
-        # on this machine (7070/7071) makes this one fail to start
-        "grpc_inference_port": str(free_port()),
-        "grpc_management_port": str(free_port()),
-    })
+    endpoints = ts_client.write_private_config(config, store,
+                                               load_models=f"{MODEL}={MODEL}.mar")
     env = {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "LOG_LOCATION": str(logs),
            "METRICS_LOCATION": str(logs)}
     env.pop("TS_CONFIG_FILE", None)  # it would override --ts-config
-    server = Server(inference=f"http://127.0.0.1:{ports['inference']}",
-                    management=f"http://127.0.0.1:{ports['management']}",
-                    metrics=f"http://127.0.0.1:{ports['metrics']}",
+    server = Server(inference=endpoints.inference, management=endpoints.management,
+                    metrics=endpoints.metrics,
                     workdir=workdir, store=store, config=config, logs=logs,
                     model_config=model_config, previews=previews, env=env)
 
@@ -172,7 +138,6 @@ def torchserve(tmp_path_factory, tiny_weights_path) -> Server:
              "--model-store", str(store)],
             cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        endpoints = ts_client.Endpoints(server.inference, server.management, server.metrics)
         try:
             ts_client.wait_ready(endpoints, MODEL, timeout=180, key_file=server.key_file,
                                  is_alive=lambda: proc.poll() is None)
