@@ -6,8 +6,11 @@ function (the tests compare each against ``eager``); they differ in speed and st
 
 * ``eager``   - :meth:`msgnet.model.Net.stylize` as written: the reference.
 * ``fast``    - :class:`msgnet.fast.FastMSGNet`: exact graph rewrites, channels_last, folded
-  norms, tuned allocator. The default: the fastest without start-up cost, and the one tiling
-  needs (it can replay frozen instance-norm statistics).
+  norms, Winograd F(4x4, 3x3) residual convolutions, tuned allocator. The default: the fastest
+  without start-up cost, and the one tiling needs (it can replay frozen instance-norm
+  statistics).
+* ``fast-direct`` - ``fast`` with oneDNN's direct 3x3 convolutions instead of Winograd's, kept
+  to measure what the Winograd rewrite is worth.
 * ``jit``     - the eager graph traced, frozen and passed through
   ``torch.jit.optimize_for_inference`` (oneDNN layouts, conv folding).
 * ``compile`` - the eager graph through ``torch.compile`` (inductor, dynamic shapes, frozen
@@ -73,6 +76,16 @@ class FastVariant(Variant):
         return self.runner.style_target(style)
 
 
+class FastDirectVariant(FastVariant):
+    """``fast`` with the residual blocks' 3x3 convolutions left to oneDNN (direct)."""
+
+    name = "fast-direct"
+
+    def __init__(self, net: Net):
+        Variant.__init__(self, net)
+        self.runner = FastMSGNet(net, conv3x3="direct")
+
+
 class _Functional(nn.Module):
     """The generator with the style target as an input, so graphs can capture it."""
 
@@ -132,6 +145,7 @@ class CompileVariant(Variant):
 VARIANTS: dict[str, Callable[[Net], Variant]] = {
     "eager": EagerVariant,
     "fast": FastVariant,
+    "fast-direct": FastDirectVariant,
     "jit": JitVariant,
     "compile": CompileVariant,
 }

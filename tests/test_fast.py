@@ -111,6 +111,23 @@ def test_output_convolution_formulations_equal_eager(net16: Net, grams: torch.Te
                                atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("conv3x3", ["winograd", "direct"])
+def test_residual_convolution_formulations_equal_eager(net16: Net, grams: torch.Tensor,
+                                                        conv3x3: str) -> None:
+    """Winograd F(4x4, 3x3) (default) and oneDNN's direct 3x3 are the same function; the
+    feature maps here (11x13) are not multiples of the 4x4 tile."""
+    content = _seeded(1, 3, 44, 52, seed=17)
+    runner = FastMSGNet(net16, conv3x3=conv3x3)
+    assert (runner.res[0].conv_b_winograd is not None) == (conv3x3 == "winograd")
+    torch.testing.assert_close(runner(content, grams[:1]), _eager(net16, content, grams[:1]),
+                               atol=ATOL, rtol=0)
+
+
+def test_unknown_conv3x3_mode_is_refused(net16: Net) -> None:
+    with pytest.raises(ValueError, match="unknown 3x3 mode 'fft'; known: winograd, direct"):
+        FastMSGNet(net16, conv3x3="fft")
+
+
 def test_unknown_head_mode_is_refused(net16: Net) -> None:
     with pytest.raises(ValueError, match="unknown head mode 'fft'; known: rows, direct"):
         FastMSGNet(net16, head_mode="fft")
