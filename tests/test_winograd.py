@@ -15,12 +15,13 @@ from msgnet import winograd
 REL = 1e-4  # max |error| / max |output|; measured ~1e-5 at 128 channels
 
 
-def _run(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def _run(x: torch.Tensor, weight: torch.Tensor, band_tiles: int = winograd.BAND_TILES
+         ) -> torch.Tensor:
     _, c, hp, wp = x.shape
     h, w = hp - 2, wp - 2
     buf, corner = winograd.input_buffer(c, h, w, x)
     corner.copy_(x)
-    return winograd.conv3x3(buf, winograd.transform_weight(weight), h, w)
+    return winograd.conv3x3(buf, winograd.transform_weight(weight), h, w, band_tiles)
 
 
 @pytest.mark.parametrize(("c", "k", "h", "w"), [
@@ -38,6 +39,18 @@ def test_equals_direct_convolution(c: int, k: int, h: int, w: int) -> None:
     assert got.shape == expected.shape
     assert got.is_contiguous(memory_format=torch.channels_last)
     assert (got - expected).abs().max() <= REL * expected.abs().max()
+
+
+@pytest.mark.parametrize("band_tiles", [1, 12, 18])
+def test_bands_give_the_same_result(band_tiles: int) -> None:
+    """15x22 outputs: 4 tile rows of 6 tiles, the last row partial; bands of 1, 2 or 3 tile
+    rows (the last band short) each cover every row exactly once."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 6, 17, 24, generator=gen)
+    weight = torch.randn(6, 6, 3, 3, generator=gen)
+    expected = F.conv2d(x, weight)
+    banded = _run(x, weight, band_tiles=band_tiles)
+    assert (banded - expected).abs().max() <= REL * expected.abs().max()
 
 
 def test_margins_are_zero_whatever_the_allocator_left() -> None:
