@@ -377,7 +377,7 @@ class FastMSGNet:
     def _conv3x3(self, y: torch.Tensor, m: torch.Tensor, r: torch.Tensor, blk: _Block
                  ) -> torch.Tensor:
         """A residual block's 3x3 convolution of ``r * relu(y - m)``, reflection-padded."""
-        if blk.conv_b_winograd is None:
+        if self.conv3x3 != "winograd" or blk.conv_b_winograd is None:
             return F.conv2d(_max_padded(y, m, 1), _scale_in(blk.conv_b, r))
         _, c, h, w = y.shape
         buf, corner = winograd.input_buffer(c, h, w, y)

@@ -183,25 +183,28 @@ def receptive_field(runner: FastMSGNet, channels: int, size: int = 160) -> int:
 
     With frozen statistics every output pixel is a fixed function of the inputs around it, so
     changing one input pixel changes exactly the outputs within reach; the largest distance
-    over the four positions modulo the network's stride is the radius. "Changes" means by
-    more than ``1e-3`` grey levels (the probe moves outputs by whole levels): Winograd tiles
-    (:mod:`msgnet.winograd`) compute a 4x4 block of outputs from one 6x6 input block, so float
-    rounding, though not the function, reaches a few pixels past the true receptive field.
+    over the four positions modulo the network's stride is the radius. The probe runs the
+    direct 3x3 convolutions: Winograd tiles (:mod:`msgnet.winograd`) compute a 4x4 block of
+    outputs from one 6x6 input block, so float rounding, though not the function, reaches a
+    few pixels past the true receptive field.
     """
     gen = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, size, size, generator=gen) * 255
     gram = torch.eye(channels).unsqueeze(0) / channels
-    stats = record_stats(runner, content, gram)
-    base = run_with_stats(runner, content, gram, stats)
-    radius = 0
-    for offset in range(MULTIPLE):
-        c = size // 2 + offset
-        probe = content.clone()
-        probe[:, :, c, c] += 50.0
-        diff = (run_with_stats(runner, probe, gram, stats) - base).abs()
-        changed = (diff > 1e-3).any(dim=1)[0]
-        ys, xs = changed.nonzero(as_tuple=True)
-        radius = max(radius, int((ys - c).abs().max()), int((xs - c).abs().max()))
+    mode, runner.conv3x3 = runner.conv3x3, "direct"
+    try:
+        stats = record_stats(runner, content, gram)
+        base = run_with_stats(runner, content, gram, stats)
+        radius = 0
+        for offset in range(MULTIPLE):
+            c = size // 2 + offset
+            probe = content.clone()
+            probe[:, :, c, c] += 50.0
+            changed = (run_with_stats(runner, probe, gram, stats) != base).any(dim=1)[0]
+            ys, xs = changed.nonzero(as_tuple=True)
+            radius = max(radius, int((ys - c).abs().max()), int((xs - c).abs().max()))
+    finally:
+        runner.conv3x3 = mode
     return radius
 
 
