@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from weights_factory import TINY_PRESETS, make_net, make_tiny_weights, official_layout_state_dict
+from weights_factory import (
+    TINY_PRESETS,
+    make_net,
+    make_tiny_weights,
+    official_layout_state_dict,
+    seeded_pixels,
+)
 
 from msgnet.checkpoint import (
     CheckpointError,
@@ -21,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _bgr(h: int, w: int, seed: int) -> torch.Tensor:
-    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 255
+    return seeded_pixels(1, 3, h, w, seed=seed)
 
 
 def _outputs_equal(a, b, h: int = 24, w: int = 20) -> None:

@@ -12,7 +12,7 @@ import os
 
 import pytest
 import torch
-from weights_factory import make_net
+from weights_factory import make_net, seeded_pixels
 
 from msgnet.fast import FastMSGNet, compute_stats, tune_allocator
 from msgnet.model import Net
@@ -27,10 +27,6 @@ COMPILE = os.environ.get("MSGNET_TEST_COMPILE") == "1"
 CHEAP_VARIANTS = [name for name in VARIANTS if name != "compile"]
 
 
-def _seeded(*shape: int, seed: int) -> torch.Tensor:
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 255
-
-
 @pytest.fixture(scope="module")
 def net16() -> Net:
     return make_net(16, seed=3)
@@ -40,7 +36,7 @@ def net16() -> Net:
 def grams(net16: Net) -> torch.Tensor:
     """Two different style targets, (2, C, C)."""
     with torch.inference_mode():
-        return net16.style_target(_seeded(2, 3, 48, 40, seed=11))
+        return net16.style_target(seeded_pixels(2, 3, 48, 40, seed=11))
 
 
 def _eager(net: Net, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
@@ -53,7 +49,7 @@ def _eager(net: Net, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
 def test_variant_equals_eager(net16: Net, grams: torch.Tensor, name: str,
                               hw: tuple[int, int]) -> None:
     variant = build_variant(name, net16)
-    content = pad_to_multiple(_seeded(1, 3, *hw, seed=sum(hw)))
+    content = pad_to_multiple(seeded_pixels(1, 3, *hw, seed=sum(hw)))
     expected = _eager(net16, content, grams[:1])
     got = variant(content, grams[:1])
     assert got.shape == expected.shape
@@ -65,7 +61,7 @@ def test_variant_equals_eager(net16: Net, grams: torch.Tensor, name: str,
 def test_batch_with_different_targets_equals_eager(net16: Net, grams: torch.Tensor,
                                                    name: str) -> None:
     variant = build_variant(name, net16)
-    content = _seeded(2, 3, 44, 60, seed=5)
+    content = seeded_pixels(2, 3, 44, 60, seed=5)
     expected = _eager(net16, content, grams)
     got = variant(content, grams)
     torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
@@ -76,7 +72,7 @@ def test_batch_with_different_targets_equals_eager(net16: Net, grams: torch.Tens
 
 def test_batch_with_one_shared_target_broadcasts(net16: Net, grams: torch.Tensor) -> None:
     runner = FastMSGNet(net16)
-    content = _seeded(3, 3, 32, 32, seed=9)
+    content = seeded_pixels(3, 3, 32, 32, seed=9)
     torch.testing.assert_close(runner(content, grams[:1]), _eager(net16, content, grams[:1]),
                                atol=ATOL, rtol=0)
     with pytest.raises(ValueError, match="target batch 2 does not match content batch 3"):
@@ -85,7 +81,7 @@ def test_batch_with_one_shared_target_broadcasts(net16: Net, grams: torch.Tensor
 
 @pytest.mark.parametrize("name", CHEAP_VARIANTS)
 def test_style_target_equals_eager(net16: Net, name: str) -> None:
-    style = _seeded(1, 3, 56, 40, seed=21)
+    style = seeded_pixels(1, 3, 56, 40, seed=21)
     with torch.inference_mode():
         expected = net16.style_target(style)
     got = build_variant(name, net16).style_target(style)
@@ -95,8 +91,8 @@ def test_style_target_equals_eager(net16: Net, name: str) -> None:
 def test_fast_at_ngf8_with_nonsquare_input() -> None:
     net = make_net(8, seed=0)
     with torch.inference_mode():
-        gram = net.style_target(_seeded(1, 3, 32, 32, seed=1))
-    content = _seeded(1, 3, 28, 92, seed=2)
+        gram = net.style_target(seeded_pixels(1, 3, 32, 32, seed=1))
+    content = seeded_pixels(1, 3, 28, 92, seed=2)
     torch.testing.assert_close(FastMSGNet(net)(content, gram), _eager(net, content, gram),
                                atol=ATOL, rtol=0)
 
@@ -105,7 +101,7 @@ def test_fast_at_ngf8_with_nonsquare_input() -> None:
 def test_output_convolution_formulations_equal_eager(net16: Net, grams: torch.Tensor,
                                                       head_mode: str) -> None:
     """The row-split 7x7 head (default) and the direct one are the same function."""
-    content = _seeded(1, 3, 40, 56, seed=13)
+    content = seeded_pixels(1, 3, 40, 56, seed=13)
     runner = FastMSGNet(net16, head_mode=head_mode)
     torch.testing.assert_close(runner(content, grams[:1]), _eager(net16, content, grams[:1]),
                                atol=ATOL, rtol=0)
@@ -116,7 +112,7 @@ def test_residual_convolution_formulations_equal_eager(net16: Net, grams: torch.
                                                         conv3x3: str) -> None:
     """Winograd F(4x4, 3x3) (default) and oneDNN's direct 3x3 are the same function; the
     feature maps here (11x13) are not multiples of the 4x4 tile."""
-    content = _seeded(1, 3, 44, 52, seed=17)
+    content = seeded_pixels(1, 3, 44, 52, seed=17)
     runner = FastMSGNet(net16, conv3x3=conv3x3)
     assert (runner.res[0].conv_b_winograd is not None) == (conv3x3 == "winograd")
     torch.testing.assert_close(runner(content, grams[:1]), _eager(net16, content, grams[:1]),
@@ -137,7 +133,7 @@ def test_runner_copies_weights(net16: Net, grams: torch.Tensor) -> None:
     """Later changes to the module do not reach an existing runner (documented contract)."""
     net = make_net(8, seed=4)
     runner = FastMSGNet(net)
-    content = _seeded(1, 3, 32, 32, seed=4)
+    content = seeded_pixels(1, 3, 32, 32, seed=4)
     with torch.inference_mode():
         gram = net.style_target(content)
     before = runner(content, gram)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from weights_factory import make_net
+from weights_factory import make_net, seeded_pixels
 
 from msgnet.model import Net, gram_matrix, inspire
 
@@ -17,7 +17,7 @@ def net() -> Net:
 
 
 def _rand_bgr(b: int, h: int, w: int, seed: int) -> torch.Tensor:
-    return torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 255
+    return seeded_pixels(b, 3, h, w, seed=seed)
 
 
 def test_state_dict_layout_has_the_authors_names(net: Net) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from weights_factory import make_net
+from weights_factory import make_net, seeded_pixels
 
 from msgnet.fast import FastMSGNet
 from msgnet.model import Net
@@ -26,10 +26,6 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 ATOL = 1e-2  # 0..255 pixel values, float32 rounding only
 
 
-def _seeded(*shape: int, seed: int) -> torch.Tensor:
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 255
-
-
 @pytest.fixture(scope="module")
 def net() -> Net:
     return make_net(8, seed=5)
@@ -43,7 +39,7 @@ def runner(net: Net) -> FastMSGNet:
 @pytest.fixture(scope="module")
 def gram(net: Net) -> torch.Tensor:
     with torch.inference_mode():
-        return net.style_target(_seeded(1, 3, 48, 48, seed=6))[0]
+        return net.style_target(seeded_pixels(1, 3, 48, 48, seed=6))[0]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +47,7 @@ def content() -> torch.Tensor:
     """Smooth structure plus noise, 212 x 180 (multiples of 4, not of the tile)."""
     yy, xx = torch.meshgrid(torch.arange(212.0), torch.arange(180.0), indexing="ij")
     base = torch.stack([xx / 180 * 200, yy / 212 * 200, (xx + yy) / 392 * 200])[None]
-    return (base + _seeded(1, 3, 212, 180, seed=7) * 0.2).clamp(0, 255)
+    return (base + seeded_pixels(1, 3, 212, 180, seed=7) * 0.2).clamp(0, 255)
 
 
 def test_tiles_with_frozen_stats_equal_the_untiled_frozen_pass(runner, gram, content) -> None:

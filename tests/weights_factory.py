@@ -13,6 +13,11 @@ TINY_NGF = 8
 TINY_PRESETS = ("candy", "mosaic", "udnie")
 
 
+def seeded_pixels(*shape: int, seed: int) -> torch.Tensor:
+    """Uniform 0..255 pixel values of ``shape``, the same for the same seed."""
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 255
+
+
 def make_net(ngf: int = TINY_NGF, seed: int = 0) -> Net:
     torch.manual_seed(seed)
     net = Net(ngf=ngf)

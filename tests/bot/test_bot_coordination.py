@@ -7,34 +7,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from bot_helpers import TOKEN
 from fakeredis import FakeAsyncRedis, FakeServer
+from job_helpers import Work, until
 
 from bot.app import Services, create_coordination, create_services
 from bot.config import load_settings
 from bot.middlewares.access import RateLimitMiddleware
 from bot.services.coordination import Coordinator
-from bot.services.jobs import CANCELLED, DONE, USER, Job, JobQueue, UserBusy
-
-TOKEN = "123456789:TEST-token-for-the-fake-api"
-
-
-class Work:
-    """A job body that waits for a release and records what happened."""
-
-    def __init__(self):
-        self.release = asyncio.Event()
-        self.started = asyncio.Event()
-        self.cancelled: list[str] = []
-
-    async def run(self, job):
-        self.started.set()
-        await self.release.wait()
-
-    async def on_cancel(self, reason):
-        self.cancelled.append(reason)
-
-    def job(self, user_id: int) -> Job:
-        return Job(user_id, self.run, on_cancel=self.on_cancel)
+from bot.services.jobs import CANCELLED, DONE, USER, JobQueue, UserBusy
 
 
 def coordinator(server: FakeServer, replica: str, **kwargs) -> Coordinator:
@@ -91,7 +72,7 @@ async def test_cancel_on_one_replica_cancels_the_job_running_on_the_other(replic
     assert await b.coordination.holder(1) == "a"
     assert await b.cancel_anywhere(1) is True
     await asyncio.wait_for(job.done.wait(), 5)
-    await asyncio.wait_for(_until(lambda: work.cancelled), 5)
+    await until(lambda: work.cancelled)
     assert job.state == CANCELLED and job.task.cancelled()
     assert work.cancelled == [USER]  # the user is told once, by the replica that ran it
     assert await b.coordination.holder(1) is None
@@ -107,7 +88,7 @@ async def test_cancel_from_another_replica_reaches_a_queued_job(replicas):
     assert await a.submit(queued) == 1
     assert await b.cancel_anywhere(2)
     await asyncio.wait_for(queued.done.wait(), 5)
-    await asyncio.wait_for(_until(lambda: waiting.cancelled), 5)
+    await until(lambda: waiting.cancelled)
     assert queued.state == CANCELLED and not waiting.started.is_set()
     assert busy.cancelled == [] and a.get(1) is not None
     busy.release.set()
@@ -228,11 +209,6 @@ def test_coordination_only_with_redis_url():
     assert coordination is not None and coordination.lock_ttl_ms == 160_000
     services = create_services(shared, bot=None)
     assert services.queue.coordination is services.runner.coordination is not None
-
-
-async def _until(condition) -> None:
-    while not condition():
-        await asyncio.sleep(0.005)
 
 
 async def _until_async(condition) -> None:

@@ -3,13 +3,13 @@ rate limit, job queue, logging redaction, image headers."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import Message
 from bot_helpers import TOKEN, jpeg, png
+from job_helpers import Work, until
 
 from bot import flow
 from bot.app import create_storage
@@ -246,36 +246,6 @@ def test_rate_limit_allows_a_burst_then_refills():
 # --- job queue --------------------------------------------------------------------------------
 
 
-class Work:
-    """A job body that waits for a release and records what happened."""
-
-    def __init__(self):
-        self.release = asyncio.Event()
-        self.started = asyncio.Event()
-        self.positions: list[int] = []
-        self.cancelled: list[str] = []
-
-    async def run(self, job):
-        self.started.set()
-        await self.release.wait()
-
-    async def on_position(self, position):
-        self.positions.append(position)
-
-    async def on_cancel(self, reason):
-        self.cancelled.append(reason)
-
-    def job(self, user_id: int) -> Job:
-        return Job(user_id, self.run, self.on_position, self.on_cancel)
-
-
-async def _until(condition, timeout: float = 5.0) -> None:
-    async def poll():
-        while not condition():
-            await asyncio.sleep(0.005)
-    await asyncio.wait_for(poll(), timeout)
-
-
 async def test_queue_caps_concurrency_and_reports_positions():
     queue = JobQueue(concurrency=1)
     queue.start()
@@ -286,7 +256,7 @@ async def test_queue_caps_concurrency_and_reports_positions():
     assert queue.running == 1 and not works[1].started.is_set()
     works[0].release.set()
     await works[1].started.wait()
-    await _until(lambda: works[2].positions[-1:] == [1])
+    await until(lambda: works[2].positions[-1:] == [1])
     assert works[1].positions[-1] == 0 and queue.position(jobs[2]) == 1
     works[1].release.set()
     works[2].release.set()
