@@ -123,12 +123,9 @@ class JobQueue:
     async def submit(self, job: Job) -> int:
         """Queue ``job``; returns its position (1 = next, 0 = starts now). Raises UserBusy,
         QueueFull, ShuttingDown."""
-        if self._closing:
-            raise ShuttingDown()
-        if job.user_id in self._by_user:
-            raise UserBusy()
-        if len(self._waiting) >= self.max_queue + self._idle_workers():
-            raise QueueFull()
+        failure = self._refusal(job)
+        if failure is not None:
+            raise failure
         if self.coordination is not None:
             if not await self.coordination.acquire(job.user_id, job.id):
                 raise UserBusy()  # in flight on another replica
@@ -149,6 +146,7 @@ class JobQueue:
         return position
 
     def _refusal(self, job: Job) -> QueueError | None:
+        """Why ``job`` cannot be queued now, or None."""
         if self._closing:
             return ShuttingDown()
         if job.user_id in self._by_user:
