@@ -93,6 +93,12 @@ def tune_allocator(keep_bytes: int = 1 << 30) -> bool:
         return ok
 
 
+def allocator_tuned() -> bool:
+    """Whether :func:`tune_allocator` has changed this process's allocator (benchmarks report
+    it: the setting is process-wide and speeds up every model in the process)."""
+    return _allocator_tuned
+
+
 def compute_stats(x: torch.Tensor) -> Stats:
     """Per-channel mean and biased variance of a (1, C, H, W) tensor, as instance norm uses."""
     return torch.batch_norm_update_stats(x, None, None, 1.0)

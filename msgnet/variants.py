@@ -5,6 +5,10 @@ the eager model's conventions, plus ``style_target(style_bgr)``. They all comput
 function (the tests compare each against ``eager``); they differ in speed and start-up cost:
 
 * ``eager``   - :meth:`msgnet.model.Net.stylize` as written: the reference.
+* ``eager-alloc`` - ``eager`` in a process with the tuned allocator
+  (:func:`msgnet.fast.tune_allocator`): what the allocator alone is worth. The setting is
+  process-wide, so a baseline must not share a process with ``fast`` (``scripts/bench.py`` runs
+  each variant in its own process).
 * ``fast``    - :class:`msgnet.fast.FastMSGNet`: exact graph rewrites, channels_last, folded
   norms, Winograd F(4x4, 3x3) residual convolutions, tuned allocator. The default: the fastest
   without start-up cost, and the one tiling needs (it can replay frozen instance-norm
@@ -58,6 +62,16 @@ class EagerVariant(Variant):
     def __call__(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return self.net.stylize(content, gram)
+
+
+class EagerAllocVariant(EagerVariant):
+    """The model as written, with the tuned allocator (process-wide, see :mod:`msgnet.fast`)."""
+
+    name = "eager-alloc"
+
+    def __init__(self, net: Net):
+        super().__init__(net)
+        tune_allocator()
 
 
 class FastVariant(Variant):
@@ -144,6 +158,7 @@ class CompileVariant(Variant):
 
 VARIANTS: dict[str, Callable[[Net], Variant]] = {
     "eager": EagerVariant,
+    "eager-alloc": EagerAllocVariant,
     "fast": FastVariant,
     "fast-direct": FastDirectVariant,
     "jit": JitVariant,

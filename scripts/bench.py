@@ -4,9 +4,10 @@
     .venv/bin/python scripts/bench.py --skip-torchserve --sizes 256,512 --variants eager,fast
 
 Parts (each can be skipped): the machine's fp32 matmul GFLOP/s; in-process latency per size and
-inference variant (median of --runs after --warmup, ratio to ``eager`` measured in this run,
-achieved GFLOP/s); peak RSS per (variant, size) in a fresh subprocess (``ru_maxrss`` of the child,
-through the served path: Stylizer, tiled above the threshold); PSNR of each variant against eager
+inference variant, each variant in a process of its own (median of --runs after --warmup, ratio
+to ``eager`` measured in this run and in the same rounds, achieved GFLOP/s); peak RSS per
+(variant, size) in a fresh subprocess (``ru_maxrss`` of the child, through the served path:
+Stylizer, tiled above the threshold); PSNR of each variant against eager
 fp32 on photos; tiled-vs-full PSNR and the seam ratio at 1024²; TorchServe cold start, end-to-end
 latency and throughput with 1/4/8 concurrent clients (a private server on free ports).
 
@@ -47,7 +48,7 @@ from msgnet.imageio import image_to_bgr, resize_longest  # noqa: E402
 from msgnet.model import Net  # noqa: E402
 from msgnet.stylize import Stylizer, pad_to_multiple  # noqa: E402
 from msgnet.tiling import TileConfig, receptive_field, tiled_stylize_one  # noqa: E402
-from msgnet.variants import DEFAULT_VARIANT, build_variant  # noqa: E402
+from msgnet.variants import DEFAULT_VARIANT, VARIANTS, build_variant  # noqa: E402
 
 DEFAULT_WEIGHTS = ROOT / "weights" / "msgnet-21styles.pt"
 SHARED = ROOT.parent / "shared" / "data"
@@ -188,59 +189,141 @@ def seam_ratio(out: torch.Tensor, tile: int) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- parts
-def bench_latency(loaded: LoadedWeights, variants: list[str], sizes: list[tuple[int, int]],
-                  runs: int, warmup: int, progress=None) -> dict[str, Any]:
-    """Latency per variant and size; ``progress(results)`` after each size (partial saves).
+class LatencyWorker:
+    """One inference variant in a process of its own, timed on request over a pipe.
+
+    Why a process per variant: a variant may change process-wide state. ``fast`` tunes glibc's
+    allocator, and that alone makes the eager model about 1.9x faster at 512², so an ``eager``
+    timed in the same process is no longer the baseline. Each worker builds its variant once
+    and answers ``{"size": [h, w], "calls": n}`` with the ``n`` call times.
+    """
+
+    def __init__(self, name: str, weights: Path, threads: int):
+        self.name = name
+        cmd = [PYTHON, str(Path(__file__).resolve()), "--latency-worker", name,
+               "--weights", str(weights), "--threads", str(threads)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.info: dict[str, Any] = self._reply()
+
+    def _reply(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"latency worker {self.name} exited ({self.proc.wait()})")
+        return json.loads(line)
+
+    def run(self, hw: tuple[int, int], calls: int) -> list[float]:
+        self.proc.stdin.write(json.dumps({"size": list(hw), "calls": calls}) + "\n")
+        self.proc.stdin.flush()
+        return self._reply()["times"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def latency_worker(args: argparse.Namespace) -> int:
+    """Worker mode (see :class:`LatencyWorker`): replies are JSON lines on the real stdout."""
+    replies, sys.stdout = sys.stdout, sys.stderr  # library output must not break the protocol
+    from msgnet.fast import allocator_tuned
+
+    def reply(obj: dict[str, Any]) -> None:
+        replies.write(json.dumps(obj) + "\n")
+        replies.flush()
+
+    torch.set_num_threads(args.threads)
+    loaded = load_weights(args.weights, map_location="cpu")
+    t = time.perf_counter()
+    impl = build_variant(args.latency_worker, loaded.net)
+    build_s = time.perf_counter() - t
+    target = target_for(loaded, loaded.net)
+    reply({"build_s": build_s, "allocator_tuned": allocator_tuned(), "pid": os.getpid(),
+           "threads": torch.get_num_threads()})
+    inputs: dict[tuple[int, int], torch.Tensor] = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        hw = (int(request["size"][0]), int(request["size"][1]))
+        if hw not in inputs:
+            inputs[hw] = pad_to_multiple(photo_tensor(hw))
+        times = []
+        for _ in range(int(request["calls"])):
+            t = time.perf_counter()
+            impl(inputs[hw], target)
+            times.append(time.perf_counter() - t)
+        reply({"times": times})
+    return 0
+
+
+def bench_latency(weights: Path, net: Net, variants: list[str], sizes: list[tuple[int, int]],
+                  runs: int, warmup: int, threads: int, progress=None) -> dict[str, Any]:
+    """Latency per variant and size, each variant in its own process (:class:`LatencyWorker`);
+    ``progress(results)`` after each size (partial saves).
 
     The variants take turns within every round (eager, fast, jit, eager, ...), so on a shared
-    machine a burst of foreign load hits them alike and the ratios stay fair.
+    machine a burst of foreign load hits them alike and the ratios stay fair; the per-round
+    ratios are kept too.
     """
-    net = loaded.net
-    target = target_for(loaded, net)
     results: dict[str, Any] = {"runs": runs, "warmup": warmup, "interleaved": True,
-                               "variants": {}}
+                               "process_per_variant": True, "variants": {}}
     flops = {size_label(s): model_flops(net, s) for s in sizes}
     results["gflop_per_image"] = {k: v / 1e9 for k, v in flops.items()}
-    impls = {}
-    for name in variants:
-        t = time.perf_counter()
-        impls[name] = build_variant(name, net)
-        results["variants"][name] = {"build_s": time.perf_counter() - t, "sizes": {}}
-    for hw in sizes:
-        label = size_label(hw)
-        x = pad_to_multiple(photo_tensor(hw))
-        firsts, times = {}, {name: [] for name in variants}
-        for name, impl in impls.items():
-            t = time.perf_counter()
-            impl(x, target)  # first call (compile variants compile here)
-            firsts[name] = time.perf_counter() - t
-            for _ in range(max(0, warmup - 1)):
-                impl(x, target)
-        for _ in range(runs):
-            for name, impl in impls.items():
-                t = time.perf_counter()
-                impl(x, target)
-                times[name].append(time.perf_counter() - t)
+    workers: dict[str, LatencyWorker] = {}
+    try:
         for name in variants:
-            med = statistics.median(times[name])
-            results["variants"][name]["sizes"][label] = {
-                "median_s": med, "times_s": times[name], "first_call_s": firsts[name],
-                "gflops_per_s": flops[label] / med / 1e9}
-            print(f"  latency {name:8s} {label:10s} {med:7.3f} s (first {firsts[name]:.2f} s)",
-                  flush=True)
-        _ratios(results)
-        if progress is not None:
-            progress(results)
+            workers[name] = LatencyWorker(name, weights, threads)
+            info = workers[name].info
+            results["variants"][name] = {"build_s": info["build_s"],
+                                         "allocator_tuned": info["allocator_tuned"],
+                                         "sizes": {}}
+        for hw in sizes:
+            label = size_label(hw)
+            firsts, times = {}, {name: [] for name in variants}
+            for name, worker in workers.items():
+                firsts[name] = worker.run(hw, 1)[0]  # compile variants compile here
+                if warmup > 1:
+                    worker.run(hw, warmup - 1)
+            for _ in range(runs):
+                for name, worker in workers.items():
+                    times[name] += worker.run(hw, 1)
+            for name in variants:
+                med = statistics.median(times[name])
+                results["variants"][name]["sizes"][label] = {
+                    "median_s": med, "times_s": times[name], "first_call_s": firsts[name],
+                    "gflops_per_s": flops[label] / med / 1e9}
+                print(f"  latency {name:11s} {label:10s} {med:7.3f} s "
+                      f"(first {firsts[name]:.2f} s)", flush=True)
+            _ratios(results)
+            if progress is not None:
+                progress(results)
+    finally:
+        for worker in workers.values():
+            worker.close()
     return results
 
 
-def _ratios(results: dict[str, Any]) -> None:
-    eager = results["variants"].get("eager")
-    if eager:
-        for entry in results["variants"].values():
-            for label, m in entry["sizes"].items():
-                base = eager["sizes"].get(label)
-                m["speedup_vs_eager"] = base["median_s"] / m["median_s"] if base else None
+def _ratios(results: dict[str, Any], baseline: dict[str, Any] | None = None) -> None:
+    """``speedup_vs_eager`` (ratio of medians) and ``round_speedup_vs_eager`` (median of the
+    per-round ratios, eager's time in that round over the variant's; None against a
+    ``baseline`` from another run, whose rounds are not these)."""
+    eager = baseline or results["variants"].get("eager")
+    if not eager:
+        return
+    for entry in results["variants"].values():
+        for label, m in entry["sizes"].items():
+            base = eager["sizes"].get(label)
+            if not base:
+                m["speedup_vs_eager"] = m["round_speedup_vs_eager"] = None
+                continue
+            m["speedup_vs_eager"] = base["median_s"] / m["median_s"]
+            same_rounds = baseline is None and len(base["times_s"]) == len(m["times_s"])
+            rounds = zip(base["times_s"], m["times_s"], strict=True) if same_rounds else None
+            m["round_speedup_vs_eager"] = (statistics.median(b / t for b, t in rounds)
+                                           if rounds else None)
 
 
 def rss_child(args: argparse.Namespace) -> int:
@@ -559,6 +642,15 @@ def table(report: dict[str, Any]) -> str:
             starts.append(f"{v} {e['build_s']:.1f} s + first call at {first_label} "
                           f"{e['sizes'][first_label]['first_call_s']:.1f} s")
         lines += ["Start-up (build + first call): " + "; ".join(starts) + ".", ""]
+        rounds = [f"{v} {label} {m['round_speedup_vs_eager']:.2f}×"
+                  for v in variants if v != "eager"
+                  for label, m in lat["variants"][v]["sizes"].items()
+                  if m.get("round_speedup_vs_eager")]
+        if rounds:
+            lines += ["Median of the per-round ratios to eager (each round times every variant "
+                      "once, each in its own process): " + "; ".join(rounds) + ".", ""]
+        tuned = [v for v in variants if lat["variants"][v].get("allocator_tuned")]
+        lines += ["Tuned allocator (process-wide) in: " + (", ".join(tuned) or "none") + ".", ""]
         if "matmul_2048_gflops" in report:
             lines += [f"2048² fp32 matmul: {report['matmul_2048_gflops']:.0f} GFLOP/s "
                       f"(GFLOP/s above count the eager model's FLOPs: "
@@ -644,6 +736,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-s", type=float, default=540)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "bench.json")
     p.add_argument("--rss-child-variant", help=argparse.SUPPRESS)
+    p.add_argument("--latency-worker", help=argparse.SUPPRESS)
     p.add_argument("--rss-child-size", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -652,6 +745,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.rss_child_variant:
         return rss_child(args)
+    if args.latency_worker:
+        return latency_worker(args)
+    unknown = [v for v in (args.variants + "," + args.late_variants).split(",")
+               if v and v not in VARIANTS]
+    if unknown:
+        print(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}",
+              file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -686,8 +787,8 @@ def main(argv: list[str] | None = None) -> int:
                 report["latency"] = results
                 save()
 
-            report["latency"] = bench_latency(loaded, variants, sizes, args.runs, args.warmup,
-                                              partial)
+            report["latency"] = bench_latency(weights, loaded.net, variants, sizes, args.runs,
+                                              args.warmup, args.threads, partial)
             save()
         if not args.skip_quality:
             report["quality"] = bench_quality(loaded, variants)
@@ -713,13 +814,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  skipped {late}: over the time budget ({elapsed:.0f} s)", flush=True)
             else:
                 sizes = [parse_size(s) for s in args.late_sizes.split(",") if s]
-                extra = bench_latency(loaded, late, sizes, args.runs, 1)["variants"]
+                extra = bench_latency(weights, loaded.net, late, sizes, args.runs, 1,
+                                      args.threads)
                 lat = report.setdefault("latency", {"variants": {}})
-                for entry in extra.values():
-                    for label, m in entry["sizes"].items():
-                        base = lat["variants"].get("eager", {}).get("sizes", {}).get(label)
-                        m["speedup_vs_eager"] = base["median_s"] / m["median_s"] if base else None
-                lat["variants"].update(extra)
+                _ratios(extra, lat["variants"].get("eager"))
+                lat["variants"].update(extra["variants"])
         save()
     print("\n" + table(report))
     print(f"JSON: {args.out}  ({report['total_s']:.0f} s)")
