@@ -108,7 +108,10 @@ class Stylizer:
         self.tiled: TiledForward | None = None
         if self.device.type == "cpu":
             impl = build_variant(variant, self.net)
-            runner = impl.runner if isinstance(impl, FastVariant) else FastMSGNet(self.net)
+            # another variant's tiling runner leaves the allocator alone: it is process-wide,
+            # and an ``eager`` process must stay the baseline (jit and compile tune it anyway)
+            runner = (impl.runner if isinstance(impl, FastVariant)
+                      else FastMSGNet(self.net, allocator=False))
             self.tiled = TiledForward(runner, tiling or TileConfig(), plain=impl)
             self.forward_fn = self.tiled
             self.style_fn = impl.style_target
