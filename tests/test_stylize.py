@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,19 @@ def test_pad_to_multiple(h: int, w: int) -> None:
     y = pad_to_multiple(x)
     assert y.shape[-2] % 4 == 0 and y.shape[-1] % 4 == 0
     assert torch.equal(y[..., :h, :w], x)
+
+
+@pytest.mark.parametrize(("variant", "tuned"), [("eager", False), ("fast", True)])
+def test_only_a_tuned_variant_changes_the_process_allocator(tiny_weights_path: Path,
+                                                            variant: str, tuned: bool) -> None:
+    """The allocator setting is process-wide and alone makes eager ~2x faster, so a served
+    ``eager`` (the baseline) must not get it from its tiling runner. Fresh process: this one's
+    allocator was tuned by other tests."""
+    code = ("import sys; from msgnet.stylize import Stylizer; from msgnet.fast import "
+            "allocator_tuned; Stylizer.from_file(sys.argv[1], variant=sys.argv[2]); "
+            "print(allocator_tuned())")
+    done = subprocess.run([sys.executable, "-c", code, str(tiny_weights_path), variant],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(tuned)
