@@ -52,6 +52,7 @@ class MsgnetHandler(BaseHandler):
         self.model_dir = Path(".")
         self.version = ""
         self.metrics = HandlerMetrics(None, "msgnet")
+        self.warmup_s: float | None = None
 
     # ---------------------------------------------------------------- loading
     def initialize(self, context: Any) -> None:
@@ -80,15 +81,18 @@ class MsgnetHandler(BaseHandler):
                                  default_style_size=self.settings.default_style_size,
                                  variant=self.settings.variant,
                                  tiling=self.settings.tile_config())
+        # the first request would otherwise pay for kernel set-up and heap growth (~0.3 s)
+        self.warmup_s = self.stylizer.warm_up() if self.settings.warmup else None
         self.cache = StyleCache(self.settings.cache_size)
         self.version = str(model_info.get("modelVersion", ""))
         self.metrics = HandlerMetrics(context.metrics, context.model_name)
         self.initialized = True
         log.info("msgnet handler ready: version=%s weights=%s layout=%s presets=%d device=%s "
-                 "threads=%d variant=%s max_size=%d tile_pixels=%d msgnet=%s", self.version,
-                 serialized, self.weights.layout, len(self.stylizer.preset_names()), device,
-                 threads, self.stylizer.variant_name, self.settings.max_size,
-                 self.settings.tile_pixels, imageio.__file__)
+                 "threads=%d variant=%s max_size=%d tile_pixels=%d warm-up=%s msgnet=%s",
+                 self.version, serialized, self.weights.layout,
+                 len(self.stylizer.preset_names()), device, threads, self.stylizer.variant_name,
+                 self.settings.max_size, self.settings.tile_pixels,
+                 "off" if self.warmup_s is None else f"{self.warmup_s:.2f} s", imageio.__file__)
 
     # ---------------------------------------------------------------- serving
     def handle(self, data: list[dict], context: Any) -> list[bytes | str]:

@@ -38,6 +38,7 @@ class HandlerSettings:
     tile_pixels: int = 1024 * 1024  # outputs with more pixels run tiled (bounded memory)
     tile_size: int = 512           # core side of a tile
     thumb_size: int = 768          # longest side of the thumbnail the tiles' statistics use
+    warmup: int = 1                # 1: one forward at default_size while the worker loads
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -64,6 +65,8 @@ class HandlerSettings:
             raise ValueError("handler.default_style_size must lie in [min_size, max_size]")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError("handler.jpeg_quality must lie in 1..100")
+        if self.warmup not in (0, 1):
+            raise ValueError(f"handler.warmup must be 0 or 1, got {self.warmup}")
         if self.max_bytes == 0 or self.max_pixels == 0:
             raise ValueError("handler.max_bytes and handler.max_pixels must be positive")
 

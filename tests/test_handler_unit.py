@@ -325,6 +325,17 @@ def served(model_dir):
     return handler, context, metrics
 
 
+def test_the_worker_warms_up_at_load_unless_told_not_to(served, model_dir, monkeypatch):
+    handler, _, _ = served
+    assert handler.warmup_s is not None and handler.warmup_s > 0
+    monkeypatch.setenv("MSGNET_WARMUP", "0")
+    manifest = {"model": {"modelName": "msgnet", "serializedFile": "tiny.pt"}}
+    cold = MsgnetHandler()
+    cold.initialize(Context("msgnet", str(model_dir), manifest, 4, None, "0.12.0",
+                            metrics=RecordingMetrics(), model_yaml_config={}))
+    assert cold.warmup_s is None
+
+
 def handle(served, batch: list[dict], headers: list[dict] | None = None):
     handler, context, _ = served
     context.request_processor = [RequestProcessor(h) for h in headers or [{}] * len(batch)]
