@@ -713,9 +713,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="256,512,1024,1024x768",
                    help="latency sizes: N (square) or WxH")
-    p.add_argument("--variants", default="eager,fast,fast-direct,jit",
-                   help="inference variants (eager,fast,fast-direct,jit,compile); eager is the "
-                        "baseline")
+    p.add_argument("--variants", default="eager,eager-alloc,fast,fast-direct,jit",
+                   help="inference variants (eager,eager-alloc,fast,fast-direct,jit,compile); "
+                        "eager is the baseline, each runs in a process of its own")
     p.add_argument("--runs", type=int, default=3, help="timed runs per point (median)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
