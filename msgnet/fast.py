@@ -33,9 +33,10 @@ machine, where most of the time went to memory traffic and page faults, not to a
   8, so the direct convolution (``head="direct"``, padded from 3 to 8 outputs) does 8/3 of the
   needed work; the split does 24/21 plus a small 24 -> 8 pass (measured about 0.45x the time).
 * **The residual blocks' 3x3 convolutions use Winograd's F(4x4, 3x3)** (``conv3x3="winograd"``,
-  the default; :mod:`msgnet.winograd`): a quarter of the multiplications, 0.76 to 0.89x the
-  time of oneDNN's direct kernel at 128 channels. The input channels' pending scale ``r`` multiplies
-  the transformed weight (it commutes with the spatial transform). The other 3x3 convolutions
+  the default; :mod:`msgnet.winograd`): a quarter of the multiplications; 0.76 to 0.89x the
+  time of oneDNN's direct kernel at 128 channels, 4 to 9% of the whole pass. The input
+  channels' pending scale ``r`` multiplies the transformed weight (it commutes with the
+  spatial transform). The other 3x3 convolutions
   stay direct: stride 2, or 16-32 channels, where the transforms cost more than they save.
 
 Batches run one item at a time: each item has its own target and so its own folded weights,

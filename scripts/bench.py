@@ -7,9 +7,9 @@ Parts (each can be skipped): the machine's fp32 matmul GFLOP/s; in-process laten
 inference variant, each variant in a process of its own (median of --runs after --warmup, ratio
 to ``eager`` measured in this run and in the same rounds, achieved GFLOP/s); peak RSS per
 (variant, size) in a fresh subprocess (``ru_maxrss`` of the child, through the served path:
-Stylizer, tiled above the threshold); PSNR of each variant against eager
-fp32 on photos; tiled-vs-full PSNR and the seam ratio at 1024²; TorchServe cold start, end-to-end
-latency and throughput with 1/4/8 concurrent clients (a private server on free ports).
+Stylizer, tiled above the threshold); PSNR of each variant against eager fp32 on photos;
+tiled-vs-full PSNR and the seam ratio at 1024²; TorchServe cold start, end-to-end latency and
+throughput with 1/4/8 concurrent clients (a private server on free ports).
 
 Weights: weights/msgnet-21styles.pt when present, else a seeded random ngf=128 net (speed and
 memory do not depend on the weight values; PSNR on random weights is only indicative).
@@ -242,8 +242,7 @@ def latency_worker(args: argparse.Namespace) -> int:
     impl = build_variant(args.latency_worker, loaded.net)
     build_s = time.perf_counter() - t
     target = target_for(loaded, loaded.net)
-    reply({"build_s": build_s, "allocator_tuned": allocator_tuned(), "pid": os.getpid(),
-           "threads": torch.get_num_threads()})
+    reply({"build_s": build_s, "allocator_tuned": allocator_tuned()})
     inputs: dict[tuple[int, int], torch.Tensor] = {}
     for line in sys.stdin:
         request = json.loads(line)
@@ -321,9 +320,9 @@ def _ratios(results: dict[str, Any], baseline: dict[str, Any] | None = None) -> 
                 continue
             m["speedup_vs_eager"] = base["median_s"] / m["median_s"]
             same_rounds = baseline is None and len(base["times_s"]) == len(m["times_s"])
-            rounds = zip(base["times_s"], m["times_s"], strict=True) if same_rounds else None
-            m["round_speedup_vs_eager"] = (statistics.median(b / t for b, t in rounds)
-                                           if rounds else None)
+            m["round_speedup_vs_eager"] = statistics.median(
+                b / t for b, t in zip(base["times_s"], m["times_s"], strict=True)
+            ) if same_rounds else None
 
 
 def rss_child(args: argparse.Namespace) -> int:

@@ -17,10 +17,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from bench import psnr  # noqa: E402
 from msgnet.checkpoint import load_weights  # noqa: E402
 from msgnet.fast import FastMSGNet  # noqa: E402
 from msgnet.imageio import bgr_to_image, image_to_bgr  # noqa: E402
@@ -40,7 +42,8 @@ def _label(img: Image.Image, text: str) -> Image.Image:
 
 
 def _grid(img: Image.Image, cfg: TileConfig) -> Image.Image:
-    """Tile cores (solid), the area one tile reads with its halo (dashed look: thin), scaled."""
+    """Draw the tile borders (lines) with their blend bands, and the area the first tile reads
+    (its core, blend band and halo) in yellow, scaled to the panel."""
     scale = img.width / SIZE
     draw = ImageDraw.Draw(img, "RGBA")
     cuts = spans(SIZE, cfg.tile, cfg.halo, cfg.blend)
@@ -71,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         full = runner(x, gram).clamp(0, 255)
         tiled = tiled_stylize_one(runner, x, gram, cfg).clamp(0, 255)
-    mse = float(((tiled - full) ** 2).mean())
-    psnr = 10 * torch.log10(torch.tensor(255.0 ** 2 / mse)).item()
+    db = psnr(tiled, full)
     diff = bgr_to_image(((tiled - full).abs() * 8).clamp(0, 255))
     small = (PANEL, PANEL)
     c0, c1 = SIZE // 2 - CROP // 2, SIZE // 2 + CROP // 2
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         _label(bgr_to_image(full).resize(small, Image.Resampling.LANCZOS),
                "untiled, the same 1024x1024 image"),
         _label(diff.resize(small, Image.Resampling.LANCZOS),
-               f"|tiled - untiled| x 8 (PSNR {psnr:.1f} dB)"),
+               f"|tiled - untiled| x 8 (PSNR {db:.1f} dB)"),
         _label(crop, f"tiled, centre {CROP} px at 2x: four tiles meet here"),
     ]
     sheet = Image.new("RGB", (sum(pn.width for pn in panels) + 8 * 3, panels[0].height),
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         xpos += pn.width + 8
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, quality=88)
-    print(f"{args.out}: PSNR tiled vs untiled {psnr:.1f} dB")
+    print(f"{args.out}: PSNR tiled vs untiled {db:.1f} dB")
     return 0
 
 
