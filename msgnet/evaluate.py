@@ -55,6 +55,12 @@ def _pad4(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     return x, h, w
 
 
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images in 0..255 (clamped first, as they would be shown)."""
+    mse = float(((a.clamp(0, 255) - b.clamp(0, 255)) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(255.0 ** 2 / mse)).item()
+
+
 def run_model(net: Net, content: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     x, h, w = _pad4(content)
     with torch.inference_mode():

@@ -43,6 +43,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from msgnet.checkpoint import LoadedWeights, load_weights, save_weights  # noqa: E402
+from msgnet.evaluate import psnr  # noqa: E402
 from msgnet.fast import FastMSGNet  # noqa: E402
 from msgnet.imageio import image_to_bgr, resize_longest  # noqa: E402
 from msgnet.model import Net  # noqa: E402
@@ -167,11 +168,6 @@ def model_flops(net: Net, hw: tuple[int, int]) -> float:
     c = net.channels
     flops += 2.0 * c * c * 16 * 16  # Inspiration: (C x C) @ (C x H/4*W/4)
     return flops * hw[0] * hw[1] / (64 * 64)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.clamp(0, 255) - b.clamp(0, 255)) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(255.0 ** 2 / mse)).item()
 
 
 def seam_ratio(out: torch.Tensor, tile: int) -> dict[str, float]:

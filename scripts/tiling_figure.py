@@ -17,13 +17,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from bench import psnr  # noqa: E402
 from msgnet.checkpoint import load_weights  # noqa: E402
+from msgnet.evaluate import psnr  # noqa: E402
 from msgnet.fast import FastMSGNet  # noqa: E402
 from msgnet.imageio import bgr_to_image, image_to_bgr  # noqa: E402
 from msgnet.preview import demo_scene  # noqa: E402
