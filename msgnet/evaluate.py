@@ -11,6 +11,11 @@ relu2_2) of
   a feed-forward network is approximating. It costs hundreds of VGG passes per pair, so it runs on
   a subset at ``--gatys-size`` and is compared with the model at that same size.
 
+Whether the styles can be told apart is measured too (:func:`style_figures`): identification
+(is each output nearest its own style image?), separation (are two styles' outputs of a photo as
+far apart as the styles?), overall and per style. Outputs come from :class:`Stylizer`, the code
+path the server runs, so the report is about what users get.
+
 Writes a JSON report and a gallery PNG (rows: contents, columns: styles).
 """
 
@@ -20,6 +25,7 @@ import argparse
 import json
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +34,9 @@ from PIL import Image, ImageDraw
 
 from msgnet.checkpoint import load_weights
 from msgnet.model import Net
+from msgnet.stylize import MIN_SIZE, Stylizer
 from msgnet.train import list_images, load_rgb, resize_longest, rgb_to_bgr_tensor
-from msgnet.vgg import Vgg16Features, content_loss, style_grams, style_loss
+from msgnet.vgg import Vgg16Features, content_loss, gram_loss, style_grams, style_loss
 
 
 @dataclass
@@ -96,34 +103,106 @@ def gatys(vgg: Vgg16Features, content: torch.Tensor, targets: list[torch.Tensor]
 
 
 
-def make_gallery(rows: list[list[Image.Image]], col_titles: list[str], cell: int = 192
-                 ) -> Image.Image:
-    """Grid of thumbnails; every image is fitted into a ``cell`` square, titles on top."""
+def make_gallery(rows: list[list[Image.Image]], col_titles: list[str], cell: int = 192,
+                 gutter: int = 6) -> Image.Image:
+    """Grid of thumbnails, titles on top; each image is fitted inside its ``cell`` square less a
+    ``gutter`` on every side, so portrait and landscape photos never touch their neighbours."""
     title_h = 22
+    inner = cell - 2 * gutter
     grid = Image.new("RGB", (cell * len(col_titles), title_h + cell * len(rows)), "white")
     draw = ImageDraw.Draw(grid)
     for j, title in enumerate(col_titles):
-        draw.text((j * cell + 6, 5), title, fill=(0, 0, 0))
+        draw.text((j * cell + gutter, 5), title[:cell // 6], fill=(0, 0, 0))
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
             thumb = img.copy()
-            thumb.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+            thumb.thumbnail((inner, inner), Image.Resampling.LANCZOS)
             x = j * cell + (cell - thumb.width) // 2
             y = title_h + i * cell + (cell - thumb.height) // 2
             grid.paste(thumb, (x, y))
     return grid
 
 
+@dataclass
+class _Output:
+    """One stylized photo, reduced to what the report needs."""
+
+    content: str
+    style: str
+    grams: list[torch.Tensor]
+    losses: Losses
+
+
+def _ratio(num: list[float], den: list[float]) -> float:
+    return statistics.fmean(num) / statistics.fmean(den) if den and statistics.fmean(den) else 0.0
+
+
+def style_figures(outputs: list[_Output], vgg_targets: dict[str, list[torch.Tensor]],
+                  unstylized: dict[tuple[str, str], Losses],
+                  as_style: dict[tuple[str, str], Losses]) -> dict:
+    """Identification, separation and the loss ratios, overall and per style.
+
+    * identification: the output's own style image is the nearest (by the style loss, i.e. the
+      Gram distance over relu1_2..relu4_3) among all evaluated styles; chance is 1/N;
+    * separation: for two styles' outputs of the same photo, their Gram distance divided by the
+      distance between the two style images, averaged over style pairs and photos (0: every
+      style gives the same picture; 1: outputs as far apart as the styles);
+    * style ratio: style loss of the output / of the unstylized photo (lower is more stylized);
+    * content ratio: content loss of the output / of the style image itself (lower keeps more
+      of the photo).
+    """
+    names = list(vgg_targets)
+    nearest: dict[tuple[str, str], str] = {}
+    for o in outputs:
+        dist = {n: float(gram_loss(o.grams, vgg_targets[n])) for n in names}
+        nearest[(o.content, o.style)] = min(dist, key=dist.__getitem__)
+    pair_dist = {(a, b): float(gram_loss(vgg_targets[a], vgg_targets[b]))
+                 for i, a in enumerate(names) for b in names[i + 1:]}
+    by_photo: dict[str, dict[str, _Output]] = {}
+    for o in outputs:
+        by_photo.setdefault(o.content, {})[o.style] = o
+    separations = [float(gram_loss(row[a].grams, row[b].grams)) / d
+                   for row in by_photo.values() for (a, b), d in pair_dist.items()
+                   if a in row and b in row and d > 0]
+
+    def figures(items: list[_Output]) -> dict:
+        keys = [(o.content, o.style) for o in items]
+        return {
+            "identification": statistics.fmean(nearest[k] == k[1] for k in keys),
+            "style_ratio": _ratio([o.losses.style for o in items],
+                                  [unstylized[k].style for k in keys]),
+            "content_ratio": _ratio([o.losses.content for o in items],
+                                    [as_style[k].content for k in keys]),
+        }
+
+    per_style = {}
+    for n in names:
+        mine = [o for o in outputs if o.style == n]
+        nearest_counts = Counter(nearest[(o.content, n)] for o in mine)
+        per_style[n] = {**figures(mine), "most_often_nearest": nearest_counts.most_common(1)[0][0]}
+    return {**figures(outputs), "chance": 1 / len(names),
+            "separation": statistics.fmean(separations) if separations else 0.0,
+            "styles": len(names), "photos": len(by_photo), "per_style": per_style}
+
+
 def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_json: str,
              gallery: str | None, size: int = 512, style_size: int = 512,
              styles: list[str] | None = None, limit: int = 8, gatys_pairs: int = 2,
              gatys_steps: int = 300, gatys_size: int = 256, threads: int | None = None,
-             gallery_styles: list[str] | None = None, content_prefix: str = "") -> dict:
+             gallery_styles: list[str] | None = None, content_prefix: str = "",
+             uploads: bool = False) -> dict:
+    """Stylize held-out photos with each style through the served code path; write the report.
+
+    Presets come from the weights' bank; a style the bank lacks (and every style with
+    ``uploads``) is encoded from its image at ``style_size``, as an uploaded style would be.
+    """
     if threads:
         torch.set_num_threads(threads)
     t0 = time.monotonic()
     loaded = load_weights(weights)
     net = loaded.net
+    top = max(size, gatys_size, MIN_SIZE)
+    stylizer = Stylizer(loaded, max_size=top, default_size=top, default_style_size=style_size)
     vgg = Vgg16Features.from_file(vgg_path)
     style_files = {p.stem: p for p in list_images(style_dir)}
     names = styles or sorted(style_files)
@@ -137,25 +216,43 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     style_imgs = {n: resize_longest(load_rgb(style_files[n]), style_size) for n in names}
     with torch.inference_mode():
         vgg_targets = {n: style_grams(vgg(_bgr(img))) for n, img in style_imgs.items()}
-        gen_targets = {n: loaded.presets.get(n) if n in loaded.presets
-                       else net.style_target(_bgr(img)) for n, img in style_imgs.items()}
+    encoded = {n: stylizer.style_target(img) for n, img in style_imgs.items()}
+    gen_targets = {n: loaded.presets[n] if n in loaded.presets else encoded[n] for n in names}
+    kinds = {"preset": gen_targets, **({"upload": encoded} if uploads else {})}
 
     pairs, rows = [], []
+    outputs: dict[str, list[_Output]] = {k: [] for k in kinds}
+    unstylized: dict[tuple[str, str], Losses] = {}
+    as_style: dict[tuple[str, str], Losses] = {}
+    style_as_content: dict[tuple[str, tuple[int, int]], Losses] = {}
     for path in contents:
         photo = resize_longest(load_rgb(path), size)
         c = _bgr(photo)
         with torch.inference_mode():
             c_feats = vgg(c)
+        c_grams = style_grams(c_feats)
         row = [photo]
         for n in names:
-            out = run_model(net, c, gen_targets[n])
-            styled = measure(vgg, out, c_feats, vgg_targets[n])
-            plain = measure(vgg, c, c_feats, vgg_targets[n])
-            as_style = measure(vgg, _bgr(style_imgs[n].resize(photo.size)), c_feats,
-                               vgg_targets[n])
-            pairs.append({"content": path.name, "style": n, "model": vars(styled),
-                          "unstylized": vars(plain), "style_image": vars(as_style)})
-            row.append(_to_image(out))
+            unstylized[(path.name, n)] = Losses(float(gram_loss(c_grams, vgg_targets[n])), 0.0)
+            key = (n, photo.size)  # photos of one shape share the resized style image
+            if key not in style_as_content:
+                style_as_content[key] = measure(vgg, _bgr(style_imgs[n].resize(photo.size)),
+                                                c_feats, vgg_targets[n])
+            as_style[(path.name, n)] = style_as_content[key]
+        for kind, targets in kinds.items():
+            results = stylizer.run([c] * len(names), [targets[n] for n in names])
+            for n, out in zip(names, results, strict=True):
+                with torch.inference_mode():
+                    feats = vgg(out)
+                grams = style_grams(feats)
+                losses = Losses(style=float(gram_loss(grams, vgg_targets[n])),
+                                content=float(content_loss(feats, c_feats)))
+                outputs[kind].append(_Output(path.name, n, grams, losses))
+                if kind == "preset":
+                    pairs.append({"content": path.name, "style": n, "model": vars(losses),
+                                  "unstylized": vars(unstylized[(path.name, n)]),
+                                  "style_image": vars(as_style[(path.name, n)])})
+                    row.append(_to_image(out))
         rows.append(row)
 
     def mean(kind: str, key: str, items: list[dict]) -> float:
@@ -168,7 +265,9 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
         "model_content_over_style_image":
             summary["model"]["content"] / summary["style_image"]["content"],
     }
-
+    for kind, items in outputs.items():
+        summary["styles" if kind == "preset" else "uploads"] = style_figures(
+            items, vgg_targets, unstylized, as_style)
     gatys_rows = []
     for k in range(min(gatys_pairs, len(contents) * len(names))):
         path, n = contents[k % len(contents)], names[k % len(names)]
@@ -237,6 +336,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gatys-steps", type=int, default=300)
     p.add_argument("--gatys-size", type=int, default=256)
     p.add_argument("--threads", type=int)
+    p.add_argument("--uploads", action="store_true",
+                   help="also stylize with each style encoded from its image, as an upload")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -245,8 +346,13 @@ def run(args: argparse.Namespace) -> int:
                       styles=args.styles, limit=args.limit, gatys_pairs=args.gatys_pairs,
                       gatys_steps=args.gatys_steps, gatys_size=args.gatys_size,
                       threads=args.threads, gallery_styles=args.gallery_styles,
-                      content_prefix=args.content_prefix)
-    print(json.dumps(report["summary"], indent=2))
+                      content_prefix=args.content_prefix, uploads=args.uploads)
+    summary = {k: v for k, v in report["summary"].items() if k not in ("styles", "uploads")}
+    for kind in ("styles", "uploads"):
+        if kind in report["summary"]:
+            summary[kind] = {k: v for k, v in report["summary"][kind].items()
+                             if k != "per_style"}
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -9,8 +9,16 @@ smaller than the 256 px the photos are scaled to (``--crop-size``: the same cont
 context, ~4x cheaper at 128 px); and the last bias starts at the ImageNet mean
 (:func:`init_output_bias`).
 
-The VGG style Grams of each style image are computed once up front (they are constants), which
-makes a CPU step cheaper without changing the maths.
+Cheaper steps, the same maths (each measured; see docs/training.md):
+
+* the VGG style Grams of each style image are computed once up front (they are constants);
+* the photo's VGG pass (the content target, no gradients) stops at relu2_2, the only layer the
+  content loss reads;
+* photos are decoded and resized once, then only cropped (the crops and flips are the same).
+
+One measured deviation, opt-in: ``--style-encoder-size`` feeds the siamese encoder a smaller
+style image than the VGG Gram targets use (those stay at ``--style-size``). The preset bank is
+then encoded at that size too, so presets are what the decoder was trained on.
 """
 
 from __future__ import annotations
@@ -29,8 +37,16 @@ import torch
 from PIL import Image, ImageOps
 
 from msgnet.checkpoint import load_weights, save_weights
+from msgnet.inspiration import inspiration_ranks, inverse_gram_init
 from msgnet.model import Net
-from msgnet.vgg import IMAGENET_MEAN_BGR, Vgg16Features, content_loss, style_grams, style_loss
+from msgnet.vgg import (
+    CONTENT_STAGES,
+    IMAGENET_MEAN_BGR,
+    Vgg16Features,
+    content_loss,
+    style_grams,
+    style_loss,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
@@ -59,6 +75,8 @@ class TrainConfig:
     exclude_prefix: list[str] = field(default_factory=list)
     max_seconds: float | None = None
     threads: int | None = None
+    style_encoder_size: int | None = None
+    init_inspiration: float | None = None
 
 
 def list_images(folder: str | Path, exclude_prefix: list[str] | tuple = ()) -> list[Path]:
@@ -84,7 +102,11 @@ def resize_longest(img: Image.Image, longest: int) -> Image.Image:
 
 
 class ContentSampler:
-    """Random ``crop`` crops of photos resized so their shorter side is ``size``."""
+    """Random ``crop`` crops of photos resized so their shorter side is ``size``.
+
+    Each photo is decoded and resized once and kept (628 photos at 256 px are ~180 MB), so a
+    step only crops; the random draws are the same as decoding every time.
+    """
 
     def __init__(self, files: list[Path], size: int, rng: random.Random,
                  crop: int | None = None):
@@ -93,19 +115,27 @@ class ContentSampler:
         self.files, self.size, self.rng = files, size, rng
         self.crop = crop or size
         self.order: list[int] = []
+        self._resized: dict[int, Image.Image] = {}
 
-    def _next_file(self) -> Path:
+    def _next_index(self) -> int:
         if not self.order:
             self.order = list(range(len(self.files)))
             self.rng.shuffle(self.order)
-        return self.files[self.order.pop()]
+        return self.order.pop()
+
+    def _photo(self, index: int) -> Image.Image:
+        img = self._resized.get(index)
+        if img is None:
+            img = load_rgb(self.files[index])
+            w, h = img.size
+            s = self.size / min(w, h)
+            img = img.resize((max(self.size, round(w * s)), max(self.size, round(h * s))),
+                             Image.Resampling.BILINEAR)
+            self._resized[index] = img
+        return img
 
     def sample(self) -> torch.Tensor:
-        img = load_rgb(self._next_file())
-        w, h = img.size
-        s = self.size / min(w, h)
-        img = img.resize((max(self.size, round(w * s)), max(self.size, round(h * s))),
-                         Image.Resampling.BILINEAR)
+        img = self._photo(self._next_index())
         w, h = img.size
         x, y = self.rng.randint(0, w - self.crop), self.rng.randint(0, h - self.crop)
         img = img.crop((x, y, x + self.crop, y + self.crop))
@@ -147,6 +177,26 @@ def compute_presets(net: Net, styles: dict[str, torch.Tensor], device: torch.dev
                 for name, img in styles.items()}
 
 
+def train_step(net: Net, vgg: Vgg16Features, optimizer: torch.optim.Optimizer,
+               x: torch.Tensor, encoder_style: torch.Tensor, targets: list[torch.Tensor],
+               content_weight: float, style_weight: float, use_amp: bool = False,
+               content_stages: int = CONTENT_STAGES) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a content batch and one style; returns the weighted losses."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        net.set_target(net.style_target(encoder_style))
+        y = net(x)
+        feats_y = vgg(y)
+        with torch.no_grad():
+            feats_x = vgg(x, stages=content_stages)
+    c_loss = content_weight * content_loss([f.float() for f in feats_y],
+                                           [f.float() for f in feats_x])
+    s_loss = style_weight * style_loss([f.float() for f in feats_y], targets)
+    optimizer.zero_grad(set_to_none=True)
+    (c_loss + s_loss).backward()
+    optimizer.step()
+    return c_loss.detach(), s_loss.detach()
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Run (or resume) training; returns the path of the weights file."""
     if cfg.threads:
@@ -164,11 +214,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if not style_files:
         raise ValueError(f"no style images in {cfg.style_dir}")
     styles = load_styles(style_files, cfg.style_size)
+    encoder_size = cfg.style_encoder_size or cfg.style_size
+    encoder_styles = (styles if encoder_size == cfg.style_size
+                      else load_styles(style_files, encoder_size))
     names = list(styles)
     sampler = ContentSampler(content_files, cfg.image_size, rng, cfg.crop_size)
 
-    vgg = Vgg16Features.from_file(cfg.vgg).to(device)
-    vgg_for_loss = vgg.to(device)
+    vgg_for_loss = Vgg16Features.from_file(cfg.vgg).to(device)
     with torch.no_grad():
         style_targets = {n: [g.detach() for g in style_grams(vgg_for_loss(s.to(device)))]
                          for n, s in styles.items()}
@@ -178,11 +230,20 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         net.load_state_dict(load_weights(cfg.init_weights).net.state_dict())
     else:
         init_output_bias(net)
+    state_file = _state_path(output)
+    resuming = cfg.resume and state_file.exists()
+    inspiration_init = None
+    if cfg.init_inspiration is not None and not resuming:
+        # a fresh start (or --init-weights): the optimizer is fresh too, so W's moments are 0
+        with torch.no_grad():
+            grams = [net.style_target(s) for s in encoder_styles.values()]
+        peak = inverse_gram_init(net, grams, cfg.init_inspiration)
+        inspiration_init = {"lambda": cfg.init_inspiration, "max_abs_weight": round(peak, 3),
+                            **inspiration_ranks(net, dict(zip(names, grams, strict=True)))}
     net = net.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step, elapsed, history = 0, 0.0, []
-    state_file = _state_path(output)
-    if cfg.resume and state_file.exists():
+    if resuming:
         state = torch.load(state_file, map_location=device, weights_only=False)
         net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
@@ -190,14 +251,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         sampler.order = state["order"]
+        inspiration_init = state.get("inspiration_init")
 
     def checkpoint() -> None:
+        presets = compute_presets(net, encoder_styles, device)
+        net.train()
+        if history:  # the diagnostic the training issue asked for, once per checkpoint
+            history[-1].update(inspiration_ranks(net, presets))
         torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                     "elapsed": elapsed, "history": history, "rng": rng.getstate(),
                     "torch_rng": torch.get_rng_state(), "order": sampler.order,
-                    "config": asdict(cfg)}, state_file)
-        presets = compute_presets(net, styles, device)
-        net.train()
+                    "config": asdict(cfg), "inspiration_init": inspiration_init}, state_file)
         meta = {
             "recipe": {k: v for k, v in asdict(cfg).items()
                        if k not in ("content_dir", "style_dir", "vgg", "output")},
@@ -209,6 +273,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                         f"{torch.get_num_threads()} threads",
             "date": dt.date.today().isoformat(),
             "losses_recent": history[-1] if history else None,
+            "style_encoder_size": encoder_size,
+            "inspiration_init": inspiration_init,
         }
         save_weights(output, net.cpu(), presets, meta)
         net.to(device)
@@ -221,22 +287,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     net.train()
     started = time.monotonic() - elapsed
     window: list[tuple[float, float]] = []
+    window_started = time.monotonic()
     while step < cfg.steps:
         name = names[step % len(names)]
         x = sampler.batch(cfg.batch_size).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            net.set_target(net.style_target(styles[name].to(device)))
-            y = net(x)
-            feats_y = vgg_for_loss(y)
-            with torch.no_grad():
-                feats_x = vgg_for_loss(x)
-        c_loss = cfg.content_weight * content_loss([f.float() for f in feats_y],
-                                                   [f.float() for f in feats_x])
-        s_loss = cfg.style_weight * style_loss([f.float() for f in feats_y], style_targets[name])
-        loss = c_loss + s_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        c_loss, s_loss = train_step(net, vgg_for_loss, optimizer, x,
+                                    encoder_styles[name].to(device), style_targets[name],
+                                    cfg.content_weight, cfg.style_weight, use_amp)
         step += 1
         elapsed = time.monotonic() - started
         window.append((c_loss.item(), s_loss.item()))
@@ -248,9 +305,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             c, s = np.mean(window, axis=0)
             history.append({"step": step, "content": float(c), "style": float(s),
-                            "seconds": round(elapsed, 1)})
+                            "seconds": round(elapsed, 1),
+                            "s_per_step": round((time.monotonic() - window_started)
+                                                / len(window), 3)})
             window = []
             checkpoint()
+            window_started = time.monotonic()
         if cfg.max_seconds and elapsed >= cfg.max_seconds:
             break
     if bar is not None:
@@ -291,6 +351,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip content files whose name starts with this (held-out set)")
     p.add_argument("--max-seconds", type=float, help="stop (and save) after this much time")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--style-encoder-size", type=int,
+                   help="longest side of the style image fed to the siamese encoder (default: "
+                        "--style-size); the VGG Gram targets stay at --style-size")
+    p.add_argument("--init-inspiration", type=float, metavar="LAMBDA",
+                   help="start the Inspiration weight at (mean preset Gram + LAMBDA*I)^-1 "
+                        "(fresh starts and --init-weights only, not when resuming)")
 
 
 def run(args: argparse.Namespace) -> int:

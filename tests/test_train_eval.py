@@ -127,3 +127,141 @@ def test_previews_for_every_preset(data, tmp_path):
     assert [p.name for p in written] == ["candy.jpg", "wave.jpg"]
     with Image.open(written[0]) as img:
         assert img.size == (64, 48)
+
+
+def test_evaluate_tells_styles_apart(data, tmp_path):
+    weights = train(_config(data, tmp_path / "w.pt", steps=2), progress=False)
+    report = evaluate(str(weights), str(data["held_out"]), str(data["styles"]),
+                      str(data["vgg"]), str(tmp_path / "r.json"), None, size=32,
+                      style_size=32, limit=2, gatys_pairs=0, uploads=True)
+    for kind in ("styles", "uploads"):
+        figures = report["summary"][kind]
+        assert figures["chance"] == 0.5 and figures["styles"] == 2 and figures["photos"] == 2
+        assert 0.0 <= figures["identification"] <= 1.0
+        assert figures["separation"] >= 0.0
+        assert sorted(figures["per_style"]) == ["candy", "wave"]
+        assert figures["per_style"]["candy"]["most_often_nearest"] in ("candy", "wave")
+
+
+def test_style_figures_on_known_grams():
+    from msgnet.evaluate import Losses, _Output, style_figures
+
+    def g(v: float) -> list[torch.Tensor]:
+        return [torch.full((1, 2, 2), v)]
+
+    targets = {"a": g(0.0), "b": g(1.0)}
+    # photo p: each output sits on its own style; photo q: both outputs sit on style a
+    placed = (("p", "a", 0.0), ("p", "b", 1.0), ("q", "a", 0.0), ("q", "b", 0.0))
+    outs = [_Output(c, s, g(v), Losses(1.0, 2.0)) for c, s, v in placed]
+    plain = {(c, s): Losses(4.0, 0.0) for c in "pq" for s in "ab"}
+    as_style = {(c, s): Losses(0.0, 8.0) for c in "pq" for s in "ab"}
+    fig = style_figures(outs, targets, plain, as_style)
+    assert fig["identification"] == 0.75
+    assert fig["per_style"]["b"]["identification"] == 0.5
+    assert fig["separation"] == 0.5  # 1 for photo p, 0 for photo q
+    assert fig["style_ratio"] == 0.25 and fig["content_ratio"] == 0.25
+
+
+def test_content_pass_to_relu2_2_matches_the_full_pass():
+    from msgnet.vgg import CONTENT_LAYER, CONTENT_STAGES
+
+    torch.manual_seed(1)
+    vgg = Vgg16Features((4, 8, 8, 8))
+    x = torch.rand(2, 3, 32, 32) * 255
+    full, short = vgg(x), vgg(x, stages=CONTENT_STAGES)
+    assert len(short) == CONTENT_STAGES
+    torch.testing.assert_close(short[CONTENT_LAYER], full[CONTENT_LAYER])
+
+
+def test_cached_photos_give_the_same_crops(data):
+    import random
+
+    from msgnet.train import ContentSampler, list_images
+
+    files = list_images(data["content"])
+    a = ContentSampler(files, 32, random.Random(3), crop=24)
+    b = ContentSampler(files, 32, random.Random(3), crop=24)
+    b._resized = type("Forget", (dict,), {"__setitem__": lambda *_: None})()
+    for _ in range(2 * len(files)):  # two epochs: the second one comes from the cache
+        torch.testing.assert_close(a.sample(), b.sample())
+    assert len(a._resized) == len(files)
+
+
+def test_style_encoder_size_and_training_diagnostics(data, tmp_path):
+    out = train(_config(data, tmp_path / "w.pt", steps=2, style_encoder_size=24), progress=False)
+    loaded = load_weights(out)
+    assert loaded.metadata["style_encoder_size"] == 24
+    # the bank is encoded at the size the encoder was trained on
+    net = loaded.net
+    from msgnet.train import list_images, load_styles
+
+    small = load_styles(list_images(data["styles"]), 24)
+    with torch.no_grad():
+        expected = net.style_target(small["candy"])
+    torch.testing.assert_close(loaded.presets["candy"], expected, atol=2e-3, rtol=2e-2)
+    history = torch.load(Path(out).with_name("w.trainstate.pt"), weights_only=False)["history"]
+    assert history[-1]["p_rank"] >= 1.0 and history[-1]["gram_rank"] >= 1.0
+    assert history[-1]["s_per_step"] > 0
+
+
+def test_inverse_gram_init_passes_the_significant_subspace():
+    from msgnet.inspiration import effective_rank, inverse_gram_init
+    from msgnet.model import Net
+
+    torch.manual_seed(2)
+    net = Net(ngf=8)
+    c = net.channels
+    basis = torch.linalg.qr(torch.randn(c, c))[0]
+    spectrum = torch.tensor([10.0, 5.0, 2.0, 1.0] + [1e-6] * (c - 4))
+    gram = (basis * spectrum) @ basis.T
+    before = effective_rank(net.ins.weight[0].detach() @ gram)
+    inverse_gram_init(net, [gram.unsqueeze(0)], lam=1e-3)
+    p = net.ins.weight[0].detach() @ gram
+    top = basis[:, :4]
+    # P acts as the identity on the four significant directions
+    torch.testing.assert_close(p @ top, top, atol=1e-3, rtol=1e-3)
+    assert effective_rank(p) > before
+    with pytest.raises(ValueError, match="larger lambda"):
+        inverse_gram_init(net, [gram.unsqueeze(0)], lam=1e-9)
+    with pytest.raises(ValueError, match="> 0"):
+        inverse_gram_init(net, [gram.unsqueeze(0)], lam=0)
+
+
+def test_init_inspiration_applies_on_a_fresh_start_only(data, tmp_path):
+    out = train(_config(data, tmp_path / "w.pt", steps=2, init_inspiration=1e-2), progress=False)
+    meta = load_weights(out).metadata["inspiration_init"]
+    assert meta["lambda"] == 1e-2 and meta["max_abs_weight"] > 0
+    # resuming keeps the trained W and the record of the init
+    resumed = train(_config(data, tmp_path / "w.pt", steps=4, init_inspiration=1e-2),
+                    progress=False)
+    assert load_weights(resumed).metadata["inspiration_init"] == meta
+
+
+def test_gallery_cells_keep_a_gutter():
+    from msgnet.evaluate import make_gallery
+
+    wide = Image.new("RGB", (300, 100), "black")
+    grid = make_gallery([[wide, wide]], ["a", "b"], cell=100, gutter=5)
+    # the white gutter separates two neighbouring landscape pictures
+    assert grid.getpixel((100, 22 + 50)) == (255, 255, 255)
+    assert grid.getpixel((50, 22 + 50)) == (0, 0, 0)
+
+
+def test_train_bench_smoke(monkeypatch, tmp_path):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "train_bench", Path(__file__).parent.parent / "scripts" / "train_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "train_bench", bench)  # dataclasses look it up there
+    spec.loader.exec_module(bench)
+    out = tmp_path / "b.json"
+    assert bench.main(["--ngf", "8", "--rounds", "1", "--steps", "1", "--crop-size", "32",
+                       "--batch-size", "1", "--threads", "1", "--variants", "recipe",
+                       "+encoder-256", "-o", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [v["variant"] for v in result["variants"]] == ["recipe", "+encoder-256"]
+    assert result["variants"][0]["ratio_to_first"] == 1.0
+    with pytest.raises(SystemExit):
+        bench.main(["--variants", "nope"])
