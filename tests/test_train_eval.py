@@ -265,3 +265,28 @@ def test_train_bench_smoke(monkeypatch, tmp_path):
     assert result["variants"][0]["ratio_to_first"] == 1.0
     with pytest.raises(SystemExit):
         bench.main(["--variants", "nope"])
+
+
+def test_training_curve_rows_and_plot(data, tmp_path):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "training_curve", Path(__file__).parent.parent / "scripts" / "training_curve.py")
+    curve = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("training_curve", curve)
+    spec.loader.exec_module(curve)
+    weights = train(_config(data, tmp_path / "w.pt", steps=2), progress=False)
+    evaluate(str(weights), str(data["held_out"]), str(data["styles"]), str(data["vgg"]),
+             str(tmp_path / "r.json"), None, size=32, style_size=32, limit=2, gatys_pairs=0)
+    rows = tmp_path / "rows.json"
+    for steps in (2, 2, 5):  # adding a checkpoint twice replaces its row
+        assert curve.main(["--data", str(rows), "add", str(tmp_path / "r.json"),
+                           "--total-steps", str(steps), "--protocol", "quick"]) == 0
+    saved = json.loads(rows.read_text())["rows"]
+    assert [r["total_steps"] for r in saved] == [2, 5]
+    assert saved[0]["styles"] == 2 and saved[0]["chance"] == 0.5
+    png = tmp_path / "curve.png"
+    assert curve.main(["--data", str(rows), "plot", "-o", str(png)]) == 0
+    with Image.open(png) as img:
+        assert img.width > 500
