@@ -23,6 +23,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from msgnet.checkpoint import LoadedWeights, load_weights
+from msgnet.controls import (
+    DEFAULT_CONTROLS,
+    Controls,
+    apply_pixel_controls,
+    brush_style_size,
+    interpolate_target,
+)
 from msgnet.fast import FastMSGNet
 from msgnet.imageio import bgr_to_image, fit_longest, image_to_bgr, resize_longest
 from msgnet.tiling import TileConfig, TiledForward
@@ -143,6 +150,18 @@ class Stylizer:
         with torch.inference_mode():
             return self.style_fn(x.to(self.device, torch.float32)).float()
 
+    def brush_style_size(self, brush: str) -> int:
+        """The style size of a brush name (small / medium / large) for these settings."""
+        return min(brush_style_size(brush, self.default_style_size), self.max_style_size)
+
+    def content_target(self, content: torch.Tensor) -> torch.Tensor:
+        """The photo's own encoder Gram (1, C, C), at most the default style size, so that a
+        tiled 4096 px photo costs one small encoder pass (the ``"gram"`` strength method)."""
+        x = resize_tensor_longest(content.detach().float(),
+                                  min(self.default_style_size, max(content.shape[-2:])))
+        with torch.inference_mode():
+            return self.style_fn(pad_to_multiple(x).to(self.device, torch.float32)).float()
+
     # ------------------------------------------------------------------ content
     def prepare_content(self, img: Image.Image | torch.Tensor,
                         size: int | None = None) -> torch.Tensor:
@@ -183,21 +202,31 @@ class Stylizer:
             raise ValueError(f"style target must be a (1, {c}, {c}) Gram matrix, got {shape}")
         return target.reshape(1, c, c).to(self.device, torch.float32)
 
-    def run(self, contents: list[torch.Tensor], targets: list[torch.Tensor]
-            ) -> list[torch.Tensor]:
+    def run(self, contents: list[torch.Tensor], targets: list[torch.Tensor],
+            controls: list[Controls] | None = None) -> list[torch.Tensor]:
         """Stylize ``contents[i]`` with ``targets[i]``; outputs (1, 3, h, w) CPU, input order.
 
         Items of the same size share one forward call (each keeps its own target, so mixed
         styles batch fine); different sizes run as separate groups. Instance norm works per
-        image, so the result equals running every item alone.
+        image, so the result equals running every item alone. ``controls[i]``
+        (:mod:`msgnet.controls`) moves item i's target before the pass and its pixels after,
+        on the whole image, so they hold for tiled outputs too.
         """
         if len(contents) != len(targets):
             raise ValueError(f"{len(contents)} contents but {len(targets)} targets")
+        if controls is None:
+            controls = [DEFAULT_CONTROLS] * len(contents)
+        if len(controls) != len(contents):
+            raise ValueError(f"{len(contents)} contents but {len(controls)} controls")
         groups: dict[tuple[int, int], list[int]] = {}
         for i, content in enumerate(contents):
             _check_bgr(content, f"content {i}")
             groups.setdefault((int(content.shape[-2]), int(content.shape[-1])), []).append(i)
         grams = [self._as_target(t) for t in targets]
+        for i, ctl in enumerate(controls):
+            if ctl.needs_content_target:
+                grams[i] = interpolate_target(self.content_target(contents[i]), grams[i],
+                                              ctl.strength)
         outputs: list[torch.Tensor | None] = [None] * len(contents)
         with torch.inference_mode():
             for (h, w), members in groups.items():
@@ -212,6 +241,9 @@ class Stylizer:
                     y = y.to("cpu", torch.float32)
                     for j, i in enumerate(chunk):
                         outputs[i] = y[j:j + 1]
+                        if controls[i].touches_pixels:
+                            outputs[i] = apply_pixel_controls(y[j:j + 1], contents[i],
+                                                              controls[i])
         return outputs  # type: ignore[return-value]
 
     def warm_up(self, size: int | None = None) -> float:
@@ -228,9 +260,9 @@ class Stylizer:
         return time.perf_counter() - t
 
     def stylize(self, content: Image.Image, target: torch.Tensor | str,
-                size: int | None = None) -> Image.Image:
+                size: int | None = None, controls: Controls | None = None) -> Image.Image:
         """One image, one target (a Gram matrix or a preset name) -> stylized PIL image."""
         if isinstance(target, str):
             target = self.preset_target(target)
         x = self.prepare_content(content, size)
-        return bgr_to_image(self.run([x], [target])[0])
+        return bgr_to_image(self.run([x], [target], [controls or DEFAULT_CONTROLS])[0])

@@ -1,0 +1,207 @@
+"""Style controls on top of one forward pass: strength, original colours, style mixes, brush.
+
+MSG-Net's style is a Gram target for the Inspiration layer, so the controls are cheap maths on
+targets (before the pass) or on pixels (after it), never extra passes:
+
+* **mix** - several styles become one weighted Gram target (:func:`mix_targets`);
+* **strength** - how far from the photo the output goes, 0..1. Two candidates were measured
+  (``scripts/strength_figures.py``, numbers in ``docs/controls.md``): interpolating the target
+  between the content's own encoder Gram and the style's (``"gram"``), and blending the
+  stylized pixels with the photo's (``"pixels"``, the default, chosen by that measurement:
+  it hits both endpoints and is monotone, the Gram interpolation does neither);
+* **keep colours** - the stylized luminance with the photo's chroma (YCbCr, BT.601);
+* **brush** - small / medium / large strokes, mapped to the size the style image is encoded at
+  (a smaller style image gives larger strokes relative to the photo).
+
+Every function works on whole images, so the controls apply unchanged to tiled outputs: the
+pixel ones run after :class:`msgnet.tiling.TiledForward` has put the tiles together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+STRENGTH_METHODS = ("pixels", "gram")
+DEFAULT_STRENGTH_METHOD = "pixels"
+# brush name -> style size as a multiple of the default style size (512 px: 768 / 512 / 256)
+BRUSHES = {"small": 1.5, "medium": 1.0, "large": 0.5}
+MAX_STYLES = 8
+# BT.601 luma of BGR pixels (JPEG's YCbCr); the chroma rows sum to zero, see keep_colors
+LUMA_BGR = (0.114, 0.587, 0.299)
+
+
+class ControlError(ValueError):
+    """A control value a user can get wrong; ``field`` names it (CLI flag, REST field)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_strength(value: object, field: str = "strength") -> float:
+    """``value`` as a float in 0..1, or :class:`ControlError` naming ``field``."""
+    if isinstance(value, bool):
+        raise ControlError(field, f"{field} must be a number from 0 to 1, got {value!r}")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ControlError(field, f"{field} must be a number from 0 to 1, "
+                                  f"got {str(value)[:40]!r}") from None
+    if not (math.isfinite(number) and 0.0 <= number <= 1.0):
+        raise ControlError(field, f"{field} must be from 0 to 1, got {str(value)[:40]}")
+    return number
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Per-image controls applied by :meth:`msgnet.stylize.Stylizer.run`."""
+
+    strength: float = 1.0
+    keep_colors: bool = False
+    method: str = DEFAULT_STRENGTH_METHOD
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strength", check_strength(self.strength))
+        if self.method not in STRENGTH_METHODS:
+            raise ControlError("method", f"unknown strength method {self.method!r}; "
+                                         f"use one of {', '.join(STRENGTH_METHODS)}")
+
+    @property
+    def needs_content_target(self) -> bool:
+        """Whether the target must be moved toward the content's own Gram before the pass."""
+        return self.method == "gram" and self.strength < 1.0
+
+    @property
+    def touches_pixels(self) -> bool:
+        return self.keep_colors or (self.method == "pixels" and self.strength < 1.0)
+
+
+DEFAULT_CONTROLS = Controls()
+
+
+# ---------------------------------------------------------------------------- mixing
+def normalise_weights(weights: Sequence[float], field: str = "weight") -> list[float]:
+    """Weights scaled to sum to one; negative, non-finite or all-zero weights are refused."""
+    if not weights:
+        raise ControlError(field, "at least one style is needed")
+    if len(weights) > MAX_STYLES:
+        raise ControlError(field, f"at most {MAX_STYLES} styles can be mixed, got {len(weights)}")
+    values = []
+    for w in weights:
+        w = float(w)
+        if not math.isfinite(w):
+            raise ControlError(field, f"style {field}s must be finite numbers, got {w}")
+        if w < 0:
+            raise ControlError(field, f"style {field}s must not be negative, got {w:g}")
+        values.append(w)
+    total = sum(values)
+    if total <= 0:
+        raise ControlError(field, "style weights must not all be zero")
+    return [w / total for w in values]
+
+
+def mix_targets(targets: Sequence[torch.Tensor], weights: Sequence[float] | None = None
+                ) -> torch.Tensor:
+    """One Gram target from several: ``Σ wᵢ Gᵢ`` with the weights normalised (equal if None).
+
+    A single style comes back as the very same tensor, so it equals today's output bit for bit.
+    """
+    if weights is None:
+        weights = [1.0] * len(targets)
+    if len(weights) != len(targets):
+        raise ValueError(f"{len(targets)} style targets but {len(weights)} weights")
+    normed = normalise_weights(weights)
+    if len(targets) == 1:
+        return targets[0]
+    shape = targets[0].shape
+    mixed = torch.zeros(shape, dtype=torch.float32, device=targets[0].device)
+    for target, w in zip(targets, normed, strict=True):
+        if target.shape != shape:
+            raise ValueError(f"style targets differ in shape: {tuple(shape)} and "
+                             f"{tuple(target.shape)}")
+        mixed.add_(target.float(), alpha=w)
+    return mixed
+
+
+def parse_weighted(spec: str, field: str = "style") -> tuple[str, float]:
+    """``"NAME[:WEIGHT]"`` -> (name, weight); weight 1 when absent.
+
+    Only a suffix that reads as a number is a weight, so ``C:/photos/a.jpg`` stays a path.
+    """
+    text = spec.strip()
+    name, sep, tail = text.rpartition(":")
+    if sep:
+        try:
+            weight = float(tail)
+        except ValueError:
+            return text, 1.0
+        if not name.strip():
+            raise ControlError(field, f"{field} {spec!r} has a weight but no name")
+        if not math.isfinite(weight) or weight < 0:
+            raise ControlError(field, f"{field} weight must be a number >= 0, got {tail!r} "
+                                      f"in {spec!r}")
+        return name.strip(), weight
+    if not text:
+        raise ControlError(field, f"empty {field} name")
+    return text, 1.0
+
+
+# ---------------------------------------------------------------------------- strength
+def interpolate_target(content_target: torch.Tensor, style_target: torch.Tensor,
+                       strength: float) -> torch.Tensor:
+    """The ``"gram"`` candidate: ``(1 - s) G_content + s G_style``."""
+    if strength >= 1.0:
+        return style_target
+    return torch.lerp(content_target.float(), style_target.float(), float(strength))
+
+
+def blend_pixels(stylized: torch.Tensor, photo: torch.Tensor, strength: float) -> torch.Tensor:
+    """The ``"pixels"`` candidate: ``photo + s (stylized - photo)``, in place on ``stylized``."""
+    if strength >= 1.0:
+        return stylized
+    return stylized.sub_(photo).mul_(float(strength)).add_(photo)
+
+
+# ---------------------------------------------------------------------------- colours
+def luma(bgr: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma (B, 1, H, W) of a BGR batch."""
+    b, g, r = LUMA_BGR
+    return bgr[:, 0:1] * b + bgr[:, 1:2] * g + bgr[:, 2:3] * r
+
+
+def keep_colors(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """The stylized luminance with the photo's chroma (in place on ``stylized``).
+
+    In YCbCr the chroma rows of the RGB->YCbCr matrix sum to zero, so adding the same amount to
+    R, G and B moves Y alone: ``photo + (Y_stylized - Y_photo)`` has the stylized Y and the
+    photo's Cb, Cr exactly (up to the clamp to 0..255 where that leaves the gamut).
+    """
+    delta = luma(stylized) - luma(photo)
+    return stylized.copy_(photo).add_(delta).clamp_(0, 255)
+
+
+def apply_pixel_controls(stylized: torch.Tensor, photo: torch.Tensor,
+                         controls: Controls) -> torch.Tensor:
+    """Strength (``"pixels"``) then colours, on one output and its photo of the same size."""
+    if stylized.shape != photo.shape:
+        raise ValueError(f"output {tuple(stylized.shape)} and photo {tuple(photo.shape)} differ")
+    photo = photo.to(stylized.device, stylized.dtype)
+    if controls.method == "pixels":
+        stylized = blend_pixels(stylized, photo, controls.strength)
+    if controls.keep_colors:
+        stylized = keep_colors(stylized, photo)
+    return stylized
+
+
+# ---------------------------------------------------------------------------- brush
+def brush_style_size(brush: str, default_style_size: int, field: str = "brush") -> int:
+    """Style size (px, a multiple of 4) for a brush name, relative to the default style size."""
+    key = str(brush).strip().lower()
+    if key not in BRUSHES:
+        raise ControlError(field, f"{field} must be one of {', '.join(BRUSHES)}, "
+                                  f"got {str(brush)[:20]!r}")
+    return max(16, int(round(default_style_size * BRUSHES[key] / 4)) * 4)
