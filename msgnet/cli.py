@@ -1,14 +1,16 @@
 """``python -m msgnet``: stylize in-process (debugging, evaluation), list presets, download the
 official weights, and run training/evaluation.
 
-    python -m msgnet stylize CONTENT (--style IMAGE | --preset NAME) -o OUT [--size N]
+    python -m msgnet stylize CONTENT (--style IMAGE[:W] | --preset NAME[:W])... -o OUT
+                     [--size N] [--strength S] [--keep-colors] [--brush small|medium|large]
                      [--weights PATH] [--style-size N] [--max-size N]
+    python -m msgnet sheet CONTENT -o OUT [--size N] [--strength S] [--keep-colors]
     python -m msgnet presets [--weights PATH]
     python -m msgnet download [-o PATH]
     python -m msgnet train ... | python -m msgnet evaluate ...
 
-User errors (bad image, unknown preset, unusable weights, missing file) print one line to
-stderr and exit with status 2, without a traceback.
+User errors (bad image, unknown preset, unusable weights, missing file, a control out of range)
+print one line to stderr and exit with status 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "msgnet-21styles.pt"
 EXIT_USER_ERROR = 2
+BRUSH_CHOICES = ("small", "medium", "large")  # msgnet.controls.BRUSHES, without importing torch
 # subcommands whose modules are imported only when used (evaluate may not exist yet)
 LAZY_COMMANDS = {
     "train": ("msgnet.train", "train MSG-Net weights (python -m msgnet train --help)"),
@@ -50,21 +53,34 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stylize", help="stylize one image in-process",
                        description="Stylize CONTENT with a style image or a shipped preset.")
     s.add_argument("content", metavar="CONTENT", type=Path, help="content image")
-    style = s.add_mutually_exclusive_group(required=True)
-    style.add_argument("--style", metavar="IMAGE", type=Path, help="style image")
-    style.add_argument("--preset", metavar="NAME", help="preset shipped with the weights")
+    s.add_argument("--style", metavar="IMAGE[:WEIGHT]", action="append", default=[],
+                   help="style image; repeat (with --preset too) to mix styles by weight")
+    s.add_argument("--preset", metavar="NAME[:WEIGHT]", action="append", default=[],
+                   help="preset shipped with the weights; repeatable, e.g. "
+                        "--preset candy:0.7 --preset udnie:0.3")
     s.add_argument("-o", "--output", metavar="OUT", type=Path, required=True,
                    help="output image (.png writes PNG, anything else JPEG)")
     s.add_argument("--size", type=int, default=512,
                    help="longest side of the output in pixels (default 512)")
-    s.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
-                   help="weights file, ours or the official 21styles.model "
-                        f"(default {_rel(DEFAULT_WEIGHTS)})")
-    s.add_argument("--style-size", type=int, default=512,
+    s.add_argument("--brush", choices=sorted(BRUSH_CHOICES, key=BRUSH_CHOICES.index),
+                   help="stroke size of --style images: the size they are encoded at "
+                        "(small 768, medium 512, large 256 px); not with --style-size")
+    s.add_argument("--style-size", type=int, default=None,
                    help="longest side the style image is resized to (default 512)")
-    s.add_argument("--max-size", type=int, default=2048, help="largest allowed --size")
-    s.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    s.add_argument("--quality", type=int, default=92, help="JPEG quality (default 92)")
+    _add_common(s)
+
+    sh = sub.add_parser("sheet", help="the photo in every preset on one labelled sheet",
+                        description="Stylize CONTENT in every preset of the weights and lay "
+                                    "the results out, labelled, on one contact sheet.")
+    sh.add_argument("content", metavar="CONTENT", type=Path, help="content image")
+    sh.add_argument("-o", "--output", metavar="OUT", type=Path, required=True,
+                    help="output image (.png writes PNG, anything else JPEG)")
+    sh.add_argument("--size", type=int, default=256,
+                    help="longest side of each cell in pixels (default 256, 64 to 512)")
+    sh.add_argument("--columns", type=int, default=None, help="cells per row (default: square)")
+    sh.add_argument("--no-original", action="store_true",
+                    help="leave out the first cell, the photo itself")
+    _add_common(sh)
 
     p = sub.add_parser("presets", help="list the presets shipped with a weights file")
     p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
@@ -80,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in LAZY_COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def _add_common(s: argparse.ArgumentParser) -> None:
+    """Options ``stylize`` and ``sheet`` share: the controls, weights, device, limits."""
+    s.add_argument("--strength", type=float, default=1.0,
+                   help="0 keeps the photo, 1 (default) is the full style")
+    s.add_argument("--keep-colors", action="store_true",
+                   help="keep the photo's colours: the stylized luminance with its chroma")
+    s.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
+                   help="weights file, ours or the official 21styles.model "
+                        f"(default {_rel(DEFAULT_WEIGHTS)})")
+    s.add_argument("--max-size", type=int, default=2048, help="largest allowed --size")
+    s.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    s.add_argument("--quality", type=int, default=92, help="JPEG quality (default 92)")
 
 
 # ---------------------------------------------------------------------------- commands
@@ -111,32 +141,86 @@ def _load_image(path: Path, role: str):
         raise type(exc)(f"{role} image {path}: {exc}") from exc
 
 
-def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from msgnet.imageio import encode_image
-    from msgnet.stylize import MIN_SIZE
+def _controls(args: argparse.Namespace):
+    from msgnet.controls import Controls, check_strength
 
-    if args.max_size < MIN_SIZE:
-        parser.error(f"--max-size must be at least {MIN_SIZE}, got {args.max_size}")
-    for flag, value, upper in (("--size", args.size, args.max_size),
-                               ("--style-size", args.style_size, max(args.max_size, 512))):
-        if not MIN_SIZE <= value <= upper:
-            parser.error(f"{flag} must be between {MIN_SIZE} and {upper}, got {value}")
+    return Controls(strength=check_strength(args.strength, "--strength"),
+                    keep_colors=args.keep_colors)
+
+
+def _write(args: argparse.Namespace, image, started: float) -> None:
+    from msgnet.imageio import encode_image
+
     fmt = "png" if args.output.suffix.lower() == ".png" else "jpeg"
-    started = time.perf_counter()
-    stylizer = _load_stylizer(args.weights, device=args.device, max_size=args.max_size,
-                              default_size=min(512, args.max_size),
-                              default_style_size=args.style_size)
-    if args.preset is not None:
-        target = stylizer.preset_target(args.preset)
-    content = _load_image(args.content, "content")
-    if args.style is not None:
-        target = stylizer.style_target(_load_image(args.style, "style"), args.style_size)
-    result = stylizer.stylize(content, target, args.size)
-    body, _ = encode_image(result, fmt=fmt, quality=args.quality)
+    body, _ = encode_image(image, fmt=fmt, quality=args.quality)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(body)
     elapsed = time.perf_counter() - started
-    print(f"{args.output} ({result.width}x{result.height} {fmt}, {elapsed:.2f} s)")
+    print(f"{args.output} ({image.width}x{image.height} {fmt}, {elapsed:.2f} s)")
+
+
+def _weighted_styles(args: argparse.Namespace) -> list[tuple[str, str, float]]:
+    """(kind, name or path, weight) for every --preset and --style, in the order given."""
+    from msgnet.controls import parse_weighted
+
+    styles = [("preset", *parse_weighted(spec, "--preset")) for spec in args.preset]
+    styles += [("style", *parse_weighted(spec, "--style")) for spec in args.style]
+    return styles
+
+
+def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from msgnet.controls import mix_targets, normalise_weights
+    from msgnet.stylize import MIN_SIZE
+
+    if not args.preset and not args.style:
+        parser.error("a style is required: --preset NAME[:WEIGHT] or --style IMAGE[:WEIGHT] "
+                     "(repeat them to mix)")
+    if args.brush and args.style_size is not None:
+        parser.error("--brush sets the style size: use --brush or --style-size, not both")
+    if args.max_size < MIN_SIZE:
+        parser.error(f"--max-size must be at least {MIN_SIZE}, got {args.max_size}")
+    style_size = 512 if args.style_size is None else args.style_size
+    for flag, value, upper in (("--size", args.size, args.max_size),
+                               ("--style-size", style_size, max(args.max_size, 512))):
+        if not MIN_SIZE <= value <= upper:
+            parser.error(f"{flag} must be between {MIN_SIZE} and {upper}, got {value}")
+    controls = _controls(args)
+    styles = _weighted_styles(args)
+    if args.brush and not args.style:
+        raise CliError("--brush sets the size a style image is encoded at, so it needs "
+                       "--style IMAGE (a preset is stored as one encoded target)")
+    normalise_weights([w for _, _, w in styles], "weight")
+    started = time.perf_counter()
+    stylizer = _load_stylizer(args.weights, device=args.device, max_size=args.max_size,
+                              default_size=min(512, args.max_size),
+                              default_style_size=style_size)
+    if args.brush:
+        style_size = stylizer.brush_style_size(args.brush)
+    targets = [stylizer.preset_target(name) for kind, name, _ in styles if kind == "preset"]
+    content = _load_image(args.content, "content")
+    targets += [stylizer.style_target(_load_image(Path(name), "style"), style_size)
+                for kind, name, _ in styles if kind == "style"]
+    weights = [w for kind, _, w in styles if kind == "preset"]
+    weights += [w for kind, _, w in styles if kind == "style"]
+    result = stylizer.stylize(content, mix_targets(targets, weights), args.size, controls)
+    _write(args, result, started)
+    return 0
+
+
+def cmd_sheet(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from msgnet.sheet import contact_sheet
+
+    if args.columns is not None and args.columns < 1:
+        parser.error(f"--columns must be at least 1, got {args.columns}")
+    controls = _controls(args)
+    started = time.perf_counter()
+    stylizer = _load_stylizer(args.weights, device=args.device,
+                              max_size=max(args.max_size, args.size),
+                              default_size=min(256, args.max_size))
+    content = _load_image(args.content, "content")
+    sheet = contact_sheet(stylizer, content, size=args.size, controls=controls,
+                          include_original=not args.no_original, columns=args.columns)
+    _write(args, sheet, started)
     return 0
 
 
@@ -165,7 +249,8 @@ def cmd_download(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, argparse.ArgumentParser], int]] = {
-    "stylize": cmd_stylize, "presets": cmd_presets, "download": cmd_download}
+    "stylize": cmd_stylize, "sheet": cmd_sheet, "presets": cmd_presets,
+    "download": cmd_download}
 
 
 def _run_lazy(name: str, argv: list[str]) -> int:
@@ -185,12 +270,14 @@ def _run_lazy(name: str, argv: list[str]) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from msgnet.checkpoint import CheckpointError
+    from msgnet.controls import ControlError
     from msgnet.download import DownloadError
     from msgnet.imageio import ImageError
+    from msgnet.sheet import SheetError
     from msgnet.stylize import UnknownPresetError
 
     return (CliError, ImageError, UnknownPresetError, CheckpointError, DownloadError,
-            FileNotFoundError)
+            ControlError, SheetError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:

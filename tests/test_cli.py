@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from weights_factory import official_layout_state_dict
@@ -131,8 +132,11 @@ def test_missing_content_and_bad_style(tiny_weights_path: Path, images, tmp_path
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--style", "s.png", "--preset", "candy"], "not allowed with argument"),
-    ([], "one of the arguments --style --preset is required"),
+    ([], "a style is required: --preset NAME[:WEIGHT] or --style IMAGE[:WEIGHT]"),
+    (["--preset", "candy", "--brush", "large", "--style-size", "256"],
+     "use --brush or --style-size, not both"),
+    (["--preset", "candy", "--brush", "huge"], "invalid choice: 'huge'"),
+    (["--preset", "candy", "--strength", "half"], "invalid float value: 'half'"),
     (["--preset", "candy", "--size", "4096"], "--size must be between 16 and 2048"),
     (["--preset", "candy", "--size", "8"], "--size must be between 16 and 2048"),
 ])
@@ -193,3 +197,66 @@ def test_help_lists_every_command(capsys) -> None:
     out = capsys.readouterr().out
     for name in ("stylize", "presets", "download", "train", "evaluate"):
         assert name in out
+
+
+# ---------------------------------------------------------------------------- style controls
+def test_controls_in_a_subprocess(tiny_weights_path: Path, images, tmp_path: Path) -> None:
+    out = tmp_path / "mixed.png"
+    result = run_cli("stylize", images["content"], "--preset", "candy:0.7", "--preset",
+                     "udnie:0.3", "--style", f"{images['style']}:0.5", "--strength", "0.5",
+                     "--keep-colors", "--brush", "large", "-o", out, "--size", "48",
+                     "--weights", tiny_weights_path)
+    assert result.returncode == 0, result.stderr
+    assert load_image(out).size == (48, 32)
+
+
+def test_strength_zero_gives_the_photo_back(tiny_weights_path: Path, images,
+                                            tmp_path: Path) -> None:
+    out = tmp_path / "zero.png"
+    assert cli.main(["stylize", str(images["content"]), "--preset", "mosaic", "--strength",
+                     "0", "-o", str(out), "--size", "60", "--weights",
+                     str(tiny_weights_path)]) == 0
+    photo = np.asarray(load_image(images["content"]), dtype=np.int16)
+    assert np.abs(np.asarray(load_image(out), dtype=np.int16) - photo).max() <= 1
+
+
+def test_a_preset_with_weight_one_equals_the_plain_preset(tiny_weights_path: Path, images,
+                                                          tmp_path: Path) -> None:
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    base = ["--size", "40", "--weights", str(tiny_weights_path)]
+    assert cli.main(["stylize", str(images["content"]), "--preset", "udnie", "-o", str(a),
+                     *base]) == 0
+    assert cli.main(["stylize", str(images["content"]), "--preset", "udnie:1", "-o", str(b),
+                     *base]) == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--preset", "candy", "--strength", "1.5"], "error: --strength must be from 0 to 1, got 1.5"),
+    (["--preset", "candy:-1"], "error: --preset weight must be a number >= 0, got '-1'"),
+    (["--preset", "candy:0", "--preset", "udnie:0"], "error: style weights must not all be zero"),
+    (["--preset", "candy", "--brush", "small"], "error: --brush sets the size a style image is "
+                                                 "encoded at, so it needs --style IMAGE"),
+    (["--preset", "candy", "--preset", "nope:2"], "error: unknown preset 'nope'"),
+])
+def test_control_errors_are_one_line_exit_2(argv: list[str], message: str, images,
+                                            tiny_weights_path: Path, tmp_path: Path,
+                                            capsys) -> None:
+    code = cli.main(["stylize", str(images["content"]), "-o", str(tmp_path / "o.jpg"),
+                     "--weights", str(tiny_weights_path), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o.jpg").exists()
+
+
+def test_sheet_command(tiny_weights_path: Path, images, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "sheet.jpg"
+    assert cli.main(["sheet", str(images["content"]), "-o", str(out), "--size", "64",
+                     "--columns", "4", "--strength", "0.75", "--keep-colors", "--weights",
+                     str(tiny_weights_path)]) == 0
+    assert str(out) in capsys.readouterr().out
+    # the photo and 3 presets, 64x43 cells in one row: 6 px gutters, 22 px labels
+    assert load_image(out).size == (4 * 70 + 6, 43 + 22 + 12)
+    assert cli.main(["sheet", str(images["content"]), "-o", str(out), "--size", "8",
+                     "--weights", str(tiny_weights_path)]) == 2
+    assert "sheet cell size must be an integer from 64 to 512" in capsys.readouterr().err
