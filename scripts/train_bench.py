@@ -1,8 +1,10 @@
 """Seconds per training step, for the variants that make a step cheaper, side by side.
 
 Each round runs every variant for ``--steps`` steps, one variant after another, so the variants
-share the machine's state (other load, clock); the table gives the median over rounds of each
-variant's median step and its ratio to the recipe measured in the same round.
+share the machine's state (other load, clock); steps cycle through the style images as training
+does (their sizes differ), and every variant gets the same styles in a round. The table gives
+the median over rounds of each variant's mean step, and its ratio to the first variant measured
+in the same round.
 
     .venv/bin/python scripts/train_bench.py --content-dir ../shared/data/content \\
         --style-dir ../shared/data/styles/21styles \\
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop-size", type=int, default=128)
     p.add_argument("--style-size", type=int, default=512)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=3, help="steps per variant per round")
+    p.add_argument("--steps", type=int, default=7, help="steps per variant per round")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--variants", nargs="*", default=[v.name for v in VARIANTS])
     p.add_argument("--ngf", type=int, default=128)
@@ -90,17 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     real = bool(args.content_dir and args.style_dir and args.vgg)
     if real:
         vgg = Vgg16Features.from_file(args.vgg)
-        style_files = list_images(args.style_dir)[:1]
-        by_size = {s: next(iter(load_styles(style_files, s).values()))
+        style_files = list_images(args.style_dir)
+        by_size = {s: list(load_styles(style_files, s).values())
                    for s in {args.style_size, *(v.encoder_size for v in variants)}}
         files = list_images(args.content_dir, args.exclude_prefix)
     else:
         vgg = Vgg16Features((16, 32, 64, 64))
-        by_size = {s: torch.rand(1, 3, s, s * 3 // 4) * 255
+        by_size = {s: [torch.rand(1, 3, s, s * 3 // 4) * 255]
                    for s in {args.style_size, *(v.encoder_size for v in variants)}}
         files = []
-    with torch.no_grad():
-        targets = style_grams(vgg(by_size[args.style_size]))
+    with torch.no_grad():  # the styles' aspect ratios differ, so steps cycle through them all
+        targets = [style_grams(vgg(img)) for img in by_size[args.style_size]]
+    n_styles = len(targets)
     base = load_weights(args.init_weights).net if args.init_weights else Net(ngf=args.ngf)
     samplers, nets, optimizers = {}, {}, {}
     for v in variants:
@@ -117,18 +120,23 @@ def main(argv: list[str] | None = None) -> int:
             return samplers[v.name].batch(args.batch_size)
         return torch.rand(args.batch_size, 3, args.crop_size, args.crop_size) * 255
 
-    def step(v: Variant) -> float:
+    def step(v: Variant, k: int) -> float:
         t = time.perf_counter()
-        train_step(nets[v.name], vgg, optimizers[v.name], batch(v), by_size[v.encoder_size],
-                   targets, 1.0, 5.0, content_stages=v.content_stages)
+        train_step(nets[v.name], vgg, optimizers[v.name], batch(v),
+                   by_size[v.encoder_size][k % n_styles], targets[k % n_styles], 1.0, 5.0,
+                   content_stages=v.content_stages)
         return time.perf_counter() - t
 
     for v in variants:  # warm-up (first-call kernel set-up) and fill the caches a little
-        step(v)
+        step(v, 0)
     rounds: list[dict[str, float]] = []
+    k = 0
     for _ in range(args.rounds):
-        rounds.append({v.name: statistics.median(step(v) for _ in range(args.steps))
-                       for v in variants})
+        row = {}
+        for v in variants:  # every variant gets the same styles in a round
+            row[v.name] = statistics.mean(step(v, k + i) for i in range(args.steps))
+        rounds.append(row)
+        k += args.steps
     first = variants[0].name
     rows = []
     for v in variants:
@@ -141,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
               "data": "real photos" if real else "random tensors",
               "batch_size": args.batch_size, "crop_size": args.crop_size,
               "style_size": args.style_size, "rounds": args.rounds,
-              "steps_per_round": args.steps, "date": time.strftime("%Y-%m-%d"),
+              "steps_per_round": args.steps, "styles": n_styles,
+              "date": time.strftime("%Y-%m-%d"),
               "variants": rows}
     print(f"{result['cpu']}, {args.threads} threads, batch {args.batch_size}, "
           f"{args.crop_size} px crops, {result['data']}")
