@@ -15,13 +15,14 @@ from typing import Protocol
 import torch
 
 from handler import errors
+from msgnet.controls import DEFAULT_CONTROLS, Controls
 
 log = logging.getLogger(__name__)
 
 
 class _Runner(Protocol):
-    def run(self, contents: list[torch.Tensor], targets: list[torch.Tensor]
-            ) -> list[torch.Tensor]: ...
+    def run(self, contents: list[torch.Tensor], targets: list[torch.Tensor],
+            controls: list[Controls] | None = None) -> list[torch.Tensor]: ...
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Job:
     content: torch.Tensor  # (1, 3, h, w) BGR 0..255, already at the output size
     target: torch.Tensor   # (1, C, C) style Gram matrix
     fmt: str               # output format, "jpeg" | "png"
+    controls: Controls = DEFAULT_CONTROLS  # strength, colours (msgnet.controls)
 
 
 def run_isolated(stylizer: _Runner, jobs: list[Job]
@@ -41,7 +43,8 @@ def run_isolated(stylizer: _Runner, jobs: list[Job]
         return {}
     try:
         with torch.inference_mode():
-            outputs = stylizer.run([j.content for j in jobs], [j.target for j in jobs])
+            outputs = stylizer.run([j.content for j in jobs], [j.target for j in jobs],
+                                   [j.controls for j in jobs])
         if len(outputs) != len(jobs):
             raise RuntimeError(f"stylizer returned {len(outputs)} outputs for {len(jobs)} jobs")
         return {job.idx: out for job, out in zip(jobs, outputs, strict=True)}

@@ -23,12 +23,22 @@ from ts.torch_handler.base_handler import BaseHandler
 from handler import errors
 from handler.batching import Job, run_isolated
 from handler.metrics import HandlerMetrics
-from handler.parsing import ActionRequest, Payload, StylizeRequest, parse_request
+from handler.parsing import (
+    SHEET_SIZES,
+    ActionRequest,
+    Payload,
+    SheetRequest,
+    StylizeRequest,
+    parse_request,
+)
 from handler.settings import HandlerSettings
 from handler.style_cache import StyleCache
 from handler.tensors import decode_tensor
 from msgnet import imageio
 from msgnet.checkpoint import LoadedWeights, load_weights
+from msgnet.control_values import BRUSHES, MAX_STYLES
+from msgnet.controls import Controls, mix_targets
+from msgnet.sheet import contact_sheet, sheet_names
 from msgnet.stylize import Stylizer, UnknownPresetError
 
 log = logging.getLogger(__name__)
@@ -36,7 +46,8 @@ log = logging.getLogger(__name__)
 JSON_TYPE = "application/json"
 PREVIEW_DIR = Path("presets") / "previews"
 BATCH_HEADER = "X-Msgnet-Batch-Size"
-CACHE_HEADER = "X-Msgnet-Style-Cache"  # preset | hit | miss
+CACHE_HEADER = "X-Msgnet-Style-Cache"  # preset | hit | miss (miss if any style missed)
+SHEET_HEADER = "X-Msgnet-Sheet"        # the sheet's cell labels in order, comma-separated
 
 
 class MsgnetHandler(BaseHandler):
@@ -103,11 +114,14 @@ class MsgnetHandler(BaseHandler):
         out: list[bytes | str] = [b""] * size
         hits, misses = self.cache.hits, self.cache.misses
         jobs: list[Job] = []
+        sheets: list[tuple[int, SheetRequest]] = []
         for idx, fields in enumerate(data):
             try:
                 request = parse_request(fields or {}, self.settings)
                 if isinstance(request, ActionRequest):
                     out[idx] = self._action(request, idx, context)
+                elif isinstance(request, SheetRequest):
+                    sheets.append((idx, request))
                 else:
                     jobs.append(self._prepare(idx, request, context))
             except Exception as exc:  # one bad request answers alone
@@ -130,6 +144,14 @@ class MsgnetHandler(BaseHandler):
                 out[job.idx] = body
             except Exception as exc:
                 out[job.idx] = self._fail(job.idx, exc, context)
+        started = time.perf_counter()
+        for idx, request in sheets:
+            try:
+                out[idx], pixels = self._sheet(idx, request, context)
+                megapixels += pixels / 1e6
+            except Exception as exc:
+                out[idx] = self._fail(idx, exc, context)
+        inference_ms += (time.perf_counter() - started) * 1000.0
         for idx in range(size):
             context.set_response_header(idx, BATCH_HEADER, str(size))
         self.metrics.batch(size=size, inference_ms=inference_ms, megapixels=megapixels,
@@ -147,7 +169,22 @@ class MsgnetHandler(BaseHandler):
         except ValueError as exc:
             raise errors.bad_option(str(exc)) from exc
         context.set_response_header(idx, CACHE_HEADER, cache_state)
-        return Job(idx, content, target, request.fmt)
+        controls = Controls(strength=request.strength, keep_colors=request.keep_colors)
+        return Job(idx, content, target, request.fmt, controls)
+
+    def _sheet(self, idx: int, request: SheetRequest, context: Any) -> tuple[bytes, int]:
+        """The contact sheet: every preset's cell in one batched :meth:`Stylizer.run`."""
+        names = self.stylizer.preset_names()
+        if not names:
+            raise errors.unknown_preset("(any)", names)
+        photo = self._decode(request.content, request.size)
+        controls = Controls(strength=request.strength, keep_colors=request.keep_colors)
+        sheet = contact_sheet(self.stylizer, photo, size=request.size, controls=controls)
+        body, content_type = imageio.encode_image(sheet, fmt=request.fmt,
+                                                  quality=self.settings.jpeg_quality)
+        context.set_response_content_type(idx, content_type)
+        context.set_response_header(idx, SHEET_HEADER, ",".join(sheet_names(self.stylizer)))
+        return body, sheet.width * sheet.height
 
     def _decode(self, payload: Payload, longest: int):
         """Decode an image or tensor payload; messages name the field it came from.
@@ -168,21 +205,34 @@ class MsgnetHandler(BaseHandler):
                                       f"{payload.field}: {err.message}") from exc
 
     def _style_target(self, request: StylizeRequest) -> tuple[torch.Tensor, str]:
-        """The Gram target: from the preset bank, the LRU cache, or the encoder."""
-        if request.style_id is not None:
-            try:
-                return self.stylizer.preset_target(request.style_id), "preset"
-            except (UnknownPresetError, KeyError) as exc:
-                raise errors.unknown_preset(request.style_id,
-                                            self.stylizer.preset_names()) from exc
-        style = request.style
-        key = StyleCache.key(f"{style.kind}:{style.digest}", request.style_size)
+        """The Gram target, the styles' weighted mix: each from the preset bank, the LRU cache
+        or the encoder (at the brush's style size when a brush is given)."""
+        style_size = (self.stylizer.brush_style_size(request.brush) if request.brush
+                      else request.style_size)
+        targets, states = [], []
+        for spec in request.styles:
+            if spec.preset is not None:
+                try:
+                    targets.append(self.stylizer.preset_target(spec.preset))
+                except (UnknownPresetError, KeyError) as exc:
+                    raise errors.unknown_preset(spec.preset,
+                                                self.stylizer.preset_names()) from exc
+                states.append("preset")
+            else:
+                target, state = self._upload_target(spec.payload, style_size)
+                targets.append(target)
+                states.append(state)
+        state = next((s for s in ("miss", "hit") if s in states), "preset")
+        return mix_targets(targets, [spec.weight for spec in request.styles]), state
+
+    def _upload_target(self, style: Payload, style_size: int) -> tuple[torch.Tensor, str]:
+        key = StyleCache.key(f"{style.kind}:{style.digest}", style_size)
         cached = self.cache.get(key)
         if cached is not None:
             return cached, "hit"
-        image = self._decode(style, request.style_size)
+        image = self._decode(style, style_size)
         with torch.inference_mode():
-            target = self.stylizer.style_target(image, request.style_size)
+            target = self.stylizer.style_target(image, style_size)
         self.cache.put(key, target)
         return target, "miss"
 
@@ -226,6 +276,9 @@ class MsgnetHandler(BaseHandler):
             "sizes": settings.sizes,
             "variant": self.stylizer.variant_name,
             "default_style_size": settings.default_style_size,
+            "controls": {"strength": [0.0, 1.0], "keep_colors": True,
+                         "brushes": {b: self.stylizer.brush_style_size(b) for b in BRUSHES},
+                         "max_styles": MAX_STYLES, "sheet_sizes": list(SHEET_SIZES)},
             "formats": ["jpeg", "png"],
             "max_bytes": settings.max_bytes,
             "model_version": self.version,

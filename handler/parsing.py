@@ -12,6 +12,11 @@ What TorchServe 0.12 puts in the dict (checked against its frontend and worker c
 
 Images in form fields are raw file bytes; in a JSON body they are base64 strings (a
 ``data:...;base64,`` prefix is accepted).
+
+Style controls (docs/serving.md): ``strength``, ``keep_colors``, ``brush``, several styles to
+mix (``style_id=candy:0.7,udnie:0.3`` and uploads ``style``, ``style_2`` ... with
+``style_weight``, ``style_2_weight`` ...), and ``action=sheet``. A bad value is a 400 whose
+message starts with the field's name.
 """
 
 from __future__ import annotations
@@ -28,13 +33,25 @@ from typing import Any
 
 from handler.errors import bad_option, missing_field, too_large
 from handler.settings import MIB, HandlerSettings
+from msgnet.control_values import (
+    BRUSHES,
+    MAX_STYLES,
+    ControlError,
+    check_strength,
+    normalise_weights,
+    parse_bool,
+    parse_weighted,
+)
 
 IMAGE_FIELDS = ("content", "style")
 TENSOR_FIELDS = ("content_tensor", "style_tensor")
-ACTIONS = ("stylize", "presets", "preview")
+ACTIONS = ("stylize", "presets", "preview", "sheet")
 FORMATS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}
+SHEET_SIZES = (64, 512)     # msgnet.sheet.MIN_CELL, MAX_CELL
+DEFAULT_SHEET_SIZE = 256    # msgnet.sheet.DEFAULT_CELL
 _DATA_URL = re.compile(r"^data:[^,]{0,200};base64,", re.IGNORECASE)
 _WHITESPACE = re.compile(rb"\s+")
+_UPLOAD_FIELD = re.compile(r"^style(?:_(\d+))?(?:_tensor)?$")
 
 
 @dataclass(frozen=True)
@@ -51,13 +68,45 @@ class Payload:
 
 
 @dataclass(frozen=True)
+class StyleSpec:
+    """One style of a request: a preset name or an uploaded payload, with its mixing weight."""
+
+    weight: float
+    preset: str | None = None
+    payload: Payload | None = None
+
+
+@dataclass(frozen=True)
 class StylizeRequest:
     content: Payload
-    style: Payload | None  # exactly one of style / style_id is set
-    style_id: str | None
+    styles: tuple[StyleSpec, ...]  # presets first, then uploads; weights sum to one
     size: int
-    style_size: int
-    fmt: str               # "jpeg" | "png"
+    style_size: int                # for uploads: the brush's size when a brush is given
+    fmt: str                       # "jpeg" | "png"
+    strength: float = 1.0
+    keep_colors: bool = False
+    brush: str | None = None
+
+    @property
+    def style(self) -> Payload | None:
+        """The first uploaded style, if any (a request with one style has one of the two)."""
+        return next((s.payload for s in self.styles if s.payload is not None), None)
+
+    @property
+    def style_id(self) -> str | None:
+        """The first preset name, if any."""
+        return next((s.preset for s in self.styles if s.preset is not None), None)
+
+
+@dataclass(frozen=True)
+class SheetRequest:
+    """``action=sheet``: the content in every preset, ``size`` px cells."""
+
+    content: Payload
+    size: int
+    fmt: str
+    strength: float = 1.0
+    keep_colors: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +116,7 @@ class ActionRequest:
 
 
 def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
-                  ) -> StylizeRequest | ActionRequest:
+                  ) -> StylizeRequest | SheetRequest | ActionRequest:
     """Validate one request; raises :class:`handler.errors.RequestError` with its status."""
     form, encoded = _split_sources(fields)
     values = {**form, **encoded}
@@ -75,9 +124,7 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
     action = _text(values.get("action"), "action").lower() or "stylize"
     if action not in ACTIONS:
         raise bad_option(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
-    style_id = _text(values.get("style_id"), "style_id").strip() or None
-    if style_id is not None and len(style_id) > 100:
-        raise bad_option("style_id is longer than 100 characters")
+    style_id = _style_id_text(values.get("style_id"))
     if action == "presets":
         return ActionRequest("presets", style_id)
     if action == "preview":
@@ -86,25 +133,139 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
         return ActionRequest("preview", style_id)
 
     content = _payload(form, encoded, "content", settings)
-    style = _payload(form, encoded, "style", settings)
     if content is None:
         raise missing_field("field 'content' (an image) is required"
                             " - or 'content_tensor' (.npy / safetensors)")
-    if style is None and style_id is None:
-        raise missing_field("a style is required: field 'style' (an image), 'style_tensor' "
-                            "or 'style_id' (a preset name)")
-    if style is not None and style_id is not None:
-        raise bad_option("send either a style image or a style_id, not both")
+    strength = _control(check_strength, values.get("strength"), "strength", 1.0)
+    keep_colors = _control(parse_bool, values.get("keep_colors"), "keep_colors", False)
+    fmt = _format(values.get("format"))
+    if action == "sheet":
+        for field in ("style_id", "brush", "style", "style_tensor"):
+            if _present(values.get(field)):
+                raise bad_option(f"{field}: action 'sheet' uses every preset, so it takes no "
+                                 "style or brush")
+        lo, hi = SHEET_SIZES[0], min(SHEET_SIZES[1], settings.max_size)
+        size = _int_option(values, "size", min(DEFAULT_SHEET_SIZE, hi), lo, hi)
+        return SheetRequest(content, size, fmt, strength, keep_colors)
+
+    styles = _styles(form, encoded, style_id, settings)
+    brush = _brush(values)
+    style_size = _int_option(values, "style_size", settings.default_style_size,
+                             settings.min_size, settings.max_size)
+    if brush is not None:
+        if _present(values.get("style_size")):
+            raise bad_option("brush: it sets the style size, so send brush or style_size, "
+                             "not both")
+        if all(s.payload is None for s in styles):
+            raise bad_option("brush: it sets the size a style image is encoded at, so it "
+                             "needs an uploaded style (a preset is stored as one target)")
     return StylizeRequest(
         content=content,
-        style=style,
-        style_id=style_id,
+        styles=styles,
         size=_int_option(values, "size", settings.default_size, settings.min_size,
                          settings.max_size),
-        style_size=_int_option(values, "style_size", settings.default_style_size,
-                               settings.min_size, settings.max_size),
-        fmt=_format(values.get("format")),
+        style_size=style_size,
+        fmt=fmt,
+        strength=strength,
+        keep_colors=keep_colors,
+        brush=brush,
     )
+
+
+def _control(check, raw: Any, field: str, default):
+    """A control's value through its :mod:`msgnet.control_values` check, or a 400."""
+    if not _present(raw):
+        return default
+    value = raw if isinstance(raw, (bool, int, float)) else _text(raw, field).strip()
+    try:
+        return check(value, field)
+    except ControlError as exc:
+        raise bad_option(str(exc)) from exc
+
+
+def _brush(values: Mapping[str, Any]) -> str | None:
+    raw = _text(values.get("brush"), "brush").strip().lower()
+    if not raw:
+        return None
+    if raw not in BRUSHES:
+        raise bad_option(f"brush must be one of {', '.join(BRUSHES)}, got {raw[:20]!r}")
+    return raw
+
+
+def _style_id_text(value: Any) -> str | None:
+    """``style_id`` as text; a JSON list of names is joined with commas."""
+    if isinstance(value, list):
+        value = ",".join(_text(v, "style_id") for v in value)
+    text = _text(value, "style_id").strip()
+    if len(text) > 100 * MAX_STYLES:
+        raise bad_option(f"style_id is longer than {100 * MAX_STYLES} characters")
+    return text or None
+
+
+def _styles(form: dict[str, Any], encoded: dict[str, Any], style_id: str | None,
+            settings: HandlerSettings) -> tuple[StyleSpec, ...]:
+    """Presets from ``style_id`` (``NAME[:WEIGHT]`` by commas), then the uploaded styles."""
+    presets: list[tuple[str, float]] = []
+    for part in (style_id or "").split(","):
+        if not part.strip():
+            continue
+        try:
+            name, weight = parse_weighted(part, "style_id")
+        except ControlError as exc:
+            raise bad_option(str(exc)) from exc
+        if len(name) > 100:
+            raise bad_option("style_id: a preset name is longer than 100 characters")
+        presets.append((name, weight))
+    uploads: list[tuple[Payload, float]] = []
+    for number in _upload_numbers({**form, **encoded}):
+        name = "style" if number == 1 else f"style_{number}"
+        payload = _payload(form, encoded, name, settings)
+        if payload is None:
+            continue
+        weight_field = f"{name}_weight"
+        raw = {**form, **encoded}.get(weight_field)
+        weight = _weight(raw, weight_field) if _present(raw) else 1.0
+        uploads.append((payload, weight))
+    if not presets and not uploads:
+        raise missing_field("a style is required: field 'style' (an image), 'style_tensor' "
+                            "or 'style_id' (a preset name)")
+    if len(presets) + len(uploads) > MAX_STYLES:
+        raise bad_option(f"style_id/style: at most {MAX_STYLES} styles can be mixed, got "
+                         f"{len(presets) + len(uploads)}")
+    try:
+        weights = normalise_weights([w for _, w in presets] + [w for _, w in uploads])
+    except ControlError as exc:
+        raise bad_option(f"style weights (style_id, style_weight): {exc}") from exc
+    specs = [StyleSpec(w, preset=name) for (name, _), w in zip(presets, weights, strict=False)]
+    specs += [StyleSpec(w, payload=payload)
+              for (payload, _), w in zip(uploads, weights[len(presets):], strict=True)]
+    return tuple(specs)
+
+
+def _upload_numbers(values: Mapping[str, Any]) -> list[int]:
+    """1 for ``style``, n for ``style_n`` (and their ``_tensor`` fields), sorted."""
+    numbers = set()
+    for key in values:
+        match = _UPLOAD_FIELD.match(key)
+        if match:
+            number = int(match.group(1) or 1)
+            if not 1 <= number <= MAX_STYLES:
+                raise bad_option(f"{key}: uploaded styles are style, style_2 ... "
+                                 f"style_{MAX_STYLES}")
+            numbers.add(number)
+    return sorted(numbers)
+
+
+def _weight(raw: Any, field: str) -> float:
+    text = raw if isinstance(raw, (int, float)) and not isinstance(raw, bool) else \
+        _text(raw, field).strip()
+    try:
+        weight = float(text)
+    except (TypeError, ValueError):
+        raise bad_option(f"{field} must be a number >= 0, got {str(text)[:40]!r}") from None
+    if not (weight >= 0 and weight != float("inf")):
+        raise bad_option(f"{field} must be a number >= 0, got {str(text)[:40]}")
+    return weight
 
 
 def _split_sources(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from msgnet.control_values import BRUSHES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "msgnet-21styles.pt"
 EXIT_USER_ERROR = 2
-BRUSH_CHOICES = ("small", "medium", "large")  # msgnet.controls.BRUSHES, without importing torch
 # subcommands whose modules are imported only when used (evaluate may not exist yet)
 LAZY_COMMANDS = {
     "train": ("msgnet.train", "train MSG-Net weights (python -m msgnet train --help)"),
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output image (.png writes PNG, anything else JPEG)")
     s.add_argument("--size", type=int, default=512,
                    help="longest side of the output in pixels (default 512)")
-    s.add_argument("--brush", choices=sorted(BRUSH_CHOICES, key=BRUSH_CHOICES.index),
+    s.add_argument("--brush", choices=list(BRUSHES),
                    help="stroke size of --style images: the size they are encoded at "
                         "(small 768, medium 512, large 256 px); not with --style-size")
     s.add_argument("--style-size", type=int, default=None,
@@ -142,7 +143,8 @@ def _load_image(path: Path, role: str):
 
 
 def _controls(args: argparse.Namespace):
-    from msgnet.controls import Controls, check_strength
+    from msgnet.control_values import check_strength
+    from msgnet.controls import Controls
 
     return Controls(strength=check_strength(args.strength, "--strength"),
                     keep_colors=args.keep_colors)
@@ -161,7 +163,7 @@ def _write(args: argparse.Namespace, image, started: float) -> None:
 
 def _weighted_styles(args: argparse.Namespace) -> list[tuple[str, str, float]]:
     """(kind, name or path, weight) for every --preset and --style, in the order given."""
-    from msgnet.controls import parse_weighted
+    from msgnet.control_values import parse_weighted
 
     styles = [("preset", *parse_weighted(spec, "--preset")) for spec in args.preset]
     styles += [("style", *parse_weighted(spec, "--style")) for spec in args.style]
@@ -169,7 +171,8 @@ def _weighted_styles(args: argparse.Namespace) -> list[tuple[str, str, float]]:
 
 
 def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from msgnet.controls import mix_targets, normalise_weights
+    from msgnet.control_values import normalise_weights
+    from msgnet.controls import mix_targets
     from msgnet.stylize import MIN_SIZE
 
     if not args.preset and not args.style:
@@ -270,7 +273,7 @@ def _run_lazy(name: str, argv: list[str]) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from msgnet.checkpoint import CheckpointError
-    from msgnet.controls import ControlError
+    from msgnet.control_values import ControlError
     from msgnet.download import DownloadError
     from msgnet.imageio import ImageError
     from msgnet.sheet import SheetError

@@ -3,7 +3,14 @@
 
     scripts/batch_stylize.py photos/ -o out/ --preset candy --preset mosaic --size 768
     scripts/batch_stylize.py photos/ -o out/ --style starry.jpg --concurrency 2 --json run.json
+    scripts/batch_stylize.py photos/ -o out/ --preset candy:0.7,udnie:0.3 --strength 0.5 \
+        --keep-colors
+    scripts/batch_stylize.py photos/ -o out/ --style starry.jpg --brush large
+    scripts/batch_stylize.py photos/ -o out/ --sheet --sheet-size 192
 
+The style controls are the server's (docs/serving.md): ``--strength``, ``--keep-colors``,
+``--brush`` (for style images), a ``--preset`` value with several ``NAME:WEIGHT`` parts
+separated by commas is one mixed style, and ``--sheet`` makes each image's contact sheet.
 Every image is sent once per style (presets and style images may be mixed) with at most
 ``--concurrency`` requests in flight. 503 answers (queue full, worker restarting) and dropped
 connections are retried with exponential backoff; 4xx answers are final. A table with each
@@ -32,8 +39,9 @@ RETRY_STATUSES = {503}
 @dataclass(frozen=True)
 class Style:
     label: str                   # used in output names and the table
-    preset: str | None = None
+    preset: str | None = None    # a name, or a mix such as "candy:0.7,udnie:0.3"
     image: Path | None = None
+    sheet: bool = False          # action=sheet: the image in every preset
 
 
 @dataclass
@@ -71,15 +79,24 @@ class BatchClient:
         form = aiohttp.FormData()
         form.add_field("content", content, filename=name,
                        content_type="application/octet-stream")
-        if style.preset:
+        args = self.args
+        if style.sheet:
+            form.add_field("action", "sheet")
+        elif style.preset:
             form.add_field("style_id", style.preset)
         else:
             form.add_field("style", self.style_bytes[style.label], filename=style.image.name,
                            content_type="application/octet-stream")
-        form.add_field("size", str(self.args.size))
-        if self.args.style_size:
-            form.add_field("style_size", str(self.args.style_size))
-        form.add_field("format", self.args.format)
+            if args.brush:
+                form.add_field("brush", args.brush)
+        form.add_field("size", str(args.sheet_size if style.sheet else args.size))
+        if args.style_size and not style.sheet:
+            form.add_field("style_size", str(args.style_size))
+        if args.strength != 1.0:
+            form.add_field("strength", str(args.strength))
+        if args.keep_colors:
+            form.add_field("keep_colors", "true")
+        form.add_field("format", args.format)
         return form
 
     async def one(self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, image: Path,
@@ -158,16 +175,30 @@ def summary_table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def _mix_label(spec: str) -> str:
+    """A file-name label for a preset or a mix: ``candy:0.7,udnie:0.3`` -> ``candy0.7+udnie0.3``."""
+    return "+".join(part.strip().replace(":", "") for part in spec.split(",") if part.strip())
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input_dir", type=Path)
     p.add_argument("-o", "--output-dir", type=Path, required=True)
-    p.add_argument("--preset", action="append", default=[], help="preset name (repeatable)")
+    p.add_argument("--preset", action="append", default=[],
+                   help="preset name, or a mix NAME:W,NAME:W (repeatable: one output each)")
     p.add_argument("--style", action="append", default=[], type=Path,
                    help="style image (repeatable)")
-    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--sheet", action="store_true",
+                   help="also make each image's contact sheet (every preset, labelled)")
+    p.add_argument("--size", type=int, default=512, help="longest side of the outputs")
+    p.add_argument("--sheet-size", type=int, default=256,
+                   help="cell size of --sheet (64 to 512, default 256)")
     p.add_argument("--style-size", type=int, default=None)
+    p.add_argument("--strength", type=float, default=1.0, help="0 (the photo) .. 1 (default)")
+    p.add_argument("--keep-colors", action="store_true", help="keep the photos' colours")
+    p.add_argument("--brush", choices=["small", "medium", "large"], default=None,
+                   help="stroke size for --style images")
     p.add_argument("--format", choices=["jpeg", "png"], default="jpeg")
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--retries", type=int, default=4, help="extra attempts after a 503")
@@ -181,8 +212,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if not args.preset and not args.style:
-        p.error("give at least one --preset or --style")
+    if not args.preset and not args.style and not args.sheet:
+        p.error("give at least one --preset, --style or --sheet")
+    if not 0.0 <= args.strength <= 1.0:
+        p.error(f"--strength must be from 0 to 1, got {args.strength}")
+    if args.brush and args.style_size:
+        p.error("--brush sets the style size: use --brush or --style-size, not both")
+    if args.brush and not args.style:
+        p.error("--brush applies to --style images (a preset is stored as one target)")
+    if not 64 <= args.sheet_size <= 512:
+        p.error(f"--sheet-size must be from 64 to 512, got {args.sheet_size}")
     if args.concurrency < 1 or args.retries < 0:
         p.error("--concurrency must be >= 1 and --retries >= 0")
     missing = [s for s in args.style if not s.is_file()]
@@ -190,8 +229,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"style image not found: {missing[0]}")
     if not args.input_dir.is_dir():
         p.error(f"not a folder: {args.input_dir}")
-    args.styles = ([Style(label=name, preset=name) for name in args.preset]
-                   + [Style(label=path.stem, image=path) for path in args.style])
+    args.styles = ([Style(label=_mix_label(name), preset=name) for name in args.preset]
+                   + [Style(label=path.stem, image=path) for path in args.style]
+                   + ([Style(label="sheet", sheet=True)] if args.sheet else []))
     return args
 
 

@@ -116,7 +116,6 @@ def test_preview_action_needs_style_id():
     ({"content": b"a"}, 422, "missing_field"),
     ({"content": b"", "style_id": b"candy"}, 422, "missing_field"),
     ({}, 422, "missing_field"),
-    ({"content": b"a", "style": b"b", "style_id": b"candy"}, 400, "bad_option"),
     ({"content": b"a", "content_tensor": b"t", "style_id": b"c"}, 400, "bad_option"),
     ({"content": b"a", "style_id": b"c", "size": b"99999"}, 400, "bad_option"),
     ({"content": b"a", "style_id": b"c", "size": b"10"}, 400, "bad_option"),
@@ -389,10 +388,10 @@ def test_handler_isolates_a_job_that_breaks_the_batched_forward(served, monkeypa
     handler, context, _ = served
     real_run = handler.stylizer.run
 
-    def fragile_run(contents, targets):
+    def fragile_run(contents, targets, controls=None):
         if any(c.shape[-1] == 77 for c in contents):
             raise RuntimeError("boom")
-        return real_run(contents, targets)
+        return real_run(contents, targets, controls)
 
     monkeypatch.setattr(handler.stylizer, "run", fragile_run)
     out = handle(served, [

@@ -77,3 +77,51 @@ async def _run(*cmd: str) -> subprocess.CompletedProcess:
                                                 stderr=subprocess.PIPE)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout.decode(), stderr.decode())
+
+
+async def test_style_controls_are_sent_as_form_fields(tmp_path, unused_tcp_port):
+    """A mix, strength, colours and a sheet reach the server as the REST fields."""
+    forms = []
+
+    async def predict(request: web.Request) -> web.Response:
+        form = await request.post()
+        forms.append({k: v for k, v in form.items() if k != "content"})
+        return web.Response(body=b"\xff\xd8ok", content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_post("/predictions/msgnet", predict)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    try:
+        photos, out = tmp_path / "photos", tmp_path / "out"
+        photos.mkdir()
+        (photos / "a.png").write_bytes(encode(noise_image(16, 16)))
+        keys = tmp_path / "key_file.json"
+        keys.write_text(json.dumps({"inference": {"key": "K"}}))
+        proc = await _run(sys.executable, str(SCRIPT), str(photos), "-o", str(out), "--preset",
+                          "candy:0.7,udnie:0.3", "--sheet", "--strength", "0.5",
+                          "--keep-colors", "--url", f"http://127.0.0.1:{unused_tcp_port}",
+                          "--key-file", str(keys), "--quiet")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert sorted(p.name for p in out.iterdir()) == ["a__candy0.7+udnie0.3.jpg",
+                                                         "a__sheet.jpg"]
+        by_kind = {f.get("action", "stylize"): f for f in forms}
+        assert by_kind["stylize"] == {"style_id": "candy:0.7,udnie:0.3", "size": "512",
+                                      "strength": "0.5", "keep_colors": "true",
+                                      "format": "jpeg"}
+        assert by_kind["sheet"] == {"action": "sheet", "size": "256", "strength": "0.5",
+                                    "keep_colors": "true", "format": "jpeg"}
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--preset", "candy", "--strength", "2"], "--strength must be from 0 to 1"),
+    (["--preset", "candy", "--brush", "large"], "--brush applies to --style images"),
+])
+def test_control_argument_errors(tmp_path, argv, message):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "-o",
+                             str(tmp_path / "o"), *argv], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and message in result.stderr
