@@ -26,7 +26,7 @@ from bot.middlewares import (
     LanguageMiddleware,
     RateLimitMiddleware,
 )
-from bot.routers import fallback, jobs, photos, presets, start_help
+from bot.routers import controls, fallback, jobs, photos, presets, start_help
 from bot.routers import settings as settings_routes
 from bot.routers.presets import PreviewIds
 from bot.services.coordination import Coordinator
@@ -121,7 +121,8 @@ def create_dispatcher(settings: Settings, services: Services,
         observer.outer_middleware(language)
     dp.message.outer_middleware(AlbumMiddleware(settings.album_delay))
     dp.include_routers(start_help.create_router(), settings_routes.create_router(),
-                       presets.create_router(), jobs.create_router(), photos.create_router(),
+                       presets.create_router(), controls.create_router(), jobs.create_router(),
+                       photos.create_router(),
                        fallback.create_router())
     dp.workflow_data.update(settings=settings, ts=services.ts, queue=services.queue,
                             results=services.results, runner=services.runner,

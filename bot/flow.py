@@ -6,7 +6,9 @@ Per-user FSM data (JSON-serializable, so Redis can hold it):
 * ``preset``: a preset name chosen instead of a style image (clears ``style`` and vice versa);
 * ``pending``: an image whose role we asked about;
 * ``size``: the chosen output size; ``lang``: the chosen language;
-* ``results``: recent result ids -> the job spec that made them (to re-make evicted files).
+* ``results``: recent result ids -> the job spec that made them (to re-make evicted files);
+* ``strength``, ``keep_colors``, ``brush``, ``mix``, ``mixing``: the style controls
+  (:mod:`bot.controls`).
 
 Only Telegram ``file_id`` values are kept, never image bytes: files are downloaded again
 from Telegram when a job needs them.
@@ -20,6 +22,7 @@ from typing import Any
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import Message
 
+from bot.controls import controls_of
 from bot.imageinfo import looks_like_image_name
 
 MAX_KEPT_RESULTS = 5
@@ -112,10 +115,16 @@ def missing(data: dict[str, Any]) -> str | None:
 
 
 def job_spec(data: dict[str, Any], sizes: list[int], document: bool = False) -> dict[str, Any]:
-    """What a job needs (JSON-serializable): image references, preset and sizes."""
+    """What a job needs (JSON-serializable): image references, preset, sizes, controls."""
     return {"content": data["content"], "style": data.get("style") if not data.get("preset")
             else None, "preset": data.get("preset"), "sizes": list(sizes),
-            "document": document}
+            "document": document, "controls": controls_of(data)}
+
+
+def sheet_spec(data: dict[str, Any], size: int) -> dict[str, Any]:
+    """A contact-sheet job: the content in every preset (the controls apply, the style not)."""
+    return {"content": data["content"], "style": None, "preset": None, "sizes": [size],
+            "document": False, "controls": controls_of(data), "sheet": True}
 
 
 def remember_result(data: dict[str, Any], rid: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 
+from bot.controls import BRUSHES, STRENGTHS
 from bot.texts import LANGUAGES, Translator
 
 GALLERY_PAGE = 9  # preset names shown under the preview, 3 per row
@@ -38,6 +39,14 @@ class LangCB(CallbackData, prefix="lang"):
 class JobCB(CallbackData, prefix="job"):
     action: str  # "cancel", "full", "style"
     rid: str = ""
+
+
+class ControlCB(CallbackData, prefix="ctl"):
+    """A style control under a result: ``action`` strength (value: percent), colors, brush
+    (value: small/medium/large), mix (pick a preset to mix with), sheet (every style)."""
+
+    action: str
+    value: str = ""
 
 
 def main_keyboard(tr: Translator) -> ReplyKeyboardMarkup:
@@ -125,14 +134,46 @@ def language_keyboard() -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def result_keyboard(tr: Translator, rid: str, sizes: list[int], current: int
+def result_keyboard(tr: Translator, rid: str, sizes: list[int], current: int,
+                    controls: dict | None = None, own_style: bool = False
                     ) -> InlineKeyboardMarkup:
-    """Under a result: the full-quality file, another style, other sizes (re-run)."""
+    """Under a result: the full-quality file, another style, other sizes (re-run), and the
+    style controls (strength, colours, mix, every style, brush for an uploaded style); every
+    button re-runs without a new upload, the current choices are marked."""
+    controls = controls or {}
     kb = InlineKeyboardBuilder()
     kb.button(text=tr("btn_full"), callback_data=JobCB(action="full", rid=rid))
     kb.button(text=tr("btn_another_style"), callback_data=PresetCB(action="open", index=0))
     others = [s for s in sizes if s != current][:4]
     for size in others:
         kb.button(text=tr("btn_size", size=size), callback_data=SizeCB(size=size, run=True))
-    kb.adjust(1, 1, *([len(others)] if others else []))
+    strength = controls.get("strength", 100)
+    for pct in STRENGTHS:
+        label = tr("btn_strength", pct=pct)
+        kb.button(text=f"• {label} •" if pct == strength else label,
+                  callback_data=ControlCB(action="strength", value=str(pct)))
+    kept = controls.get("keep_colors")
+    kb.button(text=tr("btn_colors_on" if kept else "btn_colors_off"),
+              callback_data=ControlCB(action="colors", value="off" if kept else "on"))
+    kb.button(text=tr("btn_mix"), callback_data=ControlCB(action="mix"))
+    kb.button(text=tr("btn_sheet"), callback_data=ControlCB(action="sheet"))
+    rows = [1, 1, *([len(others)] if others else []), len(STRENGTHS), 1, 2]
+    if own_style:
+        brush = controls.get("brush") or "medium"
+        for name in BRUSHES:
+            label = tr(f"brush_{name}")
+            kb.button(text=f"• {label} •" if name == brush else label,
+                      callback_data=ControlCB(action="brush", value=name))
+        rows.append(len(BRUSHES))
+    kb.adjust(*rows)
+    return kb.as_markup()
+
+
+def sheet_keyboard(names: list[str]) -> InlineKeyboardMarkup:
+    """Under a contact sheet: one button per preset, in the sheet's order, to use it."""
+    kb = InlineKeyboardBuilder()
+    for index, name in enumerate(names):
+        kb.button(text=name, callback_data=PresetCB(action="use", index=index,
+                                                    name=_short(name)))
+    kb.adjust(3)
     return kb.as_markup()

@@ -117,8 +117,18 @@ def create_router() -> Router:
                 await query.message.answer(tr("preset_gone"))
             return
         await query.answer(f"✅ {name}")
-        await state.update_data(preset=name, style=None, pending=None)
         chat_id = query.message.chat.id if query.message else query.from_user.id
+        data = await state.get_data()
+        if data.get("mixing"):  # "mix with another style": this preset joins the style
+            await state.update_data(mix=name, mixing=False)
+            if flow.missing(data) is None:
+                await run_from_state(chat_id=chat_id, user_id=query.from_user.id, tr=tr,
+                                     state=state, runner=runner)
+            else:
+                await runner.bot.send_message(chat_id, tr("got_mix", name=name))
+            return
+        # a new style replaces the old one and ends any mix with it
+        await state.update_data(preset=name, style=None, pending=None, mix=None)
         data = await state.get_data()
         if flow.missing(data) is None:
             await run_from_state(chat_id=chat_id, user_id=query.from_user.id, tr=tr,

@@ -19,10 +19,10 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
 from aiogram.utils.chat_action import ChatActionSender
 
-from bot import flow
+from bot import controls, flow
 from bot.config import Settings
 from bot.imageinfo import dimensions
-from bot.keyboards import cancel_keyboard, result_keyboard
+from bot.keyboards import cancel_keyboard, result_keyboard, sheet_keyboard
 from bot.services import torchserve as ts
 from bot.services.coordination import Coordinator
 from bot.services.jobs import SHUTDOWN, Job, JobQueue, QueueFull, ShuttingDown, UserBusy
@@ -97,6 +97,8 @@ class JobRunner:
                      done: int = 0) -> str:
         if position > 0:
             return tr("queued", position=position)
+        if spec.get("sheet"):
+            return tr("running_sheet")
         sizes = spec["sizes"]
         if len(sizes) > 1:
             return tr("running_tests", sizes=", ".join(map(str, sizes)), done=done,
@@ -129,19 +131,44 @@ class JobRunner:
                     spec: dict[str, Any], status: StatusMessage) -> None:
         content = await self._download(spec["content"], "content")
         style = await self._download(spec["style"], "style") if spec.get("style") else None
-        preset = spec.get("preset")
+        style_id, options = controls.request_fields(spec)
         sizes: list[int] = spec["sizes"]
+        if spec.get("sheet"):
+            await self._sheet(chat_id, tr, content, sizes[0], options, spec)
+            return
         for done, size in enumerate(sizes):
             if done:
                 await status.set(self._status_text(tr, spec, 0, done))
             try:
-                result = await self.ts.stylize(content, style=style, style_id=preset, size=size)
+                result = await self.ts.stylize(content, style=style, style_id=style_id,
+                                               size=size, options=options)
             except ts.TorchServeError as exc:
                 raise self._failure(exc, spec) from None
             await self._deliver(job, chat_id, tr, state, spec, result, size,
                                 last=done == len(sizes) - 1)
         if len(sizes) > 1:
             await self._say(chat_id, tr("tests_done", sizes=", ".join(map(str, sizes))))
+
+    async def _sheet(self, chat_id: int, tr: Translator, content: bytes, size: int,
+                     options: dict[str, str], spec: dict[str, Any]) -> None:
+        """The contact sheet, answered with a button per preset to pick one from it."""
+        try:
+            info = await self.ts.server_info()
+            result = await self.ts.stylize(content, size=size,
+                                           options={**options, "action": "sheet"})
+        except ts.TorchServeError as exc:
+            raise self._failure(exc, spec) from None
+        names = [p.name for p in info.presets]
+        filename = f"sheet.{result.extension}"
+        try:
+            await self.bot.send_photo(chat_id, BufferedInputFile(result.data, filename),
+                                      caption=tr("sheet_caption"),
+                                      reply_markup=sheet_keyboard(names))
+        except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
+            log.info("sheet refused as a photo (%s), sending a document", exc.message)
+            await self.bot.send_document(chat_id, BufferedInputFile(result.data, filename),
+                                         caption=tr("sheet_caption"),
+                                         reply_markup=sheet_keyboard(names))
 
     async def _download(self, ref: dict[str, Any], which: str) -> bytes:
         limit = self.settings.max_file_bytes
@@ -224,8 +251,12 @@ class JobRunner:
         await state.update_data(flow.remember_result(await state.get_data(), rid,
                                                      {**spec, "sizes": [size]}))
         style = spec.get("preset") or tr("style_own")
+        extra = controls.describe(tr, spec)
+        if extra:
+            style = f"{style} · {extra}"
         info_sizes = await self._sizes()
-        markup = result_keyboard(tr, rid, info_sizes, size) if last else None
+        markup = (result_keyboard(tr, rid, info_sizes, size, spec.get("controls"),
+                                  own_style=bool(spec.get("style"))) if last else None)
         if spec.get("document"):
             await self._send_document(chat_id, tr, result.data, filename, width, height)
         elif len(result.data) > PHOTO_MAX_BYTES:

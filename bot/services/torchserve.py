@@ -190,10 +190,13 @@ class TorchServeClient:
 
     async def stylize(self, content: bytes, *, style: bytes | None = None,
                       style_id: str | None = None, size: int | None = None,
-                      style_size: int | None = None, fmt: str = "jpeg") -> StyledImage:
-        """Stylize ``content`` with a style image or a preset; returns the encoded image."""
-        if (style is None) == (style_id is None):
-            raise ValueError("give exactly one of style and style_id")
+                      style_size: int | None = None, fmt: str = "jpeg",
+                      options: dict[str, str] | None = None) -> StyledImage:
+        """Stylize ``content`` with a style image, a preset (or a ``NAME:W,...`` mix), or both
+        mixed; ``options`` are further REST fields (strength, keep_colors, brush, action)."""
+        sheet = (options or {}).get("action") == "sheet"
+        if style is None and style_id is None and not sheet:
+            raise ValueError("give a style, a style_id or both")
 
         def form() -> aiohttp.FormData:
             data = aiohttp.FormData()
@@ -202,12 +205,14 @@ class TorchServeClient:
             if style is not None:
                 data.add_field("style", style, filename="style",
                                content_type="application/octet-stream")
-            else:
+            if style_id is not None:
                 data.add_field("style_id", str(style_id))
             if size:
                 data.add_field("size", str(size))
             if style_size:
                 data.add_field("style_size", str(style_size))
+            for key, value in (options or {}).items():
+                data.add_field(key, value)
             data.add_field("format", fmt)
             return data
 

@@ -1,8 +1,10 @@
 """A small aiohttp stand-in for the MSG-Net TorchServe API, for the bot's unit and component
 tests only (the end-to-end tests use a real TorchServe).
 
-It follows the REST contract the bot relies on (multipart ``content`` + ``style`` or
-``style_id``, ``size``, ``format``; ``{"action": "presets"|"preview"}``; error JSON
+It follows the REST contract the bot relies on (multipart ``content`` + ``style`` and/or
+``style_id`` (``NAME[:W],...`` mixes), ``size``, ``format``, the style controls ``strength``,
+``keep_colors``, ``brush``, ``style_weight`` and ``action=sheet``;
+``{"action": "presets"|"preview"}``; error JSON
 ``{"code", "message"}``; bearer-token auth) and can be scripted: fail the next requests with a
 status, hold requests until released, or count what it was asked.
 """
@@ -115,18 +117,29 @@ class FakeTorchServe:
         content = _decode(fields["content"], "content")
         if isinstance(content, web.Response):
             return content
+        controls = {k: fields[k] for k in ("strength", "keep_colors", "brush", "style_weight")
+                    if k in fields}
+        if fields.get("action") == "sheet":
+            self.stylized.append({"size": int(fields.get("size") or 256), "style": "sheet",
+                                  "content": content.size, **controls})
+            cells = len(self.presets) + 1
+            return web.Response(body=_jpeg(Image.new("RGB", (64 * min(cells, 6),
+                                                             80 * -(-cells // 6)), "white")),
+                                content_type="image/jpeg")
+        names = [part.split(":")[0].strip() for part in fields.get("style_id", "").split(",")
+                 if part.strip()]
+        unknown = [n for n in names if n not in self.presets]
+        if unknown:
+            return self.error(404, "unknown_preset", f"unknown preset {unknown[0]!r}; "
+                              f"available: {', '.join(self.presets)}")
         if "style" in fields:
             style = _decode(fields["style"], "style")
             if isinstance(style, web.Response):
                 return style
             tint = style.resize((1, 1)).getpixel((0, 0))
             label = "image"
-        elif "style_id" in fields:
-            name = fields["style_id"]
-            if name not in self.presets:
-                return self.error(404, "unknown_preset",
-                                  f"unknown preset {name!r}; available: {', '.join(self.presets)}")
-            tint, label = (30, 200, 90), name
+        elif names:
+            tint, label = (30, 200, 90), fields["style_id"]
         else:
             return self.error(422, "missing_field", "a style is required")
         try:
@@ -140,7 +153,10 @@ class FakeTorchServe:
                               max(1, round(content.height * scale))))
         out = Image.blend(out.convert("RGB"), Image.new("RGB", out.size, tint), 0.5)
         fmt = fields.get("format") or "jpeg"
-        self.stylized.append({"size": size, "style": label, "content": content.size})
+        if "style" in fields and names:
+            label = f"image+{fields['style_id']}"
+        self.stylized.append({"size": size, "style": label, "content": content.size,
+                              **controls})
         if fmt == "png":
             buf = io.BytesIO()
             out.save(buf, "PNG")
