@@ -8,7 +8,7 @@
 #
 # Stages: `build` makes a venv with torch from the PyTorch wheel index of TORCH_VARIANT (cpu:
 # no CUDA libraries, ~750 MB instead of several GB) and the model/serve extras of
-# pyproject.toml; `mar` runs scripts/build_mar.py on the weights in the build context, so the
+# pyproject.toml; `mar` runs scripts.build_mar on the weights in the build context, so the
 # archive is made exactly as on a host; the runtime stage adds a JDK 17 runtime and runs as
 # an unprivileged user. docs/deployment.md has the estimated size of each part.
 
@@ -37,7 +37,7 @@ ARG MODEL_VERSION=
 COPY . /src/
 RUN mkdir -p /out \
     && if [ -n "${WEIGHTS}" ]; then \
-        /opt/venv/bin/python scripts/build_mar.py --weights "${WEIGHTS}" --output-dir /out \
+        /opt/venv/bin/python -m scripts.build_mar --weights "${WEIGHTS}" --output-dir /out \
             ${MODEL_VERSION:+--version "${MODEL_VERSION}"}; \
     fi
 
@@ -67,9 +67,11 @@ COPY --from=mar /out/ /home/model-server/model-store/
 COPY deploy/config.properties /home/model-server/config.properties
 COPY docker/entrypoint-torchserve.sh /usr/local/bin/entrypoint-torchserve.sh
 COPY docker/healthcheck.py docker/ts_keys.py /opt/msgnet/docker/
-# the version-management tools, for `docker compose exec torchserve ts_models.py list`
-COPY scripts/ts_client.py scripts/ts_models.py /opt/msgnet/scripts/
-ENV PATH=/opt/venv/bin:/opt/msgnet/scripts:$PATH \
+# the version-management tools, for `docker compose exec torchserve python -m scripts.ts_models
+# list` (the scripts package, importable through PYTHONPATH)
+COPY scripts/__init__.py scripts/ts_client.py scripts/ts_models.py /opt/msgnet/scripts/
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/opt/msgnet \
     PYTHONUNBUFFERED=1 \
     LOG_LOCATION=/home/model-server/logs \
     METRICS_LOCATION=/home/model-server/logs \

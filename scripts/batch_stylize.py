@@ -1,12 +1,12 @@
-#!/usr/bin/env python3
 """Stylize a folder of images through the TorchServe inference API.
 
-    scripts/batch_stylize.py photos/ -o out/ --preset candy --preset mosaic --size 768
-    scripts/batch_stylize.py photos/ -o out/ --style starry.jpg --concurrency 2 --json run.json
-    scripts/batch_stylize.py photos/ -o out/ --preset candy:0.7,udnie:0.3 --strength 0.5 \
+    python -m scripts.batch_stylize photos/ -o out/ --preset candy --preset mosaic --size 768
+    python -m scripts.batch_stylize photos/ -o out/ --style starry.jpg --concurrency 2 \
+        --json run.json
+    python -m scripts.batch_stylize photos/ -o out/ --preset candy:0.7,udnie:0.3 --strength 0.5 \
         --keep-colors
-    scripts/batch_stylize.py photos/ -o out/ --style starry.jpg --brush large
-    scripts/batch_stylize.py photos/ -o out/ --sheet --sheet-size 192
+    python -m scripts.batch_stylize photos/ -o out/ --style starry.jpg --brush large
+    python -m scripts.batch_stylize photos/ -o out/ --sheet --sheet-size 192
 
 The style controls are the server's (docs/serving.md): ``--strength``, ``--keep-colors``,
 ``--brush`` (for style images), a ``--preset`` value with several ``NAME:WEIGHT`` parts
@@ -30,7 +30,8 @@ from pathlib import Path
 
 import aiohttp
 from tqdm import tqdm
-from ts_client import Endpoints, read_keys
+
+from scripts.ts_client import Endpoints, read_keys
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 RETRY_STATUSES = {503}

@@ -1,7 +1,7 @@
 """Benchmark MSG-Net inference on this machine: prints a table, writes JSON.
 
-    .venv/bin/python scripts/bench.py                      # everything (~10 min on 2 cores)
-    .venv/bin/python scripts/bench.py --skip-torchserve --sizes 256,512 --variants eager,fast
+    .venv/bin/python -m scripts.bench                      # everything (~10 min on 2 cores)
+    .venv/bin/python -m scripts.bench --skip-torchserve --sizes 256,512 --variants eager,fast
 
 Parts (each can be skipped): the machine's fp32 matmul GFLOP/s; in-process latency per size and
 inference variant, each variant in a process of its own (median of --runs after --warmup, ratio
@@ -24,32 +24,29 @@ import json
 import os
 import platform
 import resource
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
+import torch
+from PIL import Image
+
+from msgnet.checkpoint import LoadedWeights, load_weights, save_weights
+from msgnet.evaluate import psnr
+from msgnet.fast import FastMSGNet
+from msgnet.imageio import image_to_bgr, resize_longest
+from msgnet.model import Net
+from msgnet.stylize import Stylizer, pad_to_multiple
+from msgnet.tiling import TileConfig, receptive_field, tiled_stylize_one
+from msgnet.variants import DEFAULT_VARIANT, VARIANTS, build_variant
+from scripts import ts_client
+from scripts.ts_private import PrivateTorchServe
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from msgnet.checkpoint import LoadedWeights, load_weights, save_weights  # noqa: E402
-from msgnet.evaluate import psnr  # noqa: E402
-from msgnet.fast import FastMSGNet  # noqa: E402
-from msgnet.imageio import image_to_bgr, resize_longest  # noqa: E402
-from msgnet.model import Net  # noqa: E402
-from msgnet.stylize import Stylizer, pad_to_multiple  # noqa: E402
-from msgnet.tiling import TileConfig, receptive_field, tiled_stylize_one  # noqa: E402
-from msgnet.variants import DEFAULT_VARIANT, VARIANTS, build_variant  # noqa: E402
 
 DEFAULT_WEIGHTS = ROOT / "weights" / "msgnet-21styles.pt"
 SHARED = ROOT.parent / "shared" / "data"
@@ -196,10 +193,10 @@ class LatencyWorker:
 
     def __init__(self, name: str, weights: Path, threads: int):
         self.name = name
-        cmd = [PYTHON, str(Path(__file__).resolve()), "--latency-worker", name,
+        cmd = [PYTHON, "-m", "scripts.bench", "--latency-worker", name,
                "--weights", str(weights), "--threads", str(threads)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+                                     text=True, cwd=ROOT)
         self.info: dict[str, Any] = self._reply()
 
     def _reply(self) -> dict[str, Any]:
@@ -356,7 +353,7 @@ def _measured_child(cmd: list[str]) -> tuple[int, str, str, int]:
             "print(json.dumps({'rc': os.waitstatus_to_exitcode(status), 'out': out, "
             "'err': err[-3000:], 'maxrss_kb': usage.ru_maxrss}))\n")
     done = subprocess.run([PYTHON, "-c", code, *cmd], capture_output=True, text=True,
-                          check=True)
+                          check=True, cwd=ROOT)
     info = json.loads(done.stdout)
     return info["rc"], info["out"], info["err"], info["maxrss_kb"]
 
@@ -366,7 +363,7 @@ def bench_rss(weights: Path, plan: list[tuple[str, tuple[int, int]]], threads: i
     results: dict[str, Any] = {}
     for name, hw in plan:
         label = size_label(hw)
-        cmd = [PYTHON, str(Path(__file__).resolve()), "--rss-child-variant", name,
+        cmd = [PYTHON, "-m", "scripts.bench", "--rss-child-variant", name,
                "--rss-child-size", f"{hw[1]}x{hw[0]}", "--weights", str(weights),
                "--threads", str(threads)]
         rc, stdout, stderr, maxrss_kb = _measured_child(cmd)
@@ -426,117 +423,38 @@ def bench_quality(loaded: LoadedWeights, variants: list[str]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- TorchServe
-def _multipart(fields: list[tuple[str, bytes, str | None]]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = b""
-    for name, value, filename in fields:
-        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        body += f"--{boundary}\r\nContent-Disposition: {disp}\r\n\r\n".encode() + value + b"\r\n"
-    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-class BenchServer:
-    """A private TorchServe on free ports serving a .mar built from the benchmark weights."""
-
-    def __init__(self, weights: Path, workdir: Path, workers: int, threads: int):
-        import ts_client
-        import yaml
-        self.ts_client = ts_client
-        self.base = workdir / f"ts-w{workers}"
-        for d in ("run", "store", "logs", "tmp"):
-            (self.base / d).mkdir(parents=True, exist_ok=True)
-        cfg = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
-        cfg.update(minWorkers=workers, maxWorkers=workers)
-        cfg["handler"]["threads"] = threads
-        self.model_config = self.base / "model-config.yaml"
-        self.model_config.write_text(yaml.safe_dump(cfg))
-        self.config = self.base / "config.properties"
-        self.endpoints = ts_client.write_private_config(
-            self.config, self.base / "store", load_models="msgnet=msgnet.mar",
-            default_workers_per_model=str(workers))
-        self.env = {**os.environ, "TMPDIR": str(self.base / "tmp"),
-                    "LOG_LOCATION": str(self.base / "logs"),
-                    "METRICS_LOCATION": str(self.base / "logs")}
-        self.env.pop("TS_CONFIG_FILE", None)
+def bench_server(weights: Path, workdir: Path, workers: int, threads: int) -> PrivateTorchServe:
+    """A private TorchServe with ``workers`` x ``threads`` and the benchmark's .mar built."""
+    import yaml
+    server = PrivateTorchServe(
+        workdir / f"ts-w{workers}", default_workers_per_model=str(workers),
         # the largest output size through the environment, as a deployment would set it; the
         # presets answer must then report it (checked in bench_torchserve)
-        self.env["MSGNET_MAX_SIZE"] = str(MAX_SIZE_UNDER_TEST)
-        self.workers = workers
-        self.weights = weights
-        self.proc: subprocess.Popen | None = None
+        env={"MSGNET_MAX_SIZE": str(MAX_SIZE_UNDER_TEST)})
+    cfg = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
+    cfg.update(minWorkers=workers, maxWorkers=workers)
+    cfg["handler"]["threads"] = threads
+    model_config = server.base / "model-config.yaml"
+    model_config.write_text(yaml.safe_dump(cfg))
+    server.build_mar(weights, "--version", "bench", "--model-config", str(model_config),
+                     "--no-check")
+    return server
 
-    def build(self) -> None:
-        cmd = [PYTHON, str(ROOT / "scripts" / "build_mar.py"), "--weights", str(self.weights),
-               "--version", "bench", "--output-dir", str(self.base / "store"),
-               "--model-config", str(self.model_config), "--no-check"]
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
 
-    def start(self) -> float:
-        torchserve = str(Path(PYTHON).with_name("torchserve"))
-        t = time.perf_counter()
-        out = open(self.base / "logs" / "torchserve.out", "wb")  # closed with the process
-        self.proc = subprocess.Popen(
-            [torchserve, "--start", "--ncs", "--foreground", "--ts-config", str(self.config),
-             "--model-store", str(self.base / "store")], cwd=self.base / "run", env=self.env,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"TorchServe exited:\n{self.log_tail()}")
-            try:
-                state = self.ts_client.health(self.endpoints, "msgnet", self.key_file)
-                if state["workers"].count("READY") >= self.workers:
-                    return time.perf_counter() - t
-            except self.ts_client.TorchServeError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"TorchServe did not become ready in 300 s:\n{self.log_tail()}")
+def predict(server: PrivateTorchServe, body: bytes, ctype: str) -> float:
+    """One prediction; its wall time."""
+    t = time.perf_counter()
+    status, _ = ts_client.call("POST", server.predictions_url(), server.keys().inference, body,
+                               {"Content-Type": ctype}, timeout=600)
+    assert status == 200
+    return time.perf_counter() - t
 
-    def log_tail(self, lines: int = 25) -> str:
-        out = []
-        for name in ("torchserve.out", "ts_log.log", "model_log.log"):
-            path = self.base / "logs" / name
-            if path.is_file():
-                out.append(f"--- {name}\n" + "\n".join(path.read_text().splitlines()[-lines:]))
-        return "\n".join(out)
 
-    @property
-    def key_file(self) -> Path:
-        return self.base / "run" / "key_file.json"
-
-    def predict(self, body: bytes, ctype: str) -> float:
-        key = self.ts_client.read_keys(self.key_file).inference
-        req = urllib.request.Request(f"{self.endpoints.inference}/predictions/msgnet", data=body,
-                                     headers={**self.ts_client.auth_headers(key),
-                                              "Content-Type": ctype})
-        t = time.perf_counter()
-        with urllib.request.urlopen(req, timeout=600) as resp:
-            resp.read()
-            assert resp.status == 200
-        return time.perf_counter() - t
-
-    def info(self) -> dict:
-        key = self.ts_client.read_keys(self.key_file).inference
-        _, data = self.ts_client.call("POST", f"{self.endpoints.inference}/predictions/msgnet",
-                                      key, json.dumps({"action": "presets"}).encode(),
-                                      {"Content-Type": "application/json"})
-        return data
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        torchserve = str(Path(PYTHON).with_name("torchserve"))
-        subprocess.run([torchserve, "--stop"], cwd=self.base / "run", env=self.env,
-                       capture_output=True, timeout=60)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the group we started, nothing else
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
+def presets_listing(server: PrivateTorchServe) -> dict:
+    _, data = ts_client.call("POST", server.predictions_url(), server.keys().inference,
+                             json.dumps({"action": "presets"}).encode(),
+                             {"Content-Type": "application/json"})
+    return data
 
 
 def bench_torchserve(weights: Path, workdir: Path, worker_plans: list[int], cores: int,
@@ -547,8 +465,9 @@ def bench_torchserve(weights: Path, workdir: Path, worker_plans: list[int], core
     img = Image.fromarray(photo_tensor((512, 512))[0].flip(0).permute(1, 2, 0)
                           .round().clamp(0, 255).byte().numpy())
     img.save(buf, "JPEG", quality=92)
-    body, ctype = _multipart([("content", buf.getvalue(), "photo.jpg"),
-                              ("style_id", preset.encode(), None), ("size", b"512", None)])
+    body, ctype = ts_client.multipart([("content", buf.getvalue(), "photo.jpg"),
+                                       ("style_id", preset.encode(), None),
+                                       ("size", b"512", None)])
     results: dict[str, Any] = {"image": "512x512 JPEG, preset, size=512, JPEG answer"}
     # the same request in process (decode, resize, stylize, encode), for the server's overhead
     from msgnet import imageio
@@ -566,26 +485,26 @@ def bench_torchserve(weights: Path, workdir: Path, worker_plans: list[int], core
     print(f"  in-process full path (decode+stylize+encode) 512²: {med:.3f} s", flush=True)
     for workers in worker_plans:
         threads = max(1, cores // workers)
-        server = BenchServer(weights, workdir, workers, threads)
         key = f"{workers}x{threads}"
+        server: PrivateTorchServe | None = None
         entry: dict[str, Any] = {"workers": workers, "threads_per_worker": threads}
         try:
             t = time.perf_counter()
-            server.build()
+            server = bench_server(weights, workdir, workers, threads)
             entry["build_mar_s"] = time.perf_counter() - t
-            entry["start_to_ready_s"] = server.start()
+            entry["start_to_ready_s"] = server.start(timeout=300, workers=workers)
             t = time.perf_counter()
-            entry["first_request_s"] = server.predict(body, ctype)
+            entry["first_request_s"] = predict(server, body, ctype)
             entry["start_to_first_prediction_s"] = entry["start_to_ready_s"] + (
                 time.perf_counter() - t)
-            listing = server.info()
+            listing = presets_listing(server)
             entry["max_size"], entry["sizes"] = listing.get("max_size"), listing.get("sizes")
             entry["variant"] = listing.get("variant")
             if (entry["max_size"] != MAX_SIZE_UNDER_TEST
                     or MAX_SIZE_UNDER_TEST not in (entry["sizes"] or [])):
                 raise RuntimeError(f"MSGNET_MAX_SIZE={MAX_SIZE_UNDER_TEST} not reported: "
                                    f"{listing}")
-            med, times = median_time(lambda s=server: s.predict(body, ctype), runs, 1)
+            med, times = median_time(lambda s=server: predict(s, body, ctype), runs, 1)
             entry["e2e_median_s"], entry["e2e_times_s"] = med, times
             print(f"  torchserve {key}: ready {entry['start_to_ready_s']:.1f} s, first "
                   f"{entry['first_request_s']:.2f} s, e2e median {med:.3f} s", flush=True)
@@ -594,7 +513,7 @@ def bench_torchserve(weights: Path, workdir: Path, worker_plans: list[int], core
                 total = n * per_client
                 t = time.perf_counter()
                 with concurrent.futures.ThreadPoolExecutor(n) as pool:
-                    lat = list(pool.map(lambda _i, s=server: s.predict(body, ctype),
+                    lat = list(pool.map(lambda _i, s=server: predict(s, body, ctype),
                                         range(total)))
                 wall = time.perf_counter() - t
                 entry["throughput"][str(n)] = {"images": total, "wall_s": wall,
@@ -606,7 +525,8 @@ def bench_torchserve(weights: Path, workdir: Path, worker_plans: list[int], core
             entry["error"] = f"{type(exc).__name__}: {exc}"
             print(f"  torchserve {key}: FAILED {entry['error']}", flush=True)
         finally:
-            server.stop()
+            if server is not None:
+                server.stop()
         results[key] = entry
     return results
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the TorchServe archive ``model_store/msgnet.mar`` from a weights file.
 
 The archive holds the weights (ours or the authors' ``21styles.model``), model-config.yaml,
@@ -6,8 +5,8 @@ the handler, the ``msgnet`` and ``handler`` packages (the worker imports them fr
 extracted archive, which TorchServe puts first on ``sys.path``) and, when the folder exists,
 the preset previews ``presets/previews/*.jpg``.
 
-    scripts/build_mar.py --weights weights/21styles.model --version 1.0
-    scripts/build_mar.py --if-stale          # what serve.sh does: rebuild only when needed
+    python -m scripts.build_mar --weights weights/21styles.model --version 1.0
+    python -m scripts.build_mar --if-stale          # what serve.sh does: rebuild only when needed
 """
 
 from __future__ import annotations
@@ -82,7 +81,6 @@ def is_fresh(mar: Path, inputs: list[Path]) -> bool:
 
 def check_weights(path: Path) -> None:
     """Load the weights once here, so a bad file fails the build and not the worker."""
-    sys.path.insert(0, str(ROOT))
     from msgnet.checkpoint import load_weights
 
     try:
@@ -131,7 +129,7 @@ def build(args: argparse.Namespace) -> Path | None:
             "weights have not been produced yet).\n"
             "Pass a weights file explicitly (ours or the authors' 21styles.model):\n"
             "    scripts/run.sh --weights path/to/21styles.model\n"
-            "    .venv/bin/python scripts/build_mar.py --weights path/to/21styles.model")
+            "    .venv/bin/python -m scripts.build_mar --weights path/to/21styles.model")
     if not args.model_config.is_file():
         raise BuildError(f"model config not found: {args.model_config}")
     inputs = [weights, args.model_config, *source_files(args.previews)]

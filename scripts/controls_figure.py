@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """The README's style-control strips, rendered from a weights file into docs/img/.
 
-    .venv/bin/python scripts/controls_figure.py --weights weights/msgnet-21styles.pt \\
+    .venv/bin/python -m scripts.controls_figure --weights weights/msgnet-21styles.pt \\
         --content ../shared/data/content/bsds500/val_101085.jpg
 
 Writes ``controls_strength.jpg`` (strength 0 / 0.25 / 0.5 / 1), ``controls_colors.jpg`` (the
@@ -15,19 +14,17 @@ through :meth:`msgnet.stylize.Stylizer.run`, as the server's answers do.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from msgnet.controls import Controls, mix_targets
+from msgnet.imageio import bgr_to_image, encode_image, load_image
+from msgnet.sheet import compose, contact_sheet
+from msgnet.stylize import Stylizer
 
-from msgnet.controls import Controls, mix_targets  # noqa: E402
-from msgnet.imageio import bgr_to_image, encode_image, load_image  # noqa: E402
-from msgnet.sheet import compose, contact_sheet  # noqa: E402
-from msgnet.stylize import Stylizer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def strip(stylizer: Stylizer, content: torch.Tensor, cells: list[tuple[str, torch.Tensor,

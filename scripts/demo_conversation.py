@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Play a short conversation with the real bot, against the fake Telegram Bot API.
 
 Telegram itself is not needed (nor reachable here): this script runs the fake Bot API server of
@@ -19,9 +18,9 @@ the transcript, and per run the time from the user's last action to the result p
 at the Bot API: the press of the preset button, and the upload of the style photo (the figure
 the README quotes). ``--runs N`` repeats the conversation and prints the medians.
 
-    scripts/serve.sh start && .venv/bin/python scripts/demo_conversation.py
-    .venv/bin/python scripts/demo_conversation.py --weights weights/msgnet-21styles.pt --runs 5
-    .venv/bin/python scripts/demo_conversation.py --content me.jpg --style picasso.jpg -o out/
+    scripts/serve.sh start && .venv/bin/python -m scripts.demo_conversation
+    .venv/bin/python -m scripts.demo_conversation --weights weights/msgnet-21styles.pt --runs 5
+    .venv/bin/python -m scripts.demo_conversation --content me.jpg --style picasso.jpg -o out/
 """
 
 from __future__ import annotations
@@ -30,25 +29,24 @@ import argparse
 import asyncio
 import io
 import json
-import os
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "bot"), str(ROOT / "scripts")]
-import ts_client  # noqa: E402
-from bot_process import BotProcess  # noqa: E402
-from fake_telegram import FakeTelegram, FakeUser, Sent  # noqa: E402
+from scripts import ts_client
+from scripts.ts_private import PrivateTorchServe
+from tests.bot.bot_process import BotProcess
+from tests.bot.fake_telegram import FakeTelegram, FakeUser, Sent
+
+ROOT = ts_client.ROOT
 
 TOKEN = "123456789:DEMO-token-for-the-fake-api"  # the fake accepts any well-formed token
 MODEL = "msgnet"
@@ -120,53 +118,19 @@ def check_torchserve(url: str, key_file: Path | None) -> None:
 
 
 @contextmanager
-def own_torchserve(weights: Path, workdir: Path, timeout: float = 300.0):
+def own_torchserve(weights: Path, workdir: Path, timeout: float = 300.0) -> Iterator[TorchServe]:
     """Build a .mar from ``weights`` and run TorchServe on free ports until the block ends."""
-    store, logs, tmp = workdir / "store", workdir / "logs", workdir / "tmp"
-    for d in (store, logs, tmp):
-        d.mkdir(parents=True, exist_ok=True)
+    server = PrivateTorchServe(workdir, MODEL)
     print(f"demo: building a model archive from {weights} ...")
-    built = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_mar.py"), "--weights",
-                            str(weights), "--output-dir", str(store), "--archive-name", MODEL],
-                           capture_output=True, text=True, timeout=600)
-    if built.returncode != 0:
-        raise SystemExit(f"demo: build_mar.py failed:\n{built.stdout}{built.stderr}")
-    config = workdir / "config.properties"
-    endpoints = ts_client.write_private_config(config, store,
-                                               load_models=f"{MODEL}={MODEL}.mar")
-    env = {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "LOG_LOCATION": str(logs),
-           "METRICS_LOCATION": str(logs)}
-    env.pop("TS_CONFIG_FILE", None)
-    torchserve = str(Path(sys.executable).with_name("torchserve"))
-    print(f"demo: starting TorchServe at {endpoints.inference} (logs in {logs}) ...")
-    started = time.monotonic()
-    with open(logs / "torchserve.out", "wb") as out:
-        proc = subprocess.Popen([torchserve, "--start", "--ncs", "--foreground", "--ts-config",
-                                 str(config), "--model-store", str(store)], cwd=workdir, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        try:
-            ts_client.wait_ready(endpoints, MODEL, timeout, key_file=workdir / "key_file.json",
-                                 is_alive=lambda: proc.poll() is None)
-        except ts_client.TorchServeError as exc:
-            tail = "\n".join(p.read_text(errors="replace")[-1500:]
-                             for p in sorted(logs.glob("*.log")) + [logs / "torchserve.out"]
-                             if p.is_file())
-            raise SystemExit(f"demo: TorchServe did not start: {exc}\n{tail}") from None
-        print(f"demo: TorchServe ready in {time.monotonic() - started:.1f} s")
-        yield TorchServe(endpoints.inference, workdir / "key_file.json")
-    finally:
-        subprocess.run([torchserve, "--stop"], cwd=workdir, env=env, capture_output=True,
-                       timeout=60)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # the frontend and its Python workers share the session we created
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
+        server.build_mar(weights)
+        print(f"demo: starting TorchServe at {server.endpoints.inference} "
+              f"(logs in {server.logs}) ...")
+        with server.running(timeout) as seconds:
+            print(f"demo: TorchServe ready in {seconds:.1f} s")
+            yield TorchServe(server.endpoints.inference, server.key_file)
+    except ts_client.TorchServeError as exc:
+        raise SystemExit(f"demo: {exc}") from None
 
 
 # --- the conversation -----------------------------------------------------------------------

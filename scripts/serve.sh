@@ -60,17 +60,17 @@ start() {
   done
   if pid=$(server_pid); then
     echo "TorchServe is already running (pid $pid)."
-    "$PY" scripts/ts_client.py wait --config "$CONFIG" --model "$MODEL" --timeout "$START_TIMEOUT"
+    "$PY" -m scripts.ts_client wait --config "$CONFIG" --model "$MODEL" --timeout "$START_TIMEOUT"
     usage_hint
     return 0
   fi
-  "$PY" scripts/build_mar.py --if-stale "${build_args[@]}"
+  "$PY" -m scripts.build_mar --if-stale "${build_args[@]}"
   mkdir -p "$RUN_DIR" logs
   local t0 t1
   t0=$(date +%s.%N)
   ts --start --ncs --ts-config "$CONFIG" --model-store "$ROOT/model_store" \
      --models "$MODEL=$MODEL.mar" >>logs/torchserve.out 2>&1
-  if ! "$PY" scripts/ts_client.py wait --config "$CONFIG" --model "$MODEL" \
+  if ! "$PY" -m scripts.ts_client wait --config "$CONFIG" --model "$MODEL" \
         --timeout "$START_TIMEOUT"; then
     echo "TorchServe did not become ready; last lines of logs/model_log.log and ts_log.log:" >&2
     tail -n 20 logs/model_log.log logs/ts_log.log >&2 2>/dev/null || true
@@ -103,7 +103,7 @@ status() {
     return 1
   fi
   echo "TorchServe is running (pid $pid)."
-  "$PY" scripts/ts_client.py status --config "$CONFIG" --model "$MODEL"
+  "$PY" -m scripts.ts_client status --config "$CONFIG" --model "$MODEL"
 }
 
 cmd=${1:-status}

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Measure the two strength candidates of :mod:`msgnet.controls` against each other.
 
 For a few held-out photos and presets, at each strength: the VGG16 style loss of the output
@@ -8,7 +7,7 @@ the content loss (relu2_2) and the PSNR to the photo, for
 * ``gram``   - the target interpolated between the photo's own encoder Gram and the style's;
 * ``pixels`` - the stylized pixels blended with the photo's.
 
-    .venv/bin/python scripts/strength_figures.py --weights weights/msgnet-21styles.pt \\
+    .venv/bin/python -m scripts.strength_figures --weights weights/msgnet-21styles.pt \\
         --content-dir ../shared/data/content/bsds500 --content-prefix val_ --limit 3 \\
         --style-dir ../shared/data/styles/21styles --styles candy udnie \\
         --vgg ../shared/weights/vgg16_caffe_conv1_1-conv4_3.pt -o docs/controls_strength.json
@@ -21,19 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from msgnet.controls import STRENGTH_METHODS, Controls  # noqa: E402
-from msgnet.evaluate import psnr  # noqa: E402
-from msgnet.imageio import image_to_bgr, load_image, resize_longest  # noqa: E402
-from msgnet.stylize import Stylizer  # noqa: E402
-from msgnet.vgg import Vgg16Features, content_loss, gram_loss, style_grams  # noqa: E402
+from msgnet.controls import STRENGTH_METHODS, Controls
+from msgnet.evaluate import psnr
+from msgnet.imageio import image_to_bgr, load_image, resize_longest
+from msgnet.stylize import Stylizer
+from msgnet.vgg import Vgg16Features, content_loss, gram_loss, style_grams
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 

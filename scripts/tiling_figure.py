@@ -1,6 +1,6 @@
 """Draw docs/img/tiling.jpg: how tiled inference cuts an image, and what it changes.
 
-    .venv/bin/python scripts/tiling_figure.py [--weights weights/msgnet-21styles.pt]
+    .venv/bin/python -m scripts.tiling_figure [--weights weights/msgnet-21styles.pt]
 
 The picture is the project's own procedural scene (msgnet.preview.demo_scene) at 1024², run
 once untiled and once with the served tiling settings forced on (512 px tiles, 40 px halo,
@@ -12,21 +12,19 @@ point where four tiles meet.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+import torch
+from PIL import Image, ImageDraw
+
+from msgnet.checkpoint import load_weights
+from msgnet.evaluate import psnr
+from msgnet.fast import FastMSGNet
+from msgnet.imageio import bgr_to_image, image_to_bgr
+from msgnet.preview import demo_scene
+from msgnet.tiling import TileConfig, spans, tiled_stylize_one
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
-from msgnet.checkpoint import load_weights  # noqa: E402
-from msgnet.evaluate import psnr  # noqa: E402
-from msgnet.fast import FastMSGNet  # noqa: E402
-from msgnet.imageio import bgr_to_image, image_to_bgr  # noqa: E402
-from msgnet.preview import demo_scene  # noqa: E402
-from msgnet.tiling import TileConfig, spans, tiled_stylize_one  # noqa: E402
 
 SIZE = 1024
 PANEL = 400

@@ -1,5 +1,5 @@
-#!/usr/bin/env python3
-"""Where our TorchServe listens and which keys it wants: shared by the scripts in scripts/.
+"""Where our TorchServe listens, which keys it wants, and how to call it: the one client of
+the scripts in scripts/ and of the tests.
 
 * URLs come from ``config.properties`` (``inference_address`` ...), or from the environment
   (``TS_INFERENCE_URL``, ``TS_MANAGEMENT_URL``, ``TS_METRICS_URL``).
@@ -10,9 +10,9 @@
 
 Command line (used by serve.sh):
 
-    scripts/ts_client.py wait [--model msgnet] [--timeout 180]   # healthy + a READY worker
-    scripts/ts_client.py status                                  # one-shot health report
-    scripts/ts_client.py keys                                    # where the keys are
+    python -m scripts.ts_client wait [--model msgnet] [--timeout 180]   # healthy + READY worker
+    python -m scripts.ts_client status                                  # one-shot health report
+    python -m scripts.ts_client keys                                    # where the keys are
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,17 @@ def call(method: str, url: str, key: str | None = None, data: bytes | None = Non
         raise TorchServeError(f"{method} {url}: no answer ({reason})") from exc
 
 
+def multipart(fields: list[tuple[str, bytes, str | None]]) -> tuple[bytes, str]:
+    """A multipart/form-data body and its Content-Type from (name, value, filename) triples;
+    a filename makes the part a file upload. Lets stdlib callers post forms like curl -F."""
+    boundary = uuid.uuid4().hex
+    body = b""
+    for name, value, filename in fields:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disp}\r\n\r\n".encode() + value + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
 def _decode(raw: bytes) -> Any:
     try:
         return json.loads(raw)
@@ -188,8 +201,8 @@ def health(endpoints: Endpoints, model: str, key_file: Path | None = None) -> di
 
 
 def wait_ready(endpoints: Endpoints, model: str, timeout: float, key_file: Path | None = None,
-               is_alive=None) -> dict[str, Any]:
-    """Poll until ping says Healthy and the model has a READY worker (or raise)."""
+               is_alive: Callable[[], bool] | None = None, workers: int = 1) -> dict[str, Any]:
+    """Poll until ping says Healthy and the model has ``workers`` READY workers (or raise)."""
     deadline = time.monotonic() + timeout
     last: Any = "no answer yet"
     while time.monotonic() < deadline:
@@ -197,12 +210,12 @@ def wait_ready(endpoints: Endpoints, model: str, timeout: float, key_file: Path 
             raise TorchServeError("TorchServe exited while starting")
         try:
             state = health(endpoints, model, key_file)
-            if state["ready"]:
+            if state["ready"] and state["workers"].count("READY") >= workers:
                 return state
             last = state
         except TorchServeError as exc:
             last = str(exc)
-        time.sleep(0.5)
+        time.sleep(0.25)
     raise TorchServeError(f"TorchServe not ready after {timeout:.0f} s; last state: {last}")
 
 

@@ -1,16 +1,15 @@
-#!/usr/bin/env python3
 """Model versions through TorchServe's management API (token from key_file.json).
 
-    scripts/ts_models.py list
-    scripts/ts_models.py register model_store/msgnet-v2.mar [--workers 1] [--set-default]
-    scripts/ts_models.py set-default 2.0
-    scripts/ts_models.py scale 2.0 --workers 2
-    scripts/ts_models.py rollback [--to 1.0] [--unregister-current]
-    scripts/ts_models.py unregister 2.0
+    python -m scripts.ts_models list
+    python -m scripts.ts_models register model_store/msgnet-v2.mar [--workers 1] [--set-default]
+    python -m scripts.ts_models set-default 2.0
+    python -m scripts.ts_models scale 2.0 --workers 2
+    python -m scripts.ts_models rollback [--to 1.0] [--unregister-current]
+    python -m scripts.ts_models unregister 2.0
 
 A version is registered from an archive in the model store (``allowed_urls`` admits nothing
 else); an archive given by a path outside the store is copied into it first. Build a second
-version with ``scripts/build_mar.py --version 2.0 --archive-name msgnet-v2``.
+version with ``python -m scripts.build_mar --version 2.0 --archive-name msgnet-v2``.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ts_client import ROOT, Endpoints, TorchServeError, call, read_keys, read_properties
+from scripts.ts_client import ROOT, Endpoints, TorchServeError, call, read_keys, read_properties
 
 
 def version_key(version: str) -> tuple:

@@ -8,7 +8,6 @@ import base64
 import io
 import json
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,7 @@ from handler.parsing import ActionRequest, StylizeRequest, parse_request
 from handler.settings import HandlerSettings
 from handler.style_cache import StyleCache
 from handler.tensors import array_to_image, decode_tensor
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import ts_client  # noqa: E402  (scripts/ is not a package)
+from scripts import ts_client
 
 SETTINGS = HandlerSettings()
 
@@ -266,7 +263,7 @@ def test_image_errors_keep_their_code_and_other_errors_become_500():
     assert internal.status == 500 and "secret" not in internal.message
 
 
-# ------------------------------------------------------------------ scripts/ts_client.py
+# ------------------------------------------------------------------ scripts.ts_client
 def test_ts_client_reads_config_and_key_file(tmp_path, monkeypatch):
     monkeypatch.delenv("TS_KEY_FILE", raising=False)
     monkeypatch.delenv("TS_INFERENCE_URL", raising=False)

@@ -1,4 +1,4 @@
-"""scripts/batch_stylize.py: a folder through the live TorchServe, and 503 retries."""
+"""scripts.batch_stylize: a folder through the live TorchServe, and 503 retries."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from aiohttp import web
 from .helpers import encode, noise_image
 
 pytestmark = pytest.mark.integration
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "batch_stylize.py"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ["-m", "scripts.batch_stylize"]
 
 
 def test_folder_with_one_corrupt_file(torchserve, tmp_path):
@@ -59,7 +60,7 @@ async def test_retries_503_with_backoff(tmp_path, unused_tcp_port):
         (photos / "a.png").write_bytes(encode(noise_image(16, 16)))
         keys = tmp_path / "key_file.json"
         keys.write_text(json.dumps({"inference": {"key": "K"}}))
-        proc = await _run(sys.executable, str(SCRIPT), str(photos), "-o", str(out), "--preset",
+        proc = await _run(sys.executable, *SCRIPT, str(photos), "-o", str(out), "--preset",
                           "candy", "--url", f"http://127.0.0.1:{unused_tcp_port}",
                           "--key-file", str(keys), "--backoff", "0.05", "--quiet")
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -74,7 +75,7 @@ async def _run(*cmd: str) -> subprocess.CompletedProcess:
     import asyncio
 
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE)
+                                                stderr=subprocess.PIPE, cwd=ROOT)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout.decode(), stderr.decode())
 
@@ -99,7 +100,7 @@ async def test_style_controls_are_sent_as_form_fields(tmp_path, unused_tcp_port)
         (photos / "a.png").write_bytes(encode(noise_image(16, 16)))
         keys = tmp_path / "key_file.json"
         keys.write_text(json.dumps({"inference": {"key": "K"}}))
-        proc = await _run(sys.executable, str(SCRIPT), str(photos), "-o", str(out), "--preset",
+        proc = await _run(sys.executable, *SCRIPT, str(photos), "-o", str(out), "--preset",
                           "candy:0.7,udnie:0.3", "--sheet", "--strength", "0.5",
                           "--keep-colors", "--url", f"http://127.0.0.1:{unused_tcp_port}",
                           "--key-file", str(keys), "--quiet")
@@ -121,7 +122,7 @@ async def test_style_controls_are_sent_as_form_fields(tmp_path, unused_tcp_port)
     (["--preset", "candy", "--brush", "large"], "--brush applies to --style images"),
 ])
 def test_control_argument_errors(tmp_path, argv, message):
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "-o",
+    result = subprocess.run([sys.executable, *SCRIPT, str(tmp_path), "-o",
                              str(tmp_path / "o"), *argv], capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60, cwd=ROOT)
     assert result.returncode == 2 and message in result.stderr

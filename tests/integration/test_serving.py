@@ -11,6 +11,7 @@ import uuid
 import aiohttp
 import numpy as np
 import pytest
+from PIL import Image
 from safetensors.numpy import save as save_safetensors
 
 from .helpers import Reply, encode, form, noise_image, png_header_only, post
@@ -223,3 +224,39 @@ async def test_custom_metrics_reach_prometheus(torchserve, http):
     errors = [line for line in text.splitlines() if line.startswith("StylizeRequestErrors{")]
     assert any('Code="not_an_image"' in line and 'ModelName="msgnet"' in line
                for line in errors), errors
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+async def test_style_controls_strength_mix_and_sheet(torchserve, http):
+    """Issue 13's controls through the real server: strength 0 gives the photo back, a
+    two-preset mix is its own style, and action=sheet labels the photo in every preset."""
+    y, x = np.mgrid[0:96, 0:128]
+    photo = np.stack([x * 2, y * 2, (x + y)], axis=-1).clip(0, 255).astype(np.uint8)
+    content = encode(Image.fromarray(photo))
+    url, auth = torchserve.predictions_url(), torchserve.auth()
+
+    async def stylize(**fields) -> np.ndarray:
+        reply = await post(http, url, auth, data=form(content=content, size=128, format="png",
+                                                      **fields))
+        assert reply.status == 200, reply.body[:300]
+        assert reply.content_type == "image/png" and reply.image().size == (128, 96)
+        return np.asarray(reply.image().convert("RGB"))
+
+    assert _psnr(await stylize(style_id="candy", strength=0), photo) > 40
+    mixed = await stylize(style_id="candy:0.7,udnie:0.3")
+    candy, udnie = await stylize(style_id="candy"), await stylize(style_id="udnie")
+    assert not np.array_equal(mixed, candy) and not np.array_equal(mixed, udnie)
+    bad = await post(http, url, auth, data=form(content=content, style_id="candy:-1,udnie:1"))
+    assert_error(bad, 400, "bad_option")
+
+    reply = await post(http, url, auth, data=form(content=content, action="sheet", size=64))
+    assert reply.status == 200, reply.body[:300]
+    assert reply.content_type == "image/jpeg"
+    labels = reply.headers["X-Msgnet-Sheet"].split(",")
+    assert labels[0] == "original" and sorted(labels[1:]) == ["candy", "mosaic", "udnie"]
+    width, height = reply.image().size
+    assert width > 64 and height > 48  # more than one cell

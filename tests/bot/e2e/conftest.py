@@ -3,16 +3,11 @@ weights), a controllable proxy in front of it, and the real bot process."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from bot_helpers import TOKEN
 from bot_process import BotProcess
+from integration.conftest import torchserve  # noqa: F401  (tests/ is on sys.path: its conftest)
 from ts_proxy import TorchServeProxy
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: the integration package
-from integration.conftest import torchserve  # noqa: E402, F401
 
 pytestmark = pytest.mark.integration
 

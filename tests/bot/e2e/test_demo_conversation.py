@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_demo_conversation_saves_the_bots_images_and_the_median_latency(torchserve, tmp_path):
     out = tmp_path / "demo"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "demo_conversation.py"), "--ts-url",
+        [sys.executable, "-m", "scripts.demo_conversation", "--ts-url",
          torchserve.inference, "--key-file", str(torchserve.key_file), "--runs", "2",
          "--quiet", "-o", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240)
