@@ -33,33 +33,24 @@ import torch
 from PIL import Image, ImageDraw
 
 from msgnet.checkpoint import load_weights
+from msgnet.imageio import bgr_to_image, image_to_bgr, load_image, resize_longest
 from msgnet.model import Net
-from msgnet.stylize import MIN_SIZE, Stylizer
-from msgnet.train import list_images, load_rgb, resize_longest, rgb_to_bgr_tensor
-from msgnet.vgg import Vgg16Features, content_loss, gram_loss, style_grams, style_loss
+from msgnet.stylize import MIN_SIZE, Stylizer, pad_to_multiple
+from msgnet.train import list_images
+from msgnet.vgg import (
+    Features,
+    Vgg16Features,
+    content_loss,
+    gram_loss,
+    style_grams,
+    style_loss,
+)
 
 
 @dataclass
 class Losses:
     style: float
     content: float
-
-
-def _bgr(img: Image.Image) -> torch.Tensor:
-    return rgb_to_bgr_tensor(img).unsqueeze(0)
-
-
-def _to_image(bgr: torch.Tensor) -> Image.Image:
-    arr = bgr[0].clamp(0, 255).round().byte().permute(1, 2, 0).numpy()[:, :, ::-1]
-    return Image.fromarray(arr.copy(), "RGB")
-
-
-def _pad4(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % 4, (-w) % 4
-    if ph or pw:
-        x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect")
-    return x, h, w
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -69,12 +60,13 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def run_model(net: Net, content: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    x, h, w = _pad4(content)
+    h, w = content.shape[-2:]
+    x = pad_to_multiple(content)
     with torch.inference_mode():
         return net.stylize(x, target)[..., :h, :w].clamp(0, 255)
 
 
-def measure(vgg: Vgg16Features, output: torch.Tensor, content_feats: list[torch.Tensor],
+def measure(vgg: Vgg16Features, output: torch.Tensor, content_feats: Features,
             targets: list[torch.Tensor]) -> Losses:
     with torch.inference_mode():
         feats = vgg(output)
@@ -87,7 +79,7 @@ def gatys(vgg: Vgg16Features, content: torch.Tensor, targets: list[torch.Tensor]
           ) -> torch.Tensor:
     """Optimise the pixels (initialised from the photo) with Adam on the training losses."""
     with torch.no_grad():
-        content_feats = [f.detach() for f in vgg(content)]
+        content_feats = {k: f.detach() for k, f in vgg(content).items()}
     x = content.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
     for _ in range(steps):
@@ -213,9 +205,9 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     if not contents:
         raise SystemExit(f"no content images in {content_dir}")
 
-    style_imgs = {n: resize_longest(load_rgb(style_files[n]), style_size) for n in names}
+    style_imgs = {n: resize_longest(load_image(style_files[n]), style_size) for n in names}
     with torch.inference_mode():
-        vgg_targets = {n: style_grams(vgg(_bgr(img))) for n, img in style_imgs.items()}
+        vgg_targets = {n: style_grams(vgg(image_to_bgr(img))) for n, img in style_imgs.items()}
     encoded = {n: stylizer.style_target(img) for n, img in style_imgs.items()}
     gen_targets = {n: loaded.presets[n] if n in loaded.presets else encoded[n] for n in names}
     kinds = {"preset": gen_targets, **({"upload": encoded} if uploads else {})}
@@ -226,8 +218,8 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     as_style: dict[tuple[str, str], Losses] = {}
     style_as_content: dict[tuple[str, tuple[int, int]], Losses] = {}
     for path in contents:
-        photo = resize_longest(load_rgb(path), size)
-        c = _bgr(photo)
+        photo = resize_longest(load_image(path), size)
+        c = image_to_bgr(photo)
         with torch.inference_mode():
             c_feats = vgg(c)
         c_grams = style_grams(c_feats)
@@ -236,8 +228,8 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
             unstylized[(path.name, n)] = Losses(float(gram_loss(c_grams, vgg_targets[n])), 0.0)
             key = (n, photo.size)  # photos of one shape share the resized style image
             if key not in style_as_content:
-                style_as_content[key] = measure(vgg, _bgr(style_imgs[n].resize(photo.size)),
-                                                c_feats, vgg_targets[n])
+                as_content = image_to_bgr(style_imgs[n].resize(photo.size))
+                style_as_content[key] = measure(vgg, as_content, c_feats, vgg_targets[n])
             as_style[(path.name, n)] = style_as_content[key]
         for kind, targets in kinds.items():
             results = stylizer.run([c] * len(names), [targets[n] for n in names])
@@ -252,7 +244,7 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
                     pairs.append({"content": path.name, "style": n, "model": vars(losses),
                                   "unstylized": vars(unstylized[(path.name, n)]),
                                   "style_image": vars(as_style[(path.name, n)])})
-                    row.append(_to_image(out))
+                    row.append(bgr_to_image(out))
         rows.append(row)
 
     def mean(kind: str, key: str, items: list[dict]) -> float:
@@ -271,12 +263,12 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     gatys_rows = []
     for k in range(min(gatys_pairs, len(contents) * len(names))):
         path, n = contents[k % len(contents)], names[k % len(names)]
-        photo = resize_longest(load_rgb(path), gatys_size)
-        c = _bgr(photo)
+        photo = resize_longest(load_image(path), gatys_size)
+        c = image_to_bgr(photo)
         style_small = style_imgs[n]
         with torch.no_grad():  # not inference_mode: Gatys back-propagates against these
             c_feats = vgg(c)
-            tg = style_grams(vgg(_bgr(style_small)))
+            tg = style_grams(vgg(image_to_bgr(style_small)))
         started = time.monotonic()
         g_out = gatys(vgg, c, tg, gatys_steps)
         gatys_rows.append({
@@ -285,7 +277,8 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
             "gatys": vars(measure(vgg, g_out, c_feats, tg)),
             "model": vars(measure(vgg, run_model(net, c, gen_targets[n]), c_feats, tg)),
             "unstylized": vars(measure(vgg, c, c_feats, tg)),
-            "style_image": vars(measure(vgg, _bgr(style_small.resize(photo.size)), c_feats, tg)),
+            "style_image": vars(measure(vgg, image_to_bgr(style_small.resize(photo.size)),
+                                        c_feats, tg)),
         })
     if gatys_rows:
         summary["gatys"] = {

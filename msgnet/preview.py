@@ -16,7 +16,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from msgnet.checkpoint import load_weights
-from msgnet.evaluate import _bgr, _to_image, run_model
+from msgnet.evaluate import run_model
+from msgnet.imageio import bgr_to_image, image_to_bgr
 
 
 def _lerp(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, int, int]:
@@ -75,7 +76,7 @@ def render_previews(weights: str | Path, out_dir: str | Path, size: int = 384,
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, target in sorted(loaded.presets.items()):
-        styled = _to_image(run_model(loaded.net, _bgr(scene), target))
+        styled = bgr_to_image(run_model(loaded.net, image_to_bgr(scene), target))
         path = out / f"{name}.jpg"
         styled.save(path, quality=quality, optimize=True)
         written.append(path)

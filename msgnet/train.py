@@ -34,13 +34,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from msgnet.checkpoint import load_weights, save_weights
+from msgnet.imageio import image_to_bgr, load_image, resize_longest
 from msgnet.inspiration import inspiration_ranks, inverse_gram_init
 from msgnet.model import Net
 from msgnet.vgg import (
-    CONTENT_STAGES,
+    CONTENT_LAYER,
     IMAGENET_MEAN_BGR,
     Vgg16Features,
     content_loss,
@@ -84,23 +85,6 @@ def list_images(folder: str | Path, exclude_prefix: list[str] | tuple = ()) -> l
     return [p for p in files if not any(p.name.startswith(x) for x in exclude_prefix)]
 
 
-def load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as img:
-        return ImageOps.exif_transpose(img).convert("RGB")
-
-
-def rgb_to_bgr_tensor(img: Image.Image) -> torch.Tensor:
-    """(3, H, W) float BGR 0..255."""
-    arr = np.asarray(img, dtype=np.float32)[:, :, ::-1].copy()
-    return torch.from_numpy(arr).permute(2, 0, 1)
-
-
-def resize_longest(img: Image.Image, longest: int) -> Image.Image:
-    w, h = img.size
-    s = longest / max(w, h)
-    return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS)
-
-
 class ContentSampler:
     """Random ``crop`` crops of photos resized so their shorter side is ``size``.
 
@@ -126,11 +110,12 @@ class ContentSampler:
     def _photo(self, index: int) -> Image.Image:
         img = self._resized.get(index)
         if img is None:
-            img = load_rgb(self.files[index])
+            img = load_image(self.files[index])
             w, h = img.size
             s = self.size / min(w, h)
+            # LANCZOS as serving resizes (msgnet.imageio.resize_longest)
             img = img.resize((max(self.size, round(w * s)), max(self.size, round(h * s))),
-                             Image.Resampling.BILINEAR)
+                             Image.Resampling.LANCZOS, reducing_gap=3.0)
             self._resized[index] = img
         return img
 
@@ -141,7 +126,7 @@ class ContentSampler:
         img = img.crop((x, y, x + self.crop, y + self.crop))
         if self.rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return rgb_to_bgr_tensor(img)
+        return image_to_bgr(img)[0]
 
     def batch(self, n: int) -> torch.Tensor:
         return torch.stack([self.sample() for _ in range(n)])
@@ -149,8 +134,7 @@ class ContentSampler:
 
 def load_styles(files: list[Path], style_size: int) -> dict[str, torch.Tensor]:
     """name -> (1, 3, H, W) BGR tensor at ``style_size`` longest side."""
-    return {p.stem: rgb_to_bgr_tensor(resize_longest(load_rgb(p), style_size)).unsqueeze(0)
-            for p in files}
+    return {p.stem: image_to_bgr(resize_longest(load_image(p), style_size)) for p in files}
 
 
 def init_output_bias(net: Net) -> None:
@@ -180,17 +164,17 @@ def compute_presets(net: Net, styles: dict[str, torch.Tensor], device: torch.dev
 def train_step(net: Net, vgg: Vgg16Features, optimizer: torch.optim.Optimizer,
                x: torch.Tensor, encoder_style: torch.Tensor, targets: list[torch.Tensor],
                content_weight: float, style_weight: float, use_amp: bool = False,
-               content_stages: int = CONTENT_STAGES) -> tuple[torch.Tensor, torch.Tensor]:
+               content_upto: str = CONTENT_LAYER) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on a content batch and one style; returns the weighted losses."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         net.set_target(net.style_target(encoder_style))
         y = net(x)
         feats_y = vgg(y)
         with torch.no_grad():
-            feats_x = vgg(x, stages=content_stages)
-    c_loss = content_weight * content_loss([f.float() for f in feats_y],
-                                           [f.float() for f in feats_x])
-    s_loss = style_weight * style_loss([f.float() for f in feats_y], targets)
+            feats_x = vgg(x, upto=content_upto)
+    feats_y = {k: f.float() for k, f in feats_y.items()}
+    c_loss = content_weight * content_loss(feats_y, {k: f.float() for k, f in feats_x.items()})
+    s_loss = style_weight * style_loss(feats_y, targets)
     optimizer.zero_grad(set_to_none=True)
     (c_loss + s_loss).backward()
     optimizer.step()

@@ -1,7 +1,7 @@
 """VGG16 loss network (Caffe weights), the one MSG-Net's recipe is defined with.
 
 Input convention is Caffe's: BGR, 0..255, minus the ImageNet mean per channel. The network
-stops at relu4_3 and returns relu1_2, relu2_2, relu3_3 and relu4_3.
+stops at relu4_3 and returns relu1_2, relu2_2, relu3_3 and relu4_3, by name.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ from msgnet.model import gram_matrix
 # B, G, R order, matching the BGR input
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 VGG16_WIDTHS = (64, 128, 256, 512)
-# convs per stage up to conv4_3
+# convs per stage up to conv4_3, and the name of each stage's last ReLU
 _STAGES = (2, 2, 3, 3)
-STYLE_LAYERS = (0, 1, 2, 3)  # relu1_2, relu2_2, relu3_3, relu4_3
-CONTENT_LAYER = 1  # relu2_2
-CONTENT_STAGES = CONTENT_LAYER + 1  # stages a content-only pass needs
+LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+STYLE_LAYERS = LAYERS  # the recipe's Gram layers
+CONTENT_LAYER = "relu2_2"
+
+Features = dict[str, torch.Tensor]
+"""Named activations, ``relu1_2`` .. ``relu4_3`` (or the first few of them)."""
 
 
 class Vgg16Features(nn.Module):
@@ -48,25 +51,27 @@ class Vgg16Features(nn.Module):
         net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         return net.eval()
 
-    def forward(self, bgr: torch.Tensor, stages: int = len(_STAGES)) -> list[torch.Tensor]:
-        """relu1_2 .. relu4_3, or only the first ``stages`` of them.
+    def forward(self, bgr: torch.Tensor, upto: str = LAYERS[-1]) -> Features:
+        """``{"relu1_2": ..., ..., "relu4_3": ...}``, or only the layers up to ``upto``.
 
         The content loss needs nothing past relu2_2, so the photo's pass stops there
-        (``stages=CONTENT_STAGES``): at 128 px that skips ~2/3 of the pass's FLOPs.
+        (``upto=CONTENT_LAYER``): at 128 px that skips ~2/3 of the pass's FLOPs.
         """
+        last = LAYERS.index(upto)
         x = bgr - self.mean
-        outputs = []
-        for stage, n in enumerate(_STAGES[:stages], start=1):
-            for i in range(1, n + 1):
-                x = F.relu(getattr(self, f"conv{stage}_{i}")(x))
-            outputs.append(x)
-            if stage < stages:
+        outputs: Features = {}
+        for stage, name in enumerate(LAYERS[:last + 1], start=1):
+            if stage > 1:
                 x = F.max_pool2d(x, 2, 2)
+            for i in range(1, _STAGES[stage - 1] + 1):
+                x = F.relu(getattr(self, f"conv{stage}_{i}")(x))
+            outputs[name] = x
         return outputs
 
 
-def style_grams(features: list[torch.Tensor]) -> list[torch.Tensor]:
-    return [gram_matrix(features[i]) for i in STYLE_LAYERS]
+def style_grams(features: Features) -> list[torch.Tensor]:
+    """Gram matrices of the style layers, in :data:`STYLE_LAYERS` order."""
+    return [gram_matrix(features[name]) for name in STYLE_LAYERS]
 
 
 def gram_loss(grams: list[torch.Tensor], target_grams: list[torch.Tensor]) -> torch.Tensor:
@@ -77,11 +82,11 @@ def gram_loss(grams: list[torch.Tensor], target_grams: list[torch.Tensor]) -> to
     return total
 
 
-def style_loss(features: list[torch.Tensor], target_grams: list[torch.Tensor]) -> torch.Tensor:
+def style_loss(features: Features, target_grams: list[torch.Tensor]) -> torch.Tensor:
     """The recipe's style loss: :func:`gram_loss` of the features' Grams."""
     return gram_loss(style_grams(features), target_grams)
 
 
-def content_loss(features: list[torch.Tensor], target_features: list[torch.Tensor]
-                 ) -> torch.Tensor:
+def content_loss(features: Features, target_features: Features) -> torch.Tensor:
+    """The recipe's content loss: MSE at relu2_2."""
     return F.mse_loss(features[CONTENT_LAYER], target_features[CONTENT_LAYER])

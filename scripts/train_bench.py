@@ -31,25 +31,26 @@ import torch
 from msgnet.checkpoint import load_weights
 from msgnet.model import Net
 from msgnet.train import ContentSampler, list_images, load_styles, train_step
-from msgnet.vgg import CONTENT_STAGES, Vgg16Features, style_grams
+from msgnet.vgg import CONTENT_LAYER, LAYERS, Vgg16Features, style_grams
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
     encoder_size: int
-    content_stages: int
+    content_upto: str
     cached: bool
     what: str
 
 
 VARIANTS = (
-    Variant("recipe", 512, 4, False, "as the recipe: encoder on the 512 px style, photo's VGG "
-                                     "pass to relu4_3, photos decoded every step"),
-    Variant("content-relu2_2", 512, CONTENT_STAGES, False, "photo's VGG pass stops at relu2_2"),
-    Variant("+cache", 512, CONTENT_STAGES, True, "and photos decoded and resized once"),
-    Variant("+encoder-384", 384, CONTENT_STAGES, True, "and the encoder sees the style at 384"),
-    Variant("+encoder-256", 256, CONTENT_STAGES, True, "and the encoder sees the style at 256"),
+    Variant("recipe", 512, LAYERS[-1], False,
+            "as the recipe: encoder on the 512 px style, photo's VGG pass to relu4_3, photos "
+            "decoded every step"),
+    Variant("content-relu2_2", 512, CONTENT_LAYER, False, "photo's VGG pass stops at relu2_2"),
+    Variant("+cache", 512, CONTENT_LAYER, True, "and photos decoded and resized once"),
+    Variant("+encoder-384", 384, CONTENT_LAYER, True, "and the encoder sees the style at 384"),
+    Variant("+encoder-256", 256, CONTENT_LAYER, True, "and the encoder sees the style at 256"),
 )
 
 
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         train_step(nets[v.name], vgg, optimizers[v.name], batch(v),
                    by_size[v.encoder_size][k % n_styles], targets[k % n_styles], 1.0, 5.0,
-                   content_stages=v.content_stages)
+                   content_upto=v.content_upto)
         return time.perf_counter() - t
 
     for v in variants:  # warm-up (first-call kernel set-up) and fill the caches a little

@@ -108,12 +108,12 @@ def test_evaluate_report_and_gallery(data, tmp_path):
 
 def test_gatys_lowers_the_style_loss(data):
     from msgnet.evaluate import gatys, measure
-    from msgnet.train import load_rgb, rgb_to_bgr_tensor
+    from msgnet.imageio import image_to_bgr, load_image
     from msgnet.vgg import style_grams
 
     vgg = Vgg16Features.from_file(data["vgg"])
-    c = rgb_to_bgr_tensor(load_rgb(next(data["held_out"].iterdir()))).unsqueeze(0)
-    s = rgb_to_bgr_tensor(load_rgb(data["styles"] / "candy.jpg")).unsqueeze(0)
+    c = image_to_bgr(load_image(next(data["held_out"].iterdir())))
+    s = image_to_bgr(load_image(data["styles"] / "candy.jpg"))
     with torch.no_grad():
         targets, feats = style_grams(vgg(s)), vgg(c)
     before = measure(vgg, c, feats, targets)
@@ -163,13 +163,14 @@ def test_style_figures_on_known_grams():
 
 
 def test_content_pass_to_relu2_2_matches_the_full_pass():
-    from msgnet.vgg import CONTENT_LAYER, CONTENT_STAGES
+    from msgnet.vgg import CONTENT_LAYER, LAYERS
 
     torch.manual_seed(1)
     vgg = Vgg16Features((4, 8, 8, 8))
     x = torch.rand(2, 3, 32, 32) * 255
-    full, short = vgg(x), vgg(x, stages=CONTENT_STAGES)
-    assert len(short) == CONTENT_STAGES
+    full, short = vgg(x), vgg(x, upto=CONTENT_LAYER)
+    assert list(full) == list(LAYERS) and list(short) == ["relu1_2", "relu2_2"]
+    assert [f.shape[-1] for f in full.values()] == [32, 16, 8, 4]
     torch.testing.assert_close(short[CONTENT_LAYER], full[CONTENT_LAYER])
 
 
