@@ -182,11 +182,12 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
              styles: list[str] | None = None, limit: int = 8, gatys_pairs: int = 2,
              gatys_steps: int = 300, gatys_size: int = 256, threads: int | None = None,
              gallery_styles: list[str] | None = None, content_prefix: str = "",
-             uploads: bool = False) -> dict:
+             uploads: bool = False, upload_size: int | None = None) -> dict:
     """Stylize held-out photos with each style through the served code path; write the report.
 
     Presets come from the weights' bank; a style the bank lacks (and every style with
-    ``uploads``) is encoded from its image at ``style_size``, as an uploaded style would be.
+    ``uploads``) is encoded from its image at ``upload_size`` (default ``style_size``), as an
+    uploaded style would be; the VGG targets are always at ``style_size``.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -208,7 +209,10 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     style_imgs = {n: resize_longest(load_image(style_files[n]), style_size) for n in names}
     with torch.inference_mode():
         vgg_targets = {n: style_grams(vgg(image_to_bgr(img))) for n, img in style_imgs.items()}
-    encoded = {n: stylizer.style_target(img) for n, img in style_imgs.items()}
+    upload_size = upload_size or style_size
+    encoded = {n: stylizer.style_target(style_imgs[n] if upload_size == style_size
+                                        else load_image(style_files[n]), upload_size)
+               for n in names}
     gen_targets = {n: loaded.presets[n] if n in loaded.presets else encoded[n] for n in names}
     kinds = {"preset": gen_targets, **({"upload": encoded} if uploads else {})}
 
@@ -295,7 +299,8 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
 
     report = {
         "weights": str(weights), "weights_metadata": loaded.metadata,
-        "size": size, "style_size": style_size, "contents": [p.name for p in contents],
+        "size": size, "style_size": style_size, "upload_size": upload_size,
+        "contents": [p.name for p in contents],
         "styles": names, "summary": summary, "pairs": pairs, "gatys": gatys_rows,
         "seconds": round(time.monotonic() - t0, 1),
     }
@@ -329,6 +334,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gatys-steps", type=int, default=300)
     p.add_argument("--gatys-size", type=int, default=256)
     p.add_argument("--threads", type=int)
+    p.add_argument("--upload-size", type=int,
+                   help="longest side an upload is encoded at (default: --style-size)")
     p.add_argument("--uploads", action="store_true",
                    help="also stylize with each style encoded from its image, as an upload")
 
@@ -339,7 +346,8 @@ def run(args: argparse.Namespace) -> int:
                       styles=args.styles, limit=args.limit, gatys_pairs=args.gatys_pairs,
                       gatys_steps=args.gatys_steps, gatys_size=args.gatys_size,
                       threads=args.threads, gallery_styles=args.gallery_styles,
-                      content_prefix=args.content_prefix, uploads=args.uploads)
+                      content_prefix=args.content_prefix, uploads=args.uploads,
+                      upload_size=args.upload_size)
     summary = {k: v for k, v in report["summary"].items() if k not in ("styles", "uploads")}
     for kind in ("styles", "uploads"):
         if kind in report["summary"]:

@@ -133,7 +133,8 @@ def test_evaluate_tells_styles_apart(data, tmp_path):
     weights = train(_config(data, tmp_path / "w.pt", steps=2), progress=False)
     report = evaluate(str(weights), str(data["held_out"]), str(data["styles"]),
                       str(data["vgg"]), str(tmp_path / "r.json"), None, size=32,
-                      style_size=32, limit=2, gatys_pairs=0, uploads=True)
+                      style_size=32, limit=2, gatys_pairs=0, uploads=True, upload_size=24)
+    assert report["upload_size"] == 24
     for kind in ("styles", "uploads"):
         figures = report["summary"][kind]
         assert figures["chance"] == 0.5 and figures["styles"] == 2 and figures["photos"] == 2
