@@ -9,12 +9,14 @@ with a 500 JSON answer instead of turning the whole batch into TorchServe's gene
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
+from PIL import Image
 
 from handler import errors
+from handler.parsing import SheetRequest
 from msgnet.controls import DEFAULT_CONTROLS, Controls
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,27 @@ class Job:
     target: torch.Tensor   # (1, C, C) style Gram matrix
     fmt: str               # output format, "jpeg" | "png"
     controls: Controls = DEFAULT_CONTROLS  # strength, colours (msgnet.controls)
+
+
+@dataclass
+class SheetJob:
+    """A contact-sheet request with its decoded photo."""
+
+    idx: int
+    photo: Image.Image
+    request: SheetRequest
+
+
+@dataclass
+class Batch:
+    """One server-side batch between the handler's phases: the answers so far (``out``, by
+    request index), the work for inference, and its results (a tensor, a sheet image, or
+    the exception that request alone answers with)."""
+
+    out: list[bytes | str]
+    jobs: list[Job] = field(default_factory=list)
+    sheets: list[SheetJob] = field(default_factory=list)
+    results: dict[int, torch.Tensor | Image.Image | BaseException] = field(default_factory=dict)
 
 
 def run_isolated(stylizer: _Runner, jobs: list[Job]

@@ -1,8 +1,9 @@
 """Per-request errors of the MSG-Net handler and their JSON form.
 
-Every user-facing failure becomes a :class:`RequestError` carrying the HTTP status and a stable
-machine-readable ``code`` (clients such as the bot switch on it); the handler turns it into the
-body ``{"code": ..., "message": ...}`` and sets the status for that request only, so one bad
+Every user-facing failure becomes a :class:`RequestError` carrying the HTTP status, a stable
+machine-readable ``code`` (clients such as the bot switch on it) and, when one request field
+is to blame, that ``field``; the handler turns it into the body ``{"code": ..., "message": ...}``
+(plus ``"field"`` when one is at fault) and sets the status for that request only, so one bad
 request never fails the others of its server-side batch.
 """
 
@@ -11,25 +12,29 @@ from __future__ import annotations
 import json
 from http import HTTPStatus
 
-# the stable codes of the REST contract (docs/serving.md)
-NOT_AN_IMAGE = "not_an_image"
-CORRUPT_IMAGE = "corrupt_image"
+from msgnet.imageio import CorruptImageError, ImageTooLargeError, NotAnImageError
+
+# the stable codes of the REST contract (docs/serving.md); the image codes are msgnet's own
+NOT_AN_IMAGE = NotAnImageError.code
+CORRUPT_IMAGE = CorruptImageError.code
+TOO_LARGE = ImageTooLargeError.code
 BAD_OPTION = "bad_option"
 UNKNOWN_PRESET = "unknown_preset"
 NO_PREVIEW = "no_preview"
-TOO_LARGE = "too_large"
 MISSING_FIELD = "missing_field"
 INTERNAL_ERROR = "internal_error"
 
 
 class RequestError(Exception):
-    """A failure of one request, reported to its client with ``status`` and ``code``."""
+    """A failure of one request, reported to its client with ``status`` and ``code``;
+    ``field`` names the request field at fault (``content``, ``style_2``, ``size`` ...)."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
         super().__init__(message)
         self.status = int(status)
         self.code = code
         self.message = message
+        self.field = field
 
     @property
     def phrase(self) -> str:
@@ -40,30 +45,32 @@ class RequestError(Exception):
             return "Error"
 
     def to_json(self) -> str:
-        return json.dumps({"code": self.code, "message": self.message})
+        body = {"code": self.code, "message": self.message}
+        return json.dumps(body if self.field is None else {**body, "field": self.field})
 
     def __repr__(self) -> str:
-        return f"RequestError({self.status}, {self.code!r}, {self.message!r})"
+        return (f"RequestError({self.status}, {self.code!r}, {self.message!r}, "
+                f"field={self.field!r})")
 
 
-def bad_option(message: str) -> RequestError:
-    return RequestError(400, BAD_OPTION, message)
+def bad_option(message: str, field: str | None = None) -> RequestError:
+    return RequestError(400, BAD_OPTION, message, field)
 
 
-def missing_field(message: str) -> RequestError:
-    return RequestError(422, MISSING_FIELD, message)
+def missing_field(message: str, field: str | None = None) -> RequestError:
+    return RequestError(422, MISSING_FIELD, message, field)
 
 
-def not_an_image(message: str) -> RequestError:
-    return RequestError(400, NOT_AN_IMAGE, message)
+def not_an_image(message: str, field: str | None = None) -> RequestError:
+    return RequestError(NotAnImageError.http_status, NOT_AN_IMAGE, message, field)
 
 
-def corrupt_image(message: str) -> RequestError:
-    return RequestError(400, CORRUPT_IMAGE, message)
+def corrupt_image(message: str, field: str | None = None) -> RequestError:
+    return RequestError(CorruptImageError.http_status, CORRUPT_IMAGE, message, field)
 
 
-def too_large(message: str) -> RequestError:
-    return RequestError(413, TOO_LARGE, message)
+def too_large(message: str, field: str | None = None) -> RequestError:
+    return RequestError(ImageTooLargeError.http_status, TOO_LARGE, message, field)
 
 
 def unknown_preset(name: str, available: list[str]) -> RequestError:

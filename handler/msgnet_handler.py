@@ -1,10 +1,11 @@
 """TorchServe handler for MSG-Net style transfer (the REST contract is in docs/serving.md).
 
-One call of :meth:`MsgnetHandler.handle` receives a server-side batch. Each request is parsed
-and decoded on its own, so a bad one only gets its own 4xx JSON answer; the good ones are
-stylized together by :meth:`msgnet.stylize.Stylizer.run` (which groups equal shapes into one
-forward pass, so mixed sizes and styles are fine), and if that batched run fails the jobs are
-retried one by one so that a single failure cannot take its neighbours down.
+One call of :meth:`MsgnetHandler.handle` receives a server-side batch and runs TorchServe's
+phases over it. ``preprocess`` parses and decodes each request on its own, so a bad one only
+gets its own 4xx JSON answer; ``inference`` stylizes the good ones together with
+:meth:`msgnet.stylize.Stylizer.run` (which groups equal shapes into one forward pass, so mixed
+sizes and styles are fine), retrying them one by one if that batched run fails so that a
+single failure cannot take its neighbours down; ``postprocess`` encodes each answer.
 
 The model code lives in the ``msgnet`` package, shipped inside the .mar next to this file.
 """
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from ts.torch_handler.base_handler import BaseHandler
 
 from handler import errors
-from handler.batching import Job, run_isolated
+from handler.batching import Batch, Job, SheetJob, run_isolated
 from handler.metrics import HandlerMetrics
 from handler.parsing import (
     SHEET_SIZES,
@@ -107,57 +109,74 @@ class MsgnetHandler(BaseHandler):
 
     # ---------------------------------------------------------------- serving
     def handle(self, data: list[dict], context: Any) -> list[bytes | str]:
+        """TorchServe's three phases over one server-side batch, each answering per request:
+        :meth:`preprocess` (parse, decode, style targets), :meth:`inference` (the batched
+        forward pass and the contact sheets) and :meth:`postprocess` (encode)."""
         self.context = context
         if self._is_describe():
             return [json.dumps(self._presets_listing())]
-        size = len(data)
-        out: list[bytes | str] = [b""] * size
         hits, misses = self.cache.hits, self.cache.misses
-        jobs: list[Job] = []
-        sheets: list[tuple[int, SheetRequest]] = []
+        batch = self.preprocess(data)
+        started = time.perf_counter()
+        self.inference(batch)
+        inference_ms = (time.perf_counter() - started) * 1000.0
+        megapixels = self.postprocess(batch)
+        for idx in range(len(data)):
+            context.set_response_header(idx, BATCH_HEADER, str(len(data)))
+        self.metrics.batch(size=len(data), inference_ms=inference_ms, megapixels=megapixels,
+                           cache_hits=self.cache.hits - hits,
+                           cache_misses=self.cache.misses - misses)
+        return batch.out
+
+    def preprocess(self, data: list[dict]) -> Batch:
+        """Parse and decode each request on its own; actions and bad requests answer here."""
+        batch = Batch(out=[b""] * len(data))
         for idx, fields in enumerate(data):
             try:
                 request = parse_request(fields or {}, self.settings)
                 if isinstance(request, ActionRequest):
-                    out[idx] = self._action(request, idx, context)
+                    batch.out[idx] = self._action(request, idx, self.context)
                 elif isinstance(request, SheetRequest):
-                    sheets.append((idx, request))
+                    batch.sheets.append(self._prepare_sheet(idx, request))
                 else:
-                    jobs.append(self._prepare(idx, request, context))
+                    batch.jobs.append(self._prepare(idx, request, self.context))
             except Exception as exc:  # one bad request answers alone
-                out[idx] = self._fail(idx, exc, context)
+                batch.out[idx] = self._fail(idx, exc, self.context)
+        return batch
 
-        started = time.perf_counter()
-        results = run_isolated(self.stylizer, jobs)
-        inference_ms = (time.perf_counter() - started) * 1000.0
+    def inference(self, batch: Batch) -> None:
+        """All stylize jobs in one isolated batched run, then each contact sheet."""
+        batch.results.update(run_isolated(self.stylizer, batch.jobs))
+        for sheet in batch.sheets:
+            try:
+                batch.results[sheet.idx] = contact_sheet(
+                    self.stylizer, sheet.photo, size=sheet.request.size,
+                    controls=Controls(strength=sheet.request.strength,
+                                      keep_colors=sheet.request.keep_colors))
+            except Exception as exc:
+                batch.results[sheet.idx] = exc
+
+    def postprocess(self, batch: Batch) -> float:
+        """Encode every result (or its error) into ``batch.out``; the megapixels answered."""
+        formats = {job.idx: job.fmt for job in batch.jobs}
+        formats.update({sheet.idx: sheet.request.fmt for sheet in batch.sheets})
         megapixels = 0.0
-        for job in jobs:
-            result = results[job.idx]
+        for idx, result in batch.results.items():
             try:
                 if isinstance(result, BaseException):
                     raise result
-                image = imageio.bgr_to_image(result)
-                body, content_type = imageio.encode_image(image, fmt=job.fmt,
+                image = result if isinstance(result, Image.Image) else imageio.bgr_to_image(result)
+                body, content_type = imageio.encode_image(image, fmt=formats[idx],
                                                           quality=self.settings.jpeg_quality)
                 megapixels += image.width * image.height / 1e6
-                context.set_response_content_type(job.idx, content_type)
-                out[job.idx] = body
+                self.context.set_response_content_type(idx, content_type)
+                if isinstance(result, Image.Image):
+                    self.context.set_response_header(idx, SHEET_HEADER,
+                                                     ",".join(sheet_names(self.stylizer)))
+                batch.out[idx] = body
             except Exception as exc:
-                out[job.idx] = self._fail(job.idx, exc, context)
-        started = time.perf_counter()
-        for idx, request in sheets:
-            try:
-                out[idx], pixels = self._sheet(idx, request, context)
-                megapixels += pixels / 1e6
-            except Exception as exc:
-                out[idx] = self._fail(idx, exc, context)
-        inference_ms += (time.perf_counter() - started) * 1000.0
-        for idx in range(size):
-            context.set_response_header(idx, BATCH_HEADER, str(size))
-        self.metrics.batch(size=size, inference_ms=inference_ms, megapixels=megapixels,
-                           cache_hits=self.cache.hits - hits,
-                           cache_misses=self.cache.misses - misses)
-        return out
+                batch.out[idx] = self._fail(idx, exc, self.context)
+        return megapixels
 
     def _prepare(self, idx: int, request: StylizeRequest, context: Any) -> Job:
         content_image = self._decode(request.content, request.size)
@@ -172,19 +191,12 @@ class MsgnetHandler(BaseHandler):
         controls = Controls(strength=request.strength, keep_colors=request.keep_colors)
         return Job(idx, content, target, request.fmt, controls)
 
-    def _sheet(self, idx: int, request: SheetRequest, context: Any) -> tuple[bytes, int]:
-        """The contact sheet: every preset's cell in one batched :meth:`Stylizer.run`."""
+    def _prepare_sheet(self, idx: int, request: SheetRequest) -> SheetJob:
+        """A contact sheet needs presets and the decoded photo; its cells run in inference."""
         names = self.stylizer.preset_names()
         if not names:
             raise errors.unknown_preset("(any)", names)
-        photo = self._decode(request.content, request.size)
-        controls = Controls(strength=request.strength, keep_colors=request.keep_colors)
-        sheet = contact_sheet(self.stylizer, photo, size=request.size, controls=controls)
-        body, content_type = imageio.encode_image(sheet, fmt=request.fmt,
-                                                  quality=self.settings.jpeg_quality)
-        context.set_response_content_type(idx, content_type)
-        context.set_response_header(idx, SHEET_HEADER, ",".join(sheet_names(self.stylizer)))
-        return body, sheet.width * sheet.height
+        return SheetJob(idx, self._decode(request.content, request.size), request)
 
     def _decode(self, payload: Payload, longest: int):
         """Decode an image or tensor payload; messages name the field it came from.
@@ -201,8 +213,8 @@ class MsgnetHandler(BaseHandler):
             err = errors.from_exception(exc)
             if err.code == errors.INTERNAL_ERROR:
                 raise
-            raise errors.RequestError(err.status, err.code,
-                                      f"{payload.field}: {err.message}") from exc
+            raise errors.RequestError(err.status, err.code, f"{payload.field}: {err.message}",
+                                      payload.field) from exc
 
     def _style_target(self, request: StylizeRequest) -> tuple[torch.Tensor, str]:
         """The Gram target, the styles' weighted mix: each from the preset bank, the LRU cache

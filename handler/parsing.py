@@ -16,7 +16,7 @@ Images in form fields are raw file bytes; in a JSON body they are base64 strings
 Style controls (docs/serving.md): ``strength``, ``keep_colors``, ``brush``, several styles to
 mix (``style_id=candy:0.7,udnie:0.3`` and uploads ``style``, ``style_2`` ... with
 ``style_weight``, ``style_2_weight`` ...), and ``action=sheet``. A bad value is a 400 whose
-message starts with the field's name.
+``field`` is the field's name (and its message starts with it, for people).
 """
 
 from __future__ import annotations
@@ -123,19 +123,19 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
 
     action = _text(values.get("action"), "action").lower() or "stylize"
     if action not in ACTIONS:
-        raise bad_option(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+        raise bad_option(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}", "action")
     style_id = _style_id_text(values.get("style_id"))
     if action == "presets":
         return ActionRequest("presets", style_id)
     if action == "preview":
         if style_id is None:
-            raise missing_field("action 'preview' needs a style_id")
+            raise missing_field("action 'preview' needs a style_id", "style_id")
         return ActionRequest("preview", style_id)
 
     content = _payload(form, encoded, "content", settings)
     if content is None:
         raise missing_field("field 'content' (an image) is required"
-                            " - or 'content_tensor' (.npy / safetensors)")
+                            " - or 'content_tensor' (.npy / safetensors)", "content")
     strength = _control(check_strength, values.get("strength"), "strength", 1.0)
     keep_colors = _control(parse_bool, values.get("keep_colors"), "keep_colors", False)
     fmt = _format(values.get("format"))
@@ -143,7 +143,7 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
         for field in ("style_id", "brush", "style", "style_tensor"):
             if _present(values.get(field)):
                 raise bad_option(f"{field}: action 'sheet' uses every preset, so it takes no "
-                                 "style or brush")
+                                 "style or brush", field)
         lo, hi = SHEET_SIZES[0], min(SHEET_SIZES[1], settings.max_size)
         size = _int_option(values, "size", min(DEFAULT_SHEET_SIZE, hi), lo, hi)
         return SheetRequest(content, size, fmt, strength, keep_colors)
@@ -155,10 +155,10 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
     if brush is not None:
         if _present(values.get("style_size")):
             raise bad_option("brush: it sets the style size, so send brush or style_size, "
-                             "not both")
+                             "not both", "brush")
         if all(s.payload is None for s in styles):
             raise bad_option("brush: it sets the size a style image is encoded at, so it "
-                             "needs an uploaded style (a preset is stored as one target)")
+                             "needs an uploaded style (a preset is stored as one target)", "brush")
     return StylizeRequest(
         content=content,
         styles=styles,
@@ -180,7 +180,7 @@ def _control(check, raw: Any, field: str, default):
     try:
         return check(value, field)
     except ControlError as exc:
-        raise bad_option(str(exc)) from exc
+        raise bad_option(str(exc), field) from exc
 
 
 def _brush(values: Mapping[str, Any]) -> str | None:
@@ -188,7 +188,7 @@ def _brush(values: Mapping[str, Any]) -> str | None:
     if not raw:
         return None
     if raw not in BRUSHES:
-        raise bad_option(f"brush must be one of {', '.join(BRUSHES)}, got {raw[:20]!r}")
+        raise bad_option(f"brush must be one of {', '.join(BRUSHES)}, got {raw[:20]!r}", "brush")
     return raw
 
 
@@ -198,7 +198,7 @@ def _style_id_text(value: Any) -> str | None:
         value = ",".join(_text(v, "style_id") for v in value)
     text = _text(value, "style_id").strip()
     if len(text) > 100 * MAX_STYLES:
-        raise bad_option(f"style_id is longer than {100 * MAX_STYLES} characters")
+        raise bad_option(f"style_id is longer than {100 * MAX_STYLES} characters", "style_id")
     return text or None
 
 
@@ -212,9 +212,9 @@ def _styles(form: dict[str, Any], encoded: dict[str, Any], style_id: str | None,
         try:
             name, weight = parse_weighted(part, "style_id")
         except ControlError as exc:
-            raise bad_option(str(exc)) from exc
+            raise bad_option(str(exc), "style_id") from exc
         if len(name) > 100:
-            raise bad_option("style_id: a preset name is longer than 100 characters")
+            raise bad_option("style_id: a preset name is longer than 100 characters", "style_id")
         presets.append((name, weight))
     uploads: list[tuple[Payload, float]] = []
     for number in _upload_numbers({**form, **encoded}):
@@ -228,14 +228,14 @@ def _styles(form: dict[str, Any], encoded: dict[str, Any], style_id: str | None,
         uploads.append((payload, weight))
     if not presets and not uploads:
         raise missing_field("a style is required: field 'style' (an image), 'style_tensor' "
-                            "or 'style_id' (a preset name)")
+                            "or 'style_id' (a preset name)", "style")
     if len(presets) + len(uploads) > MAX_STYLES:
         raise bad_option(f"style_id/style: at most {MAX_STYLES} styles can be mixed, got "
-                         f"{len(presets) + len(uploads)}")
+                         f"{len(presets) + len(uploads)}", "style_id")
     try:
         weights = normalise_weights([w for _, w in presets] + [w for _, w in uploads])
     except ControlError as exc:
-        raise bad_option(f"style weights (style_id, style_weight): {exc}") from exc
+        raise bad_option(f"style weights (style_id, style_weight): {exc}", "style_id") from exc
     specs = [StyleSpec(w, preset=name) for (name, _), w in zip(presets, weights, strict=False)]
     specs += [StyleSpec(w, payload=payload)
               for (payload, _), w in zip(uploads, weights[len(presets):], strict=True)]
@@ -251,7 +251,7 @@ def _upload_numbers(values: Mapping[str, Any]) -> list[int]:
             number = int(match.group(1) or 1)
             if not 1 <= number <= MAX_STYLES:
                 raise bad_option(f"{key}: uploaded styles are style, style_2 ... "
-                                 f"style_{MAX_STYLES}")
+                                 f"style_{MAX_STYLES}", key)
             numbers.add(number)
     return sorted(numbers)
 
@@ -262,9 +262,9 @@ def _weight(raw: Any, field: str) -> float:
     try:
         weight = float(text)
     except (TypeError, ValueError):
-        raise bad_option(f"{field} must be a number >= 0, got {str(text)[:40]!r}") from None
+        raise bad_option(f"{field} must be a number >= 0, got {str(text)[:40]!r}", field) from None
     if not (weight >= 0 and weight != float("inf")):
-        raise bad_option(f"{field} must be a number >= 0, got {str(text)[:40]}")
+        raise bad_option(f"{field} must be a number >= 0, got {str(text)[:40]}", field)
     return weight
 
 
@@ -302,13 +302,13 @@ def _payload(form: dict[str, Any], encoded: dict[str, Any], name: str,
         elif _present(encoded.get(field)):
             found.append(Payload(_b64(encoded[field], field, settings), kind, field))
     if len(found) > 1:
-        raise bad_option(f"send either {name!r} or '{name}_tensor', not both")
+        raise bad_option(f"send either {name!r} or '{name}_tensor', not both", name)
     if not found:
         return None
     payload = found[0]
     if len(payload.data) > settings.max_bytes:
         raise too_large(f"{payload.field} is {len(payload.data) / MIB:.1f} MiB; "
-                        f"the limit is {settings.max_bytes / MIB:.0f} MiB")
+                        f"the limit is {settings.max_bytes / MIB:.0f} MiB", payload.field)
     return payload
 
 
@@ -330,18 +330,18 @@ def _b64(value: Any, field: str, settings: HandlerSettings) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value).decode("ascii", "replace")
     if not isinstance(value, str):
-        raise bad_option(f"JSON field {field!r} must be a base64 string")
+        raise bad_option(f"JSON field {field!r} must be a base64 string", field)
     text = _DATA_URL.sub("", value.lstrip(), count=1)
     if len(text) * 3 // 4 > settings.max_bytes + 3:
         raise too_large(f"{field} is about {len(text) * 3 / 4 / MIB:.1f} MiB; "
-                        f"the limit is {settings.max_bytes / MIB:.0f} MiB")
+                        f"the limit is {settings.max_bytes / MIB:.0f} MiB", field)
     compact = _WHITESPACE.sub(b"", text.encode("ascii", "replace"))
     altchars = b"-_" if (b"-" in compact or b"_" in compact) else None  # URL-safe alphabet
     try:
         return base64.b64decode(compact + b"=" * (-len(compact) % 4), altchars=altchars,
                                 validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise bad_option(f"JSON field {field!r} is not valid base64: {exc}") from exc
+        raise bad_option(f"JSON field {field!r} is not valid base64: {exc}", field) from exc
 
 
 def _text(value: Any, field: str) -> str:
@@ -351,10 +351,10 @@ def _text(value: Any, field: str) -> str:
         try:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise bad_option(f"field {field!r} is not UTF-8 text") from exc
+            raise bad_option(f"field {field!r} is not UTF-8 text", field) from exc
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
-    raise bad_option(f"field {field!r} must be text, got {type(value).__name__}")
+    raise bad_option(f"field {field!r} must be text, got {type(value).__name__}", field)
 
 
 def _int_option(values: Mapping[str, Any], name: str, default: int, lo: int, hi: int) -> int:
@@ -367,9 +367,10 @@ def _int_option(values: Mapping[str, Any], name: str, default: int, lo: int, hi:
             raise ValueError(raw)
         result = int(number)
     except (ValueError, OverflowError) as exc:
-        raise bad_option(f"{name} must be an integer number of pixels, got {raw[:40]!r}") from exc
+        raise bad_option(f"{name} must be an integer number of pixels, got {raw[:40]!r}",
+                         name) from exc
     if not lo <= result <= hi:
-        raise bad_option(f"{name} must be between {lo} and {hi} pixels, got {result}")
+        raise bad_option(f"{name} must be between {lo} and {hi} pixels, got {result}", name)
     return result
 
 
@@ -378,5 +379,5 @@ def _format(value: Any) -> str:
     if not raw:
         return "jpeg"
     if raw not in FORMATS:
-        raise bad_option(f"format must be jpeg or png, got {raw[:20]!r}")
+        raise bad_option(f"format must be jpeg or png, got {raw[:20]!r}", "format")
     return FORMATS[raw]

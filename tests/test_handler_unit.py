@@ -128,7 +128,21 @@ def test_preview_action_needs_style_id():
 ])
 def test_request_errors(fields, status, code):
     error = expect_error(fields, status, code)
-    assert json.loads(error.to_json()) == {"code": code, "message": error.message}
+    assert json.loads(error.to_json()) == {"code": code, "message": error.message,
+                                           **({"field": error.field} if error.field else {})}
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"style_id": b"candy"}, "content"),
+    ({"content": b"a"}, "style"),
+    ({"content": b"a", "style_id": b"c", "size": b"10"}, "size"),
+    ({"content": b"a", "style_id": b"c", "format": b"gif"}, "format"),
+    ({"body": {"content": "%%%not base64", "style_id": "c"}}, "content"),
+])
+def test_request_errors_name_their_field(fields, field):
+    with pytest.raises(RequestError) as info:
+        parse_request(fields, SETTINGS)
+    assert info.value.field == field
 
 
 def test_byte_cap_raw_and_base64():

@@ -199,7 +199,7 @@ class JobRunner:
             return JobFailure("err_timeout", "timeout")
         if exc.kind != ts.CLIENT:
             return JobFailure("err_server", "server")
-        which = self._which(exc.message, spec)
+        which = self._which(exc.field, spec)
         if exc.code == "corrupt_image":
             return JobFailure("err_corrupt", exc.code, drop=which, which=which)
         if exc.code == "not_an_image":
@@ -214,18 +214,14 @@ class JobRunner:
         return JobFailure("err_server", exc.code or "client")
 
     @staticmethod
-    def _which(message: str, spec: dict[str, Any]) -> str | None:
-        """Which upload an input error is about: by the server's message when it names the
-        field, and trivially when the style is a preset."""
-        field = message.split(":", 1)[0].strip().lower()
-        if field in ("content", "style"):  # the handler prefixes the field's name
-            return field
-        text = message.lower()
-        if not spec.get("style") or ("content" in text and "style" not in text):
-            return "content"
-        if "style" in text and "content" not in text:
-            return "style"
-        return None
+    def _which(field: str, spec: dict[str, Any]) -> str | None:
+        """Which upload an input error is about: the ``field`` the server blames
+        (``content_tensor`` is the content, ``style_2`` a style), or the content when the
+        style is a preset."""
+        name = field.split("_", 1)[0]
+        if name in ("content", "style"):
+            return name
+        return None if spec.get("style") else "content"
 
     async def _fail(self, chat_id: int, tr: Translator, state: FSMContext,
                     status: StatusMessage, failure: JobFailure) -> None:

@@ -36,17 +36,18 @@ class TorchServeError(Exception):
     """A failed TorchServe call; ``kind`` is one of the constants above."""
 
     def __init__(self, kind: str, message: str, *, code: str = "", status: int | None = None,
-                 attempts: int = 1):
+                 attempts: int = 1, field: str = ""):
         super().__init__(message)
         self.kind = kind
         self.code = code
         self.status = status
         self.message = message
         self.attempts = attempts
+        self.field = field  # the request field the handler blames (content, style_2 ...)
 
     def __repr__(self) -> str:
         return (f"TorchServeError(kind={self.kind!r}, code={self.code!r}, status={self.status}, "
-                f"attempts={self.attempts}, message={self.message!r})")
+                f"field={self.field!r}, attempts={self.attempts}, message={self.message!r})")
 
 
 @dataclass(frozen=True)
@@ -310,14 +311,16 @@ class TorchServeClient:
 
     @staticmethod
     def _error(status: int, ctype: str, body: bytes, attempt: int) -> TorchServeError:
-        """Map a non-200 answer: the handler's ``{"code": str, "message"}`` first, then
-        TorchServe's own errors (``{"code": int, "type", "message"}``) by status."""
-        code, message = "", ""
+        """Map a non-200 answer: the handler's ``{"code": str, "message", "field"}`` first,
+        then TorchServe's own errors (``{"code": int, "type", "message"}``) by status."""
+        code, message, field = "", "", ""
         try:
             data = json.loads(body) if body else {}
             if isinstance(data, dict):
                 if isinstance(data.get("code"), str):
                     code = data["code"]
+                if isinstance(data.get("field"), str):
+                    field = data["field"]
                 message = str(data.get("message") or data.get("type") or "")
         except ValueError:
             message = body[:200].decode("utf-8", "replace")
@@ -326,7 +329,8 @@ class TorchServeClient:
                                    attempts=attempt)
         if status == 413:
             return TorchServeError(CLIENT, message or "request too large",
-                                   code=code or "too_large", status=status, attempts=attempt)
+                                   code=code or "too_large", status=status, attempts=attempt,
+                                   field=field)
         if status == 408 or status == 504:
             return TorchServeError(TIMEOUT, message or "timed out", status=status,
                                    attempts=attempt)
@@ -335,7 +339,8 @@ class TorchServeClient:
                       "or TS_KEY_FILE", status)
             return TorchServeError(SERVER, "unauthorized", status=status, attempts=attempt)
         if 400 <= status < 500 and code:
-            return TorchServeError(CLIENT, message, code=code, status=status, attempts=attempt)
+            return TorchServeError(CLIENT, message, code=code, status=status, attempts=attempt,
+                                   field=field)
         if status == 404:
             log.error("TorchServe answered 404 without an error code (is TS_MODEL right?): %s",
                       message)

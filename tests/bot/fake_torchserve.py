@@ -70,8 +70,10 @@ class FakeTorchServe:
             await self._runner.cleanup()
 
     @staticmethod
-    def error(status: int, code: str, message: str) -> web.Response:
-        return web.json_response({"code": code, "message": message}, status=status)
+    def error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+        body = {"code": code, "message": message}
+        return web.json_response(body if field is None else {**body, "field": field},
+                                 status=status)
 
     async def _predict(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.key}":
@@ -113,7 +115,8 @@ class FakeTorchServe:
 
     def _stylize(self, fields: dict) -> web.Response:
         if "content" not in fields:
-            return self.error(422, "missing_field", "field 'content' (an image) is required")
+            return self.error(422, "missing_field", "field 'content' (an image) is required",
+                              "content")
         content = _decode(fields["content"], "content")
         if isinstance(content, web.Response):
             return content
@@ -176,12 +179,12 @@ def _decode(data: bytes, name: str) -> Image.Image | web.Response:
         image = Image.open(io.BytesIO(data))
     except Exception:
         if sniff(data):  # an image format's signature, but unreadable
-            return FakeTorchServe.error(400, "corrupt_image", f"{name}: truncated image")
-        return FakeTorchServe.error(400, "not_an_image", f"{name}: not an image file")
+            return FakeTorchServe.error(400, "corrupt_image", f"{name}: truncated image", name)
+        return FakeTorchServe.error(400, "not_an_image", f"{name}: not an image file", name)
     try:
         image.load()
     except Exception as exc:
-        return FakeTorchServe.error(400, "corrupt_image", f"{name}: {exc}")
+        return FakeTorchServe.error(400, "corrupt_image", f"{name}: {exc}", name)
     return image.convert("RGB")
 
 
