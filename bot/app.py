@@ -117,8 +117,8 @@ def create_dispatcher(settings: Settings, services: Services,
     language = LanguageMiddleware(settings.default_language)
     for observer in (dp.message, dp.callback_query):
         observer.outer_middleware(allowlist)
+        observer.outer_middleware(language)  # before the limiter: its notice is translated
         observer.outer_middleware(rate_limit)
-        observer.outer_middleware(language)
     dp.message.outer_middleware(AlbumMiddleware(settings.album_delay))
     dp.include_routers(start_help.create_router(), settings_routes.create_router(),
                        presets.create_router(), controls.create_router(), jobs.create_router(),

@@ -37,7 +37,7 @@ class LangCB(CallbackData, prefix="lang"):
 
 
 class JobCB(CallbackData, prefix="job"):
-    action: str  # "cancel", "full", "style"
+    action: str  # "cancel" (the running job) or "full" (result rid as a file)
     rid: str = ""
 
 

