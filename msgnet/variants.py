@@ -7,7 +7,7 @@ function (the tests compare each against ``eager``); they differ in speed and st
 * ``eager``   - :meth:`msgnet.model.Net.stylize` as written: the reference.
 * ``eager-alloc`` - ``eager`` in a process with the tuned allocator
   (:func:`msgnet.fast.tune_allocator`): what the allocator alone is worth. The setting is
-  process-wide, so a baseline must not share a process with ``fast`` (``scripts/bench.py`` runs
+  process-wide, so a baseline must not share a process with ``fast`` (``scripts/bench/`` runs
   each variant in its own process).
 * ``fast``    - :class:`msgnet.fast.FastMSGNet`: exact graph rewrites, channels_last, folded
   norms, Winograd F(4x4, 3x3) residual convolutions, tuned allocator. The default: the fastest
@@ -21,7 +21,7 @@ function (the tests compare each against ``eager``); they differ in speed and st
   weights); the first call compiles: 23 s with a warm inductor cache, 163 s cold, measured on
   2 cores, beyond the 20 s worker-start budget.
 
-``scripts/bench.py`` measures them side by side; ``docs/performance.md`` has the numbers.
+``scripts/bench/`` measures them side by side; ``docs/performance.md`` has the numbers.
 """
 
 from __future__ import annotations
