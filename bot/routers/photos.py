@@ -16,57 +16,60 @@ from bot.services.runner import JobRunner
 from bot.texts import Translator, caption_role
 
 
+async def on_image(message: Message, tr: Translator, state: FSMContext, settings: Settings,
+                   runner: JobRunner, album: list[Message] | None = None) -> None:
+    if album and len(album) > 1:
+        await _album(message, album, tr, state, settings, runner)
+        return
+    ref = flow.image_ref(message, settings.max_file_bytes)
+    if isinstance(ref, flow.Rejection):
+        await message.answer(tr(ref.key, **ref.values))
+        return
+    data = await state.get_data()
+    mode = await state.get_state()
+    next_role = {flow.NextRole.content.state: "content",
+                 flow.NextRole.style.state: "style"}.get(mode)
+    role = flow.decide_role(caption_role(message.caption), next_role, data)
+    if role == "ask":
+        await state.update_data(pending=ref)
+        await message.answer(tr("ask_role"), reply_markup=ask_role_keyboard(tr))
+        return
+    if next_role:
+        await state.set_state(None)
+    await _assign(message, role, ref, tr, state, runner, guessed=role != next_role
+                  and caption_role(message.caption) is None)
+
+
+
+async def on_role(query: CallbackQuery, callback_data: RoleCB, tr: Translator,
+                  state: FSMContext, runner: JobRunner) -> None:
+    data = await state.get_data()
+    role = callback_data.role
+    if callback_data.mode == "ask":
+        ref = data.get("pending")
+    else:  # swap: move the guessed upload to the other role
+        other = "content" if role == "style" else "style"
+        ref = data.get(other)
+        if ref and ref.get("uid", "")[:40] == callback_data.uid:
+            await state.update_data({other: None})
+        else:
+            ref = None
+    await query.answer()
+    if query.message is None:
+        return
+    if not ref:
+        await query.message.answer(tr("role_expired"))
+        return
+    await query.message.edit_reply_markup(reply_markup=None)
+    await _assign(query.message, role, ref, tr, state, runner, guessed=False,
+                  user_id=query.from_user.id)
+
+
 def create_router() -> Router:
+    """A fresh router with this feature's handlers (a Router joins one Dispatcher)."""
     router = Router(name="photos")
-
-    @router.message(F.photo | F.document)
-    async def on_image(message: Message, tr: Translator, state: FSMContext, settings: Settings,
-                       runner: JobRunner, album: list[Message] | None = None) -> None:
-        if album and len(album) > 1:
-            await _album(message, album, tr, state, settings, runner)
-            return
-        ref = flow.image_ref(message, settings.max_file_bytes)
-        if isinstance(ref, flow.Rejection):
-            await message.answer(tr(ref.key, **ref.values))
-            return
-        data = await state.get_data()
-        mode = await state.get_state()
-        next_role = {flow.NextRole.content.state: "content",
-                     flow.NextRole.style.state: "style"}.get(mode)
-        role = flow.decide_role(caption_role(message.caption), next_role, data)
-        if role == "ask":
-            await state.update_data(pending=ref)
-            await message.answer(tr("ask_role"), reply_markup=ask_role_keyboard(tr))
-            return
-        if next_role:
-            await state.set_state(None)
-        await _assign(message, role, ref, tr, state, runner, guessed=role != next_role
-                      and caption_role(message.caption) is None)
-
-    @router.callback_query(RoleCB.filter())
-    async def on_role(query: CallbackQuery, callback_data: RoleCB, tr: Translator,
-                      state: FSMContext, runner: JobRunner) -> None:
-        data = await state.get_data()
-        role = callback_data.role
-        if callback_data.mode == "ask":
-            ref = data.get("pending")
-        else:  # swap: move the guessed upload to the other role
-            other = "content" if role == "style" else "style"
-            ref = data.get(other)
-            if ref and ref.get("uid", "")[:40] == callback_data.uid:
-                await state.update_data({other: None})
-            else:
-                ref = None
-        await query.answer()
-        if query.message is None:
-            return
-        if not ref:
-            await query.message.answer(tr("role_expired"))
-            return
-        await query.message.edit_reply_markup(reply_markup=None)
-        await _assign(query.message, role, ref, tr, state, runner, guessed=False,
-                      user_id=query.from_user.id)
-
+    router.message.register(on_image, F.photo | F.document)
+    router.callback_query.register(on_role, RoleCB.filter())
     return router
 
 

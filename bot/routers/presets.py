@@ -77,63 +77,68 @@ async def show_gallery(bot: Bot, chat_id: int, tr: Translator, client: ts.TorchS
         previews.ids[preset.name] = sent.photo[-1].file_id
 
 
-def create_router() -> Router:
-    router = Router(name="presets")
+async def presets(message: Message, bot: Bot, tr: Translator, runner: JobRunner,
+                  previews: PreviewIds) -> None:
+    await show_gallery(bot, message.chat.id, tr, runner.ts, previews)
 
-    @router.message(Command("presets"))
-    @router.message(F.text.in_(variants("kb_presets")))
-    async def presets(message: Message, bot: Bot, tr: Translator, runner: JobRunner,
-                      previews: PreviewIds) -> None:
-        await show_gallery(bot, message.chat.id, tr, runner.ts, previews)
 
-    @router.callback_query(PresetCB.filter(F.action.in_({"open", "show"})))
-    async def page(query: CallbackQuery, callback_data: PresetCB, bot: Bot, tr: Translator,
-                   runner: JobRunner, previews: PreviewIds) -> None:
+
+async def page(query: CallbackQuery, callback_data: PresetCB, bot: Bot, tr: Translator,
+               runner: JobRunner, previews: PreviewIds) -> None:
+    await query.answer()
+    if query.message is None:
+        return
+    in_gallery = callback_data.action == "show" and bool(query.message.photo)
+    try:
+        await show_gallery(bot, query.message.chat.id, tr, runner.ts, previews,
+                           callback_data.index, query.message if in_gallery else None)
+    except TelegramAPIError as exc:  # e.g. the same page pressed twice: not modified
+        log.debug("gallery page not shown: %s", exc)
+
+
+
+async def use(query: CallbackQuery, callback_data: PresetCB, tr: Translator,
+              state: FSMContext, runner: JobRunner) -> None:
+    try:
+        info = await runner.ts.server_info()
+    except ts.TorchServeError:
+        await query.answer(tr("presets_unavailable"), show_alert=True)
+        return
+    names = [p.name for p in info.presets]
+    name = callback_data.name
+    if not name and 0 <= callback_data.index < len(names):
+        name = names[callback_data.index]
+    if name not in names:
         await query.answer()
-        if query.message is None:
-            return
-        in_gallery = callback_data.action == "show" and bool(query.message.photo)
-        try:
-            await show_gallery(bot, query.message.chat.id, tr, runner.ts, previews,
-                               callback_data.index, query.message if in_gallery else None)
-        except TelegramAPIError as exc:  # e.g. the same page pressed twice: not modified
-            log.debug("gallery page not shown: %s", exc)
-
-    @router.callback_query(PresetCB.filter(F.action == "use"))
-    async def use(query: CallbackQuery, callback_data: PresetCB, tr: Translator,
-                  state: FSMContext, runner: JobRunner) -> None:
-        try:
-            info = await runner.ts.server_info()
-        except ts.TorchServeError:
-            await query.answer(tr("presets_unavailable"), show_alert=True)
-            return
-        names = [p.name for p in info.presets]
-        name = callback_data.name
-        if not name and 0 <= callback_data.index < len(names):
-            name = names[callback_data.index]
-        if name not in names:
-            await query.answer()
-            if query.message is not None:
-                await query.message.answer(tr("preset_gone"))
-            return
-        await query.answer(f"✅ {name}")
-        chat_id = query.message.chat.id if query.message else query.from_user.id
-        data = await state.get_data()
-        if data.get("mixing"):  # "mix with another style": this preset joins the style
-            await state.update_data(mix=name, mixing=False)
-            if flow.missing(data) is None:
-                await run_from_state(chat_id=chat_id, user_id=query.from_user.id, tr=tr,
-                                     state=state, runner=runner)
-            else:
-                await runner.bot.send_message(chat_id, tr("got_mix", name=name))
-            return
-        # a new style replaces the old one and ends any mix with it
-        await state.update_data(preset=name, style=None, pending=None, mix=None)
-        data = await state.get_data()
+        if query.message is not None:
+            await query.message.answer(tr("preset_gone"))
+        return
+    await query.answer(f"✅ {name}")
+    chat_id = query.message.chat.id if query.message else query.from_user.id
+    data = await state.get_data()
+    if data.get("mixing"):  # "mix with another style": this preset joins the style
+        await state.update_data(mix=name, mixing=False)
         if flow.missing(data) is None:
             await run_from_state(chat_id=chat_id, user_id=query.from_user.id, tr=tr,
                                  state=state, runner=runner)
         else:
-            await runner.bot.send_message(chat_id, tr("got_preset", name=name))
+            await runner.bot.send_message(chat_id, tr("got_mix", name=name))
+        return
+    # a new style replaces the old one and ends any mix with it
+    await state.update_data(preset=name, style=None, pending=None, mix=None)
+    data = await state.get_data()
+    if flow.missing(data) is None:
+        await run_from_state(chat_id=chat_id, user_id=query.from_user.id, tr=tr,
+                             state=state, runner=runner)
+    else:
+        await runner.bot.send_message(chat_id, tr("got_preset", name=name))
 
+
+def create_router() -> Router:
+    """A fresh router with this feature's handlers (a Router joins one Dispatcher)."""
+    router = Router(name="presets")
+    router.message.register(presets, F.text.in_(variants("kb_presets")))
+    router.message.register(presets, Command("presets"))
+    router.callback_query.register(page, PresetCB.filter(F.action.in_({"open", "show"})))
+    router.callback_query.register(use, PresetCB.filter(F.action == "use"))
     return router
