@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
 
 from bot import flow
 from bot.services import torchserve as ts
@@ -23,6 +24,16 @@ async def server_info(client: ts.TorchServeClient) -> ts.ServerInfo | None:
     except ts.TorchServeError as exc:
         log.warning("no server info: %s", exc.kind)
         return None
+
+
+async def sizes_or_apology(message: Message, tr: Translator,
+                           client: ts.TorchServeClient) -> ts.ServerInfo | None:
+    """The server's info for a command that lists sizes; None after telling the user the
+    server cannot be asked."""
+    info = await server_info(client)
+    if info is None:
+        await message.answer(tr("sizes_unavailable"))
+    return info
 
 
 def chosen_size(data: dict[str, Any], info: ts.ServerInfo | None) -> int:

@@ -8,7 +8,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot.keyboards import JobCB
-from bot.routers.common import run_from_state, server_info
+from bot.routers.common import run_from_state, sizes_or_apology
 from bot.services.jobs import JobQueue
 from bot.services.runner import JobRunner
 from bot.texts import Translator, variants
@@ -24,9 +24,8 @@ async def result(message: Message, tr: Translator, state: FSMContext,
 async def tests(message: Message, tr: Translator, state: FSMContext,
                 runner: JobRunner) -> None:
     """The original bot's /tests: the same result at every size the server offers."""
-    info = await server_info(runner.ts)
+    info = await sizes_or_apology(message, tr, runner.ts)
     if info is None:
-        await message.answer(tr("sizes_unavailable"))
         return
     await run_from_state(chat_id=message.chat.id, user_id=message.from_user.id, tr=tr,
                          state=state, runner=runner, sizes=list(info.sizes),

@@ -8,16 +8,15 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot.keyboards import LangCB, SizeCB, language_keyboard, main_keyboard, size_keyboard
-from bot.routers.common import chosen_size, run_from_state, server_info
+from bot.routers.common import chosen_size, run_from_state, server_info, sizes_or_apology
 from bot.services.runner import JobRunner
 from bot.texts import Translator, variants
 
 
 async def size_menu(message: Message, tr: Translator, state: FSMContext,
                     runner: JobRunner) -> None:
-    info = await server_info(runner.ts)
+    info = await sizes_or_apology(message, tr, runner.ts)
     if info is None:
-        await message.answer(tr("sizes_unavailable"))
         return
     current = chosen_size(await state.get_data(), info)
     await message.answer(tr("size_menu", size=current),

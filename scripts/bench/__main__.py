@@ -9,10 +9,7 @@ from pathlib import Path
 
 from msgnet.variants import VARIANTS
 from scripts.bench import __doc__ as _DOC
-from scripts.bench.inputs import (
-    DEFAULT_WEIGHTS,
-    ROOT,
-)
+from scripts.bench.inputs import DEFAULT_WEIGHTS, ROOT
 from scripts.bench.latency import latency_worker
 from scripts.bench.rss import rss_child
 from scripts.bench.run import run

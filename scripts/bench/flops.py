@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 
 from msgnet.model import Net
-from scripts.bench.inputs import (
-    median_time,
-)
+from scripts.bench.inputs import median_time
 
 
 def matmul_gflops(n: int = 2048, runs: int = 5) -> float:

@@ -18,13 +18,7 @@ from msgnet.model import Net
 from msgnet.stylize import pad_to_multiple
 from msgnet.variants import build_variant
 from scripts.bench.flops import model_flops
-from scripts.bench.inputs import (
-    PYTHON,
-    ROOT,
-    photo_tensor,
-    size_label,
-    target_for,
-)
+from scripts.bench.inputs import PYTHON, ROOT, photo_tensor, size_label, target_for
 
 
 class LatencyWorker:

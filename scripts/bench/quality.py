@@ -13,11 +13,7 @@ from msgnet.imageio import image_to_bgr, resize_longest
 from msgnet.stylize import pad_to_multiple
 from msgnet.tiling import TileConfig, receptive_field, tiled_stylize_one
 from msgnet.variants import build_variant
-from scripts.bench.inputs import (
-    photo_tensor,
-    photos,
-    target_for,
-)
+from scripts.bench.inputs import photo_tensor, photos, target_for
 
 
 def seam_ratio(out: torch.Tensor, tile: int) -> dict[str, float]:

@@ -14,14 +14,7 @@ import torch
 
 from msgnet.checkpoint import load_weights
 from msgnet.stylize import Stylizer
-from scripts.bench.inputs import (
-    PYTHON,
-    ROOT,
-    parse_size,
-    photo_tensor,
-    size_label,
-    target_for,
-)
+from scripts.bench.inputs import PYTHON, ROOT, parse_size, photo_tensor, size_label, target_for
 
 
 def rss_child(args: argparse.Namespace) -> int:

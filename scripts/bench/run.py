@@ -17,12 +17,7 @@ from msgnet.checkpoint import load_weights
 from msgnet.tiling import TileConfig
 from msgnet.variants import DEFAULT_VARIANT
 from scripts.bench.flops import matmul_gflops
-from scripts.bench.inputs import (
-    DEFAULT_WEIGHTS,
-    cpu_name,
-    parse_size,
-    prepare_weights,
-)
+from scripts.bench.inputs import DEFAULT_WEIGHTS, cpu_name, parse_size, prepare_weights
 from scripts.bench.latency import add_ratios, bench_latency
 from scripts.bench.quality import bench_quality
 from scripts.bench.report import table

@@ -15,13 +15,7 @@ from PIL import Image
 from msgnet.checkpoint import load_weights
 from msgnet.stylize import Stylizer
 from scripts import ts_client
-from scripts.bench.inputs import (
-    BENCH_PRESET,
-    MAX_SIZE_UNDER_TEST,
-    ROOT,
-    median_time,
-    photo_tensor,
-)
+from scripts.bench.inputs import BENCH_PRESET, MAX_SIZE_UNDER_TEST, ROOT, median_time, photo_tensor
 from scripts.ts_private import PrivateTorchServe
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -49,17 +51,8 @@ async def test_retries_503_with_backoff(tmp_path, unused_tcp_port):
             return web.json_response({"code": 503, "message": "busy"}, status=503)
         return web.Response(body=b"\xff\xd8stylized", content_type="image/jpeg")
 
-    app = web.Application()
-    app.router.add_post("/predictions/msgnet", predict)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
-    try:
-        photos, out = tmp_path / "photos", tmp_path / "out"
-        photos.mkdir()
-        (photos / "a.png").write_bytes(encode(noise_image(16, 16)))
-        keys = tmp_path / "key_file.json"
-        keys.write_text(json.dumps({"inference": {"key": "K"}}))
+    async with stand_in(predict, unused_tcp_port):
+        photos, out, keys = one_photo_and_key(tmp_path)
         proc = await _run(sys.executable, *SCRIPT, str(photos), "-o", str(out), "--preset",
                           "candy", "--url", f"http://127.0.0.1:{unused_tcp_port}",
                           "--key-file", str(keys), "--backoff", "0.05", "--quiet")
@@ -67,8 +60,30 @@ async def test_retries_503_with_backoff(tmp_path, unused_tcp_port):
         assert (out / "a.jpg").read_bytes() == b"\xff\xd8stylized"
         assert calls == ["Bearer K"] * 3
         assert "1/1 succeeded" in proc.stdout
+
+
+@contextlib.asynccontextmanager
+async def stand_in(predict, port: int) -> AsyncIterator[None]:
+    """A stand-in TorchServe on ``port`` whose predictions endpoint is ``predict``."""
+    app = web.Application()
+    app.router.add_post("/predictions/msgnet", predict)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield
     finally:
         await runner.cleanup()
+
+
+def one_photo_and_key(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A folder with one small photo, the output folder, and a key file with key ``K``."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(encode(noise_image(16, 16)))
+    keys = tmp_path / "key_file.json"
+    keys.write_text(json.dumps({"inference": {"key": "K"}}))
+    return photos, out, keys
 
 
 async def _run(*cmd: str) -> subprocess.CompletedProcess:
@@ -89,17 +104,8 @@ async def test_style_controls_are_sent_as_form_fields(tmp_path, unused_tcp_port)
         forms.append({k: v for k, v in form.items() if k != "content"})
         return web.Response(body=b"\xff\xd8ok", content_type="image/jpeg")
 
-    app = web.Application()
-    app.router.add_post("/predictions/msgnet", predict)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
-    try:
-        photos, out = tmp_path / "photos", tmp_path / "out"
-        photos.mkdir()
-        (photos / "a.png").write_bytes(encode(noise_image(16, 16)))
-        keys = tmp_path / "key_file.json"
-        keys.write_text(json.dumps({"inference": {"key": "K"}}))
+    async with stand_in(predict, unused_tcp_port):
+        photos, out, keys = one_photo_and_key(tmp_path)
         proc = await _run(sys.executable, *SCRIPT, str(photos), "-o", str(out), "--preset",
                           "candy:0.7,udnie:0.3", "--sheet", "--strength", "0.5",
                           "--keep-colors", "--url", f"http://127.0.0.1:{unused_tcp_port}",
@@ -113,8 +119,6 @@ async def test_style_controls_are_sent_as_form_fields(tmp_path, unused_tcp_port)
                                       "format": "jpeg"}
         assert by_kind["sheet"] == {"action": "sheet", "size": "256", "strength": "0.5",
                                     "keep_colors": "true", "format": "jpeg"}
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("argv,message", [
