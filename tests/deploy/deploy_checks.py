@@ -237,7 +237,9 @@ def workload_problems(doc: dict[str, Any]) -> list[str]:
 
 
 def bot_setting_names() -> set[str]:
-    """Environment variables bot/config.py reads (so a typo in a manifest is caught)."""
-    text = (ROOT / "bot" / "config.py").read_text(encoding="utf-8")
-    return set(re.findall(r'_(?:env|int|float|bool)\(merged, "([A-Z0-9_]+)"', text)) | \
-        set(re.findall(r'_env\(env, "([A-Z0-9_]+)"', text))
+    """Environment variables bot/config.py reads (so a typo in a manifest is caught): its
+    settings' names, or their aliases, upper-cased as pydantic-settings matches them."""
+    from bot.config import Settings
+
+    return {str(field.validation_alias or name).upper()
+            for name, field in Settings.model_fields.items()}
