@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -45,6 +46,10 @@ from msgnet.vgg import (
     style_grams,
     style_loss,
 )
+
+
+class EvaluationInputError(ValueError):
+    """The photos or styles asked for are not there; the CLI prints it as one line."""
 
 
 @dataclass
@@ -201,10 +206,11 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     names = styles or sorted(style_files)
     missing = [n for n in names if n not in style_files]
     if missing:
-        raise SystemExit(f"style images not found in {style_dir}: {', '.join(missing)}")
+        raise EvaluationInputError(f"style images not found in {style_dir}: "
+                                   f"{', '.join(missing)}")
     contents = [p for p in list_images(content_dir) if p.name.startswith(content_prefix)][:limit]
     if not contents:
-        raise SystemExit(f"no content images in {content_dir}")
+        raise EvaluationInputError(f"no content images in {content_dir}")
 
     style_imgs = {n: resize_longest(load_image(style_files[n]), style_size) for n in names}
     with torch.inference_mode():
@@ -341,13 +347,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = evaluate(args.weights, args.content_dir, args.style_dir, args.vgg, args.output,
-                      args.gallery, size=args.size, style_size=args.style_size,
-                      styles=args.styles, limit=args.limit, gatys_pairs=args.gatys_pairs,
-                      gatys_steps=args.gatys_steps, gatys_size=args.gatys_size,
-                      threads=args.threads, gallery_styles=args.gallery_styles,
-                      content_prefix=args.content_prefix, uploads=args.uploads,
-                      upload_size=args.upload_size)
+    try:
+        report = _evaluate_from_args(args)
+    except EvaluationInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     summary = {k: v for k, v in report["summary"].items() if k not in ("styles", "uploads")}
     for kind in ("styles", "uploads"):
         if kind in report["summary"]:
@@ -355,6 +359,16 @@ def run(args: argparse.Namespace) -> int:
                              if k != "per_style"}
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _evaluate_from_args(args: argparse.Namespace) -> dict:
+    return evaluate(args.weights, args.content_dir, args.style_dir, args.vgg, args.output,
+                    args.gallery, size=args.size, style_size=args.style_size,
+                    styles=args.styles, limit=args.limit, gatys_pairs=args.gatys_pairs,
+                    gatys_steps=args.gatys_steps, gatys_size=args.gatys_size,
+                    threads=args.threads, gallery_styles=args.gallery_styles,
+                    content_prefix=args.content_prefix, uploads=args.uploads,
+                    upload_size=args.upload_size)
 
 
 def main(argv: list[str] | None = None) -> int:

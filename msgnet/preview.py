@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import sys
 from pathlib import Path
 
 import torch
@@ -70,7 +71,7 @@ def render_previews(weights: str | Path, out_dir: str | Path, size: int = 384,
     """Write ``<out_dir>/<preset>.jpg`` for every preset in the weights file."""
     loaded = load_weights(weights)
     if not loaded.presets:
-        raise SystemExit(f"{weights} has no presets")
+        raise ValueError(f"{weights} has no presets")
     scene = demo_scene(size, size * 3 // 4)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=384)
     args = p.parse_args(argv)
     torch.set_grad_enabled(False)
-    for path in render_previews(args.weights, args.out_dir, args.size):
+    try:
+        written = render_previews(args.weights, args.out_dir, args.size)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
         print(path)
     return 0
 

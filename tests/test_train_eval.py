@@ -292,3 +292,22 @@ def test_training_curve_rows_and_plot(data, tmp_path):
     assert curve.main(["--data", str(rows), "plot", "-o", str(png)]) == 0
     with Image.open(png) as img:
         assert img.width > 500
+
+
+def test_evaluate_and_preview_refuse_missing_inputs_in_one_line(data, tmp_path, capsys):
+    from msgnet.cli import main as cli_main
+    from msgnet.preview import main as preview_main
+
+    weights = train(_config(data, tmp_path / "w.pt", steps=1), progress=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = cli_main(["evaluate", "--weights", str(weights), "--content-dir", str(empty),
+                     "--style-dir", str(data["styles"]), "--vgg", str(data["vgg"]),
+                     "-o", str(tmp_path / "r.json")])
+    assert code == 2 and "no content images in" in capsys.readouterr().err
+    bare = tmp_path / "bare.pt"
+    from msgnet.checkpoint import save_weights
+
+    save_weights(bare, load_weights(weights).net, presets={})
+    assert preview_main(["--weights", str(bare), "-o", str(tmp_path / "p")]) == 2
+    assert "has no presets" in capsys.readouterr().err
