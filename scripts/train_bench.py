@@ -6,7 +6,7 @@ does (their sizes differ), and every variant gets the same styles in a round. Th
 the median over rounds of each variant's mean step, and its ratio to the first variant measured
 in the same round.
 
-    .venv/bin/python scripts/train_bench.py --content-dir ../shared/data/content \\
+    .venv/bin/python -m scripts.train_bench --content-dir ../shared/data/content \\
         --style-dir ../shared/data/styles/21styles \\
         --vgg ../shared/weights/vgg16_caffe_conv1_1-conv4_3.pt \\
         --init-weights weights/msgnet-21styles.pt -o docs/train_step_bench.json

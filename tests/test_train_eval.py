@@ -249,15 +249,9 @@ def test_gallery_cells_keep_a_gutter():
     assert grid.getpixel((50, 22 + 50)) == (0, 0, 0)
 
 
-def test_train_bench_smoke(monkeypatch, tmp_path):
-    import importlib.util
-    import sys
+def test_train_bench_smoke(tmp_path):
+    from scripts import train_bench as bench
 
-    spec = importlib.util.spec_from_file_location(
-        "train_bench", Path(__file__).parent.parent / "scripts" / "train_bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "train_bench", bench)  # dataclasses look it up there
-    spec.loader.exec_module(bench)
     out = tmp_path / "b.json"
     assert bench.main(["--ngf", "8", "--rounds", "1", "--steps", "1", "--crop-size", "32",
                        "--batch-size", "1", "--threads", "1", "--variants", "recipe",
@@ -270,14 +264,8 @@ def test_train_bench_smoke(monkeypatch, tmp_path):
 
 
 def test_training_curve_rows_and_plot(data, tmp_path):
-    import importlib.util
-    import sys
+    from scripts import training_curve as curve
 
-    spec = importlib.util.spec_from_file_location(
-        "training_curve", Path(__file__).parent.parent / "scripts" / "training_curve.py")
-    curve = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("training_curve", curve)
-    spec.loader.exec_module(curve)
     weights = train(_config(data, tmp_path / "w.pt", steps=2), progress=False)
     evaluate(str(weights), str(data["held_out"]), str(data["styles"]), str(data["vgg"]),
              str(tmp_path / "r.json"), None, size=32, style_size=32, limit=2, gatys_pairs=0)
