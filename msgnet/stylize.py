@@ -37,6 +37,7 @@ from msgnet.variants import DEFAULT_VARIANT, FastVariant, build_variant
 
 MIN_SIZE = 16  # the encoder downsamples x4 and pads by reflection: smaller is meaningless
 MULTIPLE = 4   # inputs are padded to a multiple of this so the decoder lands on the same size
+MIN_PASS_SIDE = 16  # the shortest side a forward pass gets (thin inputs are padded, then cropped)
 
 ForwardFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(content (B, 3, H, W) BGR, targets (B, C, C)) -> (B, 3, H, W)``; H, W multiples of 4."""
@@ -73,14 +74,20 @@ def resize_tensor_longest(t: torch.Tensor, longest: int) -> torch.Tensor:
                          antialias=True).clamp(0, 255)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
-    """Pad bottom/right by reflection so H and W are multiples of ``multiple``.
+def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE,
+                    min_side: int = MIN_PASS_SIDE) -> torch.Tensor:
+    """Pad bottom/right by reflection so H and W are multiples of ``multiple`` and at least
+    ``min_side``.
 
     The generator halves the resolution twice and doubles it twice; on other sizes its output
-    would be rounded up to a multiple of 4 and no longer line up with the input.
+    would be rounded up to a multiple of 4 and no longer line up with the input. Its
+    reflection pads need every side of the quarter-resolution map above 1 px, so a 10 000:1
+    photo at 16 px (16x1) is padded to 16x16 and cropped back by the caller (found by
+    tests/test_fuzz_inputs.py).
     """
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph = max(h + (-h) % multiple, min_side) - h
+    pw = max(w + (-w) % multiple, min_side) - w
     if not (ph or pw):
         return x
     mode = "reflect" if h > ph and w > pw else "replicate"  # reflect needs pad < size
@@ -147,6 +154,8 @@ class Stylizer:
             style_size = self.default_style_size
         size = self._check_size(style_size, self.max_style_size, "style size")
         x = self._to_bgr(style, size, "style")
+        if min(x.shape[-2:]) < MIN_PASS_SIDE:  # a 1000:1 style is 1 px thin: see pad_to_multiple
+            x = pad_to_multiple(x)
         with torch.inference_mode():
             return self.style_fn(x.to(self.device, torch.float32)).float()
 

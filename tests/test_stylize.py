@@ -190,3 +190,22 @@ def test_only_a_tuned_variant_changes_the_process_allocator(tiny_weights_path: P
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(tuned)
+
+
+@pytest.mark.parametrize("wh", [(10_000, 1), (1, 10_000), (4, 1), (64, 3)])
+def test_extreme_aspect_ratios_stylize_at_their_own_size(stylizer: Stylizer, wh) -> None:
+    """Regression (found by tests/test_fuzz_inputs.py): a 4x1 BMP at 16 px is 16x4, 1 px high
+    at quarter resolution, where the reflection pads failed; now padded and cropped back."""
+    from PIL import Image
+
+    out = stylizer.stylize(Image.new("RGB", wh, (20, 200, 90)), "candy", size=16)
+    assert out.size == (16, max(1, round(16 * min(wh) / max(wh))))[:: 1 if wh[0] >= wh[1] else -1]
+
+
+def test_a_one_pixel_thin_style_gives_a_target(stylizer: Stylizer) -> None:
+    """Regression (tests/test_fuzz_inputs.py): a 2000x1 style is 1 px high at any style size,
+    too thin for the encoder's 3 px reflection pad."""
+    from PIL import Image
+
+    target = stylizer.style_target(Image.new("RGB", (2000, 1), (200, 10, 120)), 16)
+    assert torch.isfinite(target).all()
