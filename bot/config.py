@@ -19,6 +19,7 @@ from pydantic_settings.sources import EnvSettingsSource, PydanticBaseSettingsSou
 from pydantic_settings.sources.utils import parse_env_vars
 
 MIB = 1024 * 1024
+SERVER_MAX_MB = 20  # handler max_bytes (handler/settings.py), the default upload bound
 # the environment a load_settings() call reads (None: the process environment)
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("bot_config_environ", default=None)
 
@@ -73,7 +74,8 @@ class Settings(BaseSettings):
     # Telegram
     telegram_api_url: str = ""         # custom Bot API server (local server or a test fake)
     telegram_api_local: bool = False   # local Bot API server mode (files read from disk)
-    max_file_mb: int | None = Field(None, ge=1)  # getFile limit: 20 public, 2000 local
+    # largest upload read (whole, into memory): TorchServe's max_bytes, local server or not
+    max_file_mb: int | None = Field(None, ge=1, le=2000)
     polling_timeout: int = Field(10, ge=1)
     # webhook mode (off unless WEBHOOK_URL is set)
     webhook_url: str = ""
@@ -186,8 +188,10 @@ class Settings(BaseSettings):
     # ---------------------------------------------------------------- derived
     @property
     def max_file_bytes(self) -> int:
-        """A local Bot API server serves files up to 2000 MB (the public one: 20 MB)."""
-        return (self.max_file_mb or (2000 if self.telegram_api_local else 20)) * MIB
+        """The handler refuses images over 20 MiB (``max_bytes``): reading more would only hold
+        up to 2000 MB in memory for a refusal, even when a local Bot API server could serve it.
+        Raise MAX_FILE_MB together with the server's ``max_bytes``."""
+        return (self.max_file_mb or SERVER_MAX_MB) * MIB
 
     @property
     def result_cache_bytes(self) -> int:

@@ -23,6 +23,21 @@ UNKNOWN_PRESET = "unknown_preset"
 NO_PREVIEW = "no_preview"
 MISSING_FIELD = "missing_field"
 INTERNAL_ERROR = "internal_error"
+MAX_MESSAGE = 300  # characters; a crafted field or header must not come back in full
+MAX_SHOWN = 40     # characters of a client's value quoted in a message
+
+
+def shown(value: object, limit: int = MAX_SHOWN) -> str:
+    """``repr`` of a client-supplied value, cut to ``limit`` characters (ends with ...)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def short(text: str, limit: int = MAX_MESSAGE) -> str:
+    """The first line of ``text``, at most ``limit`` characters: library error strings can
+    quote a whole crafted header back."""
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 class RequestError(Exception):
@@ -30,6 +45,7 @@ class RequestError(Exception):
     ``field`` names the request field at fault (``content``, ``style_2``, ``size`` ...)."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        message = short(message)
         super().__init__(message)
         self.status = int(status)
         self.code = code
@@ -74,8 +90,8 @@ def too_large(message: str, field: str | None = None) -> RequestError:
 
 
 def unknown_preset(name: str, available: list[str]) -> RequestError:
-    shown = ", ".join(available) if available else "none (these weights ship no presets)"
-    return RequestError(404, UNKNOWN_PRESET, f"unknown preset {name!r}; available: {shown}")
+    listed = ", ".join(available) if available else "none (these weights ship no presets)"
+    return RequestError(404, UNKNOWN_PRESET, f"unknown preset {shown(name)}; available: {listed}")
 
 
 def internal_error(message: str = "stylization failed on the server") -> RequestError:

@@ -267,8 +267,9 @@ class MsgnetHandler(BaseHandler):
             raise errors.unknown_preset(request.style_id, names)
         path = self._preview_path(request.style_id)
         if path is None:
-            raise errors.RequestError(404, errors.NO_PREVIEW,
-                                      f"preset {request.style_id!r} has no preview image")
+            raise errors.RequestError(
+                404, errors.NO_PREVIEW,
+                f"preset {errors.shown(request.style_id)} has no preview image")
         context.set_response_content_type(idx, "image/jpeg")
         return path.read_bytes()
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from handler.errors import bad_option, missing_field, too_large
+from handler.errors import bad_option, missing_field, short, shown, too_large
 from handler.settings import MIB, HandlerSettings
 from msgnet.control_values import (
     BRUSHES,
@@ -123,7 +123,8 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
 
     action = _text(values.get("action"), "action").lower() or "stylize"
     if action not in ACTIONS:
-        raise bad_option(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}", "action")
+        raise bad_option(f"unknown action {shown(action)}; use one of {', '.join(ACTIONS)}",
+                         "action")
     style_id = _style_id_text(values.get("style_id"))
     if action == "presets":
         return ActionRequest("presets", style_id)
@@ -285,7 +286,9 @@ def _split_sources(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise bad_option(f"request body is not valid JSON: {exc}") from exc
+            raise bad_option(f"request body is not valid JSON: {short(str(exc), 120)}") from exc
+        except RecursionError as exc:  # [[[[...]]]] deeper than Python's stack
+            raise bad_option("request body is not valid JSON: nested too deeply") from exc
     if not isinstance(body, dict):
         raise bad_option("a JSON body must be an object such as "
                          '{"content": "<base64>", "style_id": "candy"}')

@@ -22,7 +22,7 @@ import safetensors.numpy
 from PIL import Image
 from safetensors import SafetensorError
 
-from handler.errors import RequestError, corrupt_image, not_an_image, too_large
+from handler.errors import RequestError, corrupt_image, not_an_image, short, too_large
 
 NPY_MAGIC = b"\x93NUMPY"
 SAFETENSORS_KEY = "image"
@@ -39,13 +39,19 @@ def looks_like_safetensors(data: bytes) -> bool:
 
 def decode_tensor(data: bytes, *, max_pixels: int) -> Image.Image:
     """Turn ``.npy`` or safetensors bytes into an RGB PIL image (raises RequestError)."""
-    if data.startswith(NPY_MAGIC):
-        array = _load_npy(data, max_pixels)
-    elif looks_like_safetensors(data):
-        array = _load_safetensors(data, max_pixels)
-    else:
-        raise not_an_image("tensor field is neither a .npy file nor safetensors")
-    return array_to_image(array)
+    try:
+        if data.startswith(NPY_MAGIC):
+            array = _load_npy(data, max_pixels)
+        elif looks_like_safetensors(data):
+            array = _load_safetensors(data, max_pixels)
+        else:
+            raise not_an_image("tensor field is neither a .npy file nor safetensors")
+        return array_to_image(array)
+    except RequestError:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError, struct.error) as exc:
+        # a crafted header that slipped past the checks below is still the client's 400
+        raise corrupt_image(f"unreadable tensor: {short(str(exc), 120)}") from exc
 
 
 def _hw_of(shape: tuple[int, ...], kind: str) -> tuple[int, int]:
@@ -90,9 +96,12 @@ def _load_npy(data: bytes, max_pixels: int) -> np.ndarray:
         message = str(exc)
         if "allow_pickle" in message or "object" in message.lower():
             raise not_an_image("object (pickled) arrays are refused") from exc
-        raise corrupt_image(f"broken .npy header: {message}") from exc
+        raise corrupt_image(f"broken .npy header: {short(message, 120)}") from exc
     if dtype.hasobject:
         raise not_an_image("object (pickled) arrays are refused")
+    # numpy accepts any int subclass in the shape: (True, 4, 3) would reach reshape
+    if not isinstance(shape, tuple) or any(type(n) is not int or n < 0 for n in shape):
+        raise corrupt_image("broken .npy header: the shape must be non-negative integers")
     h, w = _hw_of(tuple(shape), _dtype_kind(dtype))
     _check_pixels(h, w, max_pixels)
     count = int(np.prod(shape))
@@ -113,7 +122,7 @@ def _load_safetensors(data: bytes, max_pixels: int) -> np.ndarray:
     except KeyError as exc:  # a dtype numpy has no type for (BF16, F8 ...)
         raise not_an_image(f"unsupported safetensors dtype {exc}; {LAYOUT_HELP}") from exc
     except (SafetensorError, ValueError, TypeError) as exc:
-        raise corrupt_image(f"broken safetensors file: {exc}") from exc
+        raise corrupt_image(f"broken safetensors file: {short(str(exc), 120)}") from exc
     if SAFETENSORS_KEY in tensors:
         array = tensors[SAFETENSORS_KEY]
     elif len(tensors) == 1:

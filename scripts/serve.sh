@@ -68,8 +68,15 @@ start() {
   mkdir -p "$RUN_DIR" logs
   local t0 t1
   t0=$(date +%s.%N)
-  ts --start --ncs --ts-config "$CONFIG" --model-store "$ROOT/model_store" \
-     --models "$MODEL=$MODEL.mar" >>logs/torchserve.out 2>&1
+  # TorchServe gets a copy of the config with allowed_urls anchored to this checkout's model
+  # store (the repository's file can only say "any folder named model_store")
+  "$PY" -m scripts.ts_client anchor --config "$CONFIG" --model-store "$ROOT/model_store" \
+    --output "$RUN_DIR/config.properties"
+  # umask 077 before TorchServe starts: it writes key_file.json (and its logs) owner-only from
+  # the first byte, instead of under the default umask until a chmod
+  (umask 077
+   ts --start --ncs --ts-config "$RUN_DIR/config.properties" --model-store "$ROOT/model_store" \
+      --models "$MODEL=$MODEL.mar" >>logs/torchserve.out 2>&1)
   if ! "$PY" -m scripts.ts_client wait --config "$CONFIG" --model "$MODEL" \
         --timeout "$START_TIMEOUT"; then
     echo "TorchServe did not become ready; last lines of logs/model_log.log and ts_log.log:" >&2

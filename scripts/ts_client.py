@@ -109,8 +109,14 @@ def write_private_config(path: Path, store: Path, **overrides: str) -> Endpoints
               "grpc_inference_port": str(free_port()),
               "grpc_management_port": str(free_port()),
               **overrides}
+    rewrite_properties(DEFAULT_CONFIG, path, values)
+    return endpoints
+
+
+def rewrite_properties(source: Path, path: Path, values: dict[str, str]) -> None:
+    """Write ``source`` to ``path`` with the keys of ``values`` replaced (or appended)."""
     lines, seen = [], set()
-    for line in DEFAULT_CONFIG.read_text(encoding="utf-8").splitlines():
+    for line in source.read_text(encoding="utf-8").splitlines():
         key = line.split("=", 1)[0].strip()
         if not line.lstrip().startswith("#") and key in values:
             line = f"{key}={values[key]}"
@@ -118,7 +124,22 @@ def write_private_config(path: Path, store: Path, **overrides: str) -> Endpoints
         lines.append(line)
     lines += [f"{k}={v}" for k, v in values.items() if k not in seen]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return endpoints
+
+
+def write_anchored_config(source: Path, path: Path, store: Path) -> None:
+    """Copy ``source`` with ``model_store`` made absolute and ``allowed_urls`` anchored to it.
+
+    The repository's config says ``file://.*/model_store/...`` because it cannot know where the
+    checkout lives, which admits an archive from *any* folder named model_store; the running
+    TorchServe gets this copy instead. ``\\Q...\\E`` quotes the path for Java's regex (a path
+    with dots or brackets stays literal); backslashes are doubled for the .properties file.
+    """
+    store = store.resolve()
+    if "\\E" in str(store) or "," in str(store):  # cannot be quoted / would split the list
+        raise ValueError(f"model store path cannot be anchored: {store}")
+    values = {"model_store": str(store),
+              "allowed_urls": f"file://\\\\Q{store}\\\\E/[^/]+\\\\.mar"}
+    rewrite_properties(source, path, values)
 
 
 @dataclass(frozen=True)
@@ -221,12 +242,17 @@ def wait_ready(endpoints: Endpoints, model: str, timeout: float, key_file: Path 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="TorchServe health and keys for our scripts")
-    p.add_argument("command", choices=["wait", "status", "keys"])
+    p.add_argument("command", choices=["wait", "status", "keys", "anchor"])
+    p.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    p.add_argument("--output", type=Path, default=None, help="anchor: the config to write")
     p.add_argument("--config", type=Path, default=None)
     p.add_argument("--key-file", type=Path, default=None)
     p.add_argument("--model", default="msgnet")
     p.add_argument("--timeout", type=float, default=180.0)
     args = p.parse_args(argv)
+    if args.command == "anchor":
+        write_anchored_config(args.config or DEFAULT_CONFIG, args.output, args.model_store)
+        return 0
     endpoints = Endpoints.from_config(args.config)
     if args.command == "keys":
         path = key_file_path(args.key_file)

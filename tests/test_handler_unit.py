@@ -433,3 +433,46 @@ def test_handler_unknown_preset_and_preview(served):
 def test_handler_describe_returns_the_listing(served):
     out = handle(served, [{}], headers=[{"describe": "True"}])
     assert [p["name"] for p in json.loads(out[0])["presets"]] == ["candy", "mosaic", "udnie"]
+
+
+# ------------------------------------------------------------------ crafted headers (issue 15)
+def _npy_with_header(shape: str) -> bytes:
+    header = "{'descr': '|u1', 'fortran_order': False, 'shape': " + shape + ", }"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\0" * 48
+
+
+def _safetensors_with_header(header: str) -> bytes:
+    raw = header.encode()
+    return struct.pack("<Q", len(raw)) + raw + b"\0" * 16
+
+
+@pytest.mark.parametrize("data", [
+    _npy_with_header("(True, 4, 3)"),                      # a boolean in the shape: was a 500
+    _npy_with_header("(4, True, 3)"),
+    _npy_with_header("(-4, 4, 3)"),
+    _npy_with_header("(" * 500 + ")" * 500),                # echoed whole in the message
+    _safetensors_with_header('{"image":{"dtype":"U8","shape":[Infinity,4,3],'
+                             '"data_offsets":[0,16]}}'),
+    _safetensors_with_header('{"a":' * 20000 + "1" + "}" * 20000),
+])
+def test_crafted_tensor_headers_are_a_400_with_a_short_message(data):
+    with pytest.raises(RequestError) as info:
+        decode_tensor(data, max_pixels=10_000)
+    assert (info.value.status, info.value.code) == (400, "corrupt_image")
+    assert len(info.value.message) <= 200 and "\n" not in info.value.message
+
+
+def test_deeply_nested_json_body_is_a_400():
+    # json.loads raises RecursionError (not ValueError) here: it escaped as a 500
+    error = expect_error({"body": bytearray(b"[" * 100_000 + b"]" * 100_000)}, 400, "bad_option")
+    assert "nested too deeply" in error.message
+
+
+def test_messages_quote_at_most_a_bounded_part_of_what_the_client_sent():
+    error = expect_error({"content": b"a", "style_id": b"c", "action": b"x" * 100_000},
+                         400, "bad_option")
+    assert len(error.message) < 200
+    assert len(RequestError(400, "bad_option", "y" * 100_000).message) <= 300
+    from handler.errors import unknown_preset
+    assert len(unknown_preset("z" * 100_000, ["candy"]).message) < 120

@@ -101,11 +101,15 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path):
     assert settings.allowed_users == {1, 2, 3}
 
 
-def test_a_local_bot_api_server_lifts_the_download_limit():
+def test_the_upload_bound_is_the_servers_even_with_a_local_bot_api_server():
+    # issue 15: with a local server the default was 2000 MB, read whole into memory, while
+    # TorchServe refuses anything over 20 MiB
     public_api = load_settings({"BOT_TOKEN": TOKEN}, dotenv=None)
     local = load_settings({"BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": "http://127.0.0.1:8081",
                            "TELEGRAM_API_LOCAL": "true"}, dotenv=None)
-    assert public_api.max_file_bytes == 20 * 2**20 and local.max_file_bytes == 2000 * 2**20
+    assert public_api.max_file_bytes == 20 * 2**20 and local.max_file_bytes == 20 * 2**20
+    with pytest.raises(ValueError, match="MAX_FILE_MB"):
+        load_settings({"BOT_TOKEN": TOKEN, "MAX_FILE_MB": "5000"}, dotenv=None)
     assert load_settings({"BOT_TOKEN": TOKEN, "TELEGRAM_API_LOCAL": "1", "MAX_FILE_MB": "100"},
                          dotenv=None).max_file_bytes == 100 * 2**20
 
