@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     ts_model_version: str = ""
     ts_inference_key: Secret = Secret("")
     ts_key_file: str = ""
-    ts_timeout: float = Field(120.0, ge=0.1)          # one stylization request, seconds
+    # one stylization request, seconds: >= clientTimeoutInMills + responseTimeout of
+    # handler/model-config.yaml (docs/reliability.md, "Timeouts that agree")
+    ts_timeout: float = Field(180.0, ge=0.1)
     ts_connect_timeout: float = Field(5.0, ge=0.1)
     ts_retries: int = Field(3, ge=1)                  # attempts on 503 / connection errors
     ts_retry_delay: float = Field(1.0, ge=0)          # first backoff delay, doubles each time

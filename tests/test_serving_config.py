@@ -1,19 +1,38 @@
-"""The serving configuration agrees with itself (issue 15): the gRPC APIs on loopback in
-the container config too, and allowed_urls that admit this checkout's archives only."""
+"""The serving configuration agrees with itself (issue 15): timeouts that fit inside each
+other, the gRPC APIs on loopback in the container config too, and allowed_urls that admit
+this checkout's archives only."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import yaml
+
+from bot.config import Settings
 from scripts import ts_client
 
 ROOT = Path(__file__).resolve().parents[1]
+MODEL_CONFIG = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
 
 
 def java_pattern(pattern: str) -> re.Pattern[str]:
     """A Java regex using \\Q...\\E quoting, as Python's re (enough for allowed_urls)."""
     return re.compile(re.sub(r"\\Q(.*?)\\E", lambda m: re.escape(m.group(1)), pattern))
+
+
+def test_timeouts_fit_inside_each_other():
+    queue_s = MODEL_CONFIG["clientTimeoutInMills"] / 1000
+    response_s = MODEL_CONFIG["responseTimeout"]
+    bot_s = Settings.model_fields["ts_timeout"].default
+    job_s = Settings.model_fields["job_timeout"].default
+    # the bot never gives up on a request the worker may still answer, nor a job on its request
+    assert queue_s + response_s <= bot_s <= job_s
+    # a worker killed for a slow batch is restarted before /ping calls the model unhealthy
+    assert MODEL_CONFIG["maxRetryTimeoutInSec"] >= response_s
+    table = (ROOT / "docs" / "reliability.md").read_text()
+    for value in (queue_s, response_s, bot_s, job_s, MODEL_CONFIG["maxRetryTimeoutInSec"]):
+        assert f"| {value:g} s |" in table, value
 
 
 def test_grpc_listens_on_loopback_in_both_configs():
