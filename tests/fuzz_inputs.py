@@ -183,7 +183,7 @@ def valid_uploads(draw, max_area: int = MAX_AREA) -> Upload:
 
 # ------------------------------------------------------------------ broken bytes
 def _lie_png(data: bytearray, w: int, h: int) -> None:
-    data[16:24] = struct.pack(">II", w, h)
+    data[16:24] = struct.pack(">II", w & 0xFFFFFFFF, h & 0xFFFFFFFF)
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
 
 
