@@ -32,6 +32,7 @@ from msgnet.checkpoint import load_weights
 from msgnet.model import Net
 from msgnet.train import ContentSampler, list_images, load_styles, train_step
 from msgnet.vgg import CONTENT_LAYER, LAYERS, Vgg16Features, style_grams
+from scripts.bench.inputs import cpu_name
 
 
 @dataclass(frozen=True)
@@ -52,16 +53,6 @@ VARIANTS = (
     Variant("+encoder-384", 384, CONTENT_LAYER, True, "and the encoder sees the style at 384"),
     Variant("+encoder-256", 256, CONTENT_LAYER, True, "and the encoder sees the style at 256"),
 )
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"variant": v.name, "what": v.what, "s_per_step": round(med, 3),
                      "ratio_to_first": round(ratio, 3),
                      "rounds": [round(r[v.name], 3) for r in rounds]})
-    result = {"cpu": _cpu_name(), "threads": args.threads, "torch": torch.__version__,
+    result = {"cpu": cpu_name() or platform.machine(), "threads": args.threads,
+              "torch": torch.__version__,
               "data": "real photos" if real else "random tensors",
               "batch_size": args.batch_size, "crop_size": args.crop_size,
               "style_size": args.style_size, "rounds": args.rounds,
