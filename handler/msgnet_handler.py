@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,12 @@ class MsgnetHandler(BaseHandler):
         self.weights = load_weights(self.model_dir / serialized, map_location="cpu")
         self.stylizer = Stylizer(self.weights, device=device, max_size=self.settings.max_size,
                                  default_size=self.settings.default_size,
-                                 default_style_size=self.settings.default_style_size,
+                                 default_style_size=self.settings.default_style_size or None,
                                  variant=self.settings.variant,
                                  tiling=self.settings.tile_config())
+        # requests default to the style size the Stylizer resolved (0 = from the weights)
+        self.settings = replace(self.settings,
+                                default_style_size=self.stylizer.default_style_size)
         # the first request would otherwise pay for kernel set-up and heap growth (~0.3 s)
         self.warmup_s = self.stylizer.warm_up() if self.settings.warmup else None
         self.cache = StyleCache(self.settings.cache_size)

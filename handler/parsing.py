@@ -35,6 +35,7 @@ from handler.errors import bad_option, missing_field, short, shown, too_large
 from handler.settings import MIB, HandlerSettings
 from msgnet.control_values import (
     BRUSHES,
+    FALLBACK_STYLE_SIZE,
     MAX_STYLES,
     ControlError,
     check_strength,
@@ -151,7 +152,9 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
 
     styles = _styles(form, encoded, style_id, settings)
     brush = _brush(values)
-    style_size = _int_option(values, "style_size", settings.default_style_size,
+    # 0 (from the weights) is resolved by the handler once the weights are loaded
+    style_size = _int_option(values, "style_size",
+                             settings.default_style_size or FALLBACK_STYLE_SIZE,
                              settings.min_size, settings.max_size)
     if brush is not None:
         if _present(values.get("style_size")):

@@ -28,7 +28,9 @@ class HandlerSettings:
     max_size: int = 2048           # longest side of an output, in pixels (<= 4096)
     default_size: int = 512        # used when the request gives no ``size``
     min_size: int = 64             # smaller outputs are too small for the 4x down/up-sampling
-    default_style_size: int = 512  # longest side the style image is encoded at
+    # longest side an uploaded style is encoded at; 0: the size the weights' encoder was
+    # trained at (their ``style_encoder_size``: 256 for ours, 512 for the authors' file)
+    default_style_size: int = 0
     cache_size: int = 64           # style targets kept (LRU by style bytes + style size)
     max_bytes: int = 20 * MIB      # per uploaded image (after base64 decoding)
     max_pixels: int = 50_000_000   # decompression-bomb guard for decoded inputs
@@ -61,8 +63,10 @@ class HandlerSettings:
             raise ValueError("handler sizes must satisfy 16 <= min_size <= default_size <= "
                              f"max_size, got {self.min_size}, {self.default_size}, "
                              f"{self.max_size}")
-        if not self.min_size <= self.default_style_size <= self.max_size:
-            raise ValueError("handler.default_style_size must lie in [min_size, max_size]")
+        if self.default_style_size and not (
+                self.min_size <= self.default_style_size <= self.max_size):
+            raise ValueError("handler.default_style_size must be 0 (from the weights) or lie "
+                             "in [min_size, max_size]")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError("handler.jpeg_quality must lie in 1..100")
         if self.warmup not in (0, 1):

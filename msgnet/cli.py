@@ -65,9 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longest side of the output in pixels (default 512)")
     s.add_argument("--brush", choices=list(BRUSHES),
                    help="stroke size of --style images: the size they are encoded at "
-                        "(small 768, medium 512, large 256 px); not with --style-size")
+                        "(small 1.5x, medium 1x, large 0.5x the default style size; 384 / "
+                        "256 / 128 px for the shipped weights); not with --style-size")
     s.add_argument("--style-size", type=int, default=None,
-                   help="longest side the style image is resized to (default 512)")
+                   help="longest side the style image is resized to (default: the size "
+                        "the weights' encoder was trained at, 256 for the shipped weights, "
+                        "512 for the authors' file)")
     _add_common(s)
 
     sh = sub.add_parser("sheet", help="the photo in every preset on one labelled sheet",
@@ -183,10 +186,9 @@ def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         parser.error("--brush sets the style size: use --brush or --style-size, not both")
     if args.max_size < MIN_SIZE:
         parser.error(f"--max-size must be at least {MIN_SIZE}, got {args.max_size}")
-    style_size = 512 if args.style_size is None else args.style_size
     for flag, value, upper in (("--size", args.size, args.max_size),
-                               ("--style-size", style_size, max(args.max_size, 512))):
-        if not MIN_SIZE <= value <= upper:
+                               ("--style-size", args.style_size, max(args.max_size, 512))):
+        if value is not None and not MIN_SIZE <= value <= upper:
             parser.error(f"{flag} must be between {MIN_SIZE} and {upper}, got {value}")
     controls = _controls(args)
     styles = _weighted_styles(args)
@@ -197,7 +199,8 @@ def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     started = time.perf_counter()
     stylizer = _load_stylizer(args.weights, device=args.device, max_size=args.max_size,
                               default_size=min(512, args.max_size),
-                              default_style_size=style_size)
+                              default_style_size=args.style_size)
+    style_size = stylizer.default_style_size
     if args.brush:
         style_size = stylizer.brush_style_size(args.brush)
     targets = [stylizer.preset_target(name) for kind, name, _ in styles if kind == "preset"]

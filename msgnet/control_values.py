@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 STRENGTH_METHODS = ("pixels", "gram")
 DEFAULT_STRENGTH_METHOD = "pixels"
-# brush name -> style size as a multiple of the default style size (512 px: 768 / 512 / 256)
+# brush name -> style size as a multiple of the default style size
+# (384 / 256 / 128 px for weights whose encoder was trained at 256)
 BRUSHES = {"small": 1.5, "medium": 1.0, "large": 0.5}
+FALLBACK_STYLE_SIZE = 512  # the recipe encodes style images at 512 px (the authors' file too)
 MAX_STYLES = 8
 
 

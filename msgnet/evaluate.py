@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw
 from msgnet.checkpoint import load_weights
 from msgnet.imageio import bgr_to_image, image_to_bgr, load_image, resize_longest
 from msgnet.model import Net
-from msgnet.stylize import MIN_SIZE, Stylizer, pad_to_multiple
+from msgnet.stylize import MIN_SIZE, Stylizer, pad_to_multiple, trained_style_size
 from msgnet.train import list_images
 from msgnet.vgg import (
     Features,
@@ -191,8 +191,9 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     """Stylize held-out photos with each style through the served code path; write the report.
 
     Presets come from the weights' bank; a style the bank lacks (and every style with
-    ``uploads``) is encoded from its image at ``upload_size`` (default ``style_size``), as an
-    uploaded style would be; the VGG targets are always at ``style_size``.
+    ``uploads``) is encoded from its image at ``upload_size`` (default: the size the weights'
+    encoder was trained at, as the server encodes an upload); the VGG targets are always at
+    ``style_size``.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -200,7 +201,8 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     loaded = load_weights(weights)
     net = loaded.net
     top = max(size, gatys_size, MIN_SIZE)
-    stylizer = Stylizer(loaded, max_size=top, default_size=top, default_style_size=style_size)
+    upload_size = upload_size or trained_style_size(loaded.metadata)
+    stylizer = Stylizer(loaded, max_size=top, default_size=top, default_style_size=upload_size)
     vgg = Vgg16Features.from_file(vgg_path)
     style_files = {p.stem: p for p in list_images(style_dir)}
     names = styles or sorted(style_files)
@@ -215,7 +217,6 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     style_imgs = {n: resize_longest(load_image(style_files[n]), style_size) for n in names}
     with torch.inference_mode():
         vgg_targets = {n: style_grams(vgg(image_to_bgr(img))) for n, img in style_imgs.items()}
-    upload_size = upload_size or style_size
     encoded = {n: stylizer.style_target(style_imgs[n] if upload_size == style_size
                                         else load_image(style_files[n]), upload_size)
                for n in names}
@@ -341,7 +342,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gatys-size", type=int, default=256)
     p.add_argument("--threads", type=int)
     p.add_argument("--upload-size", type=int,
-                   help="longest side an upload is encoded at (default: --style-size)")
+                   help="longest side an upload is encoded at (default: the size the "
+                        "weights' encoder was trained at, as the server does)")
     p.add_argument("--uploads", action="store_true",
                    help="also stylize with each style encoded from its image, as an upload")
 

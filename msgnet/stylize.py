@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from msgnet.checkpoint import LoadedWeights, load_weights
+from msgnet.control_values import FALLBACK_STYLE_SIZE
 from msgnet.controls import (
     DEFAULT_CONTROLS,
     Controls,
@@ -38,6 +39,14 @@ from msgnet.variants import DEFAULT_VARIANT, FastVariant, build_variant
 MIN_SIZE = 16  # the encoder downsamples x4 and pads by reflection: smaller is meaningless
 MULTIPLE = 4   # inputs are padded to a multiple of this so the decoder lands on the same size
 MIN_PASS_SIDE = 16  # the shortest side a forward pass gets (thin inputs are padded, then cropped)
+
+
+def trained_style_size(metadata: dict) -> int:
+    """The size the weights' encoder saw style images at in training, so that uploads are
+    encoded the way the presets were: ``style_encoder_size`` in our files, else 512 (the
+    recipe, and the authors' file)."""
+    size = metadata.get("style_encoder_size") or (metadata.get("recipe") or {}).get("style_size")
+    return int(size) if isinstance(size, int | float) and size > 0 else FALLBACK_STYLE_SIZE
 
 ForwardFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(content (B, 3, H, W) BGR, targets (B, C, C)) -> (B, 3, H, W)``; H, W multiples of 4."""
@@ -98,7 +107,7 @@ class Stylizer:
     """A loaded MSG-Net ready to stylize: presets, size policy and a batched forward."""
 
     def __init__(self, loaded: LoadedWeights, device: str = "cpu", max_size: int = 2048,
-                 default_size: int = 512, default_style_size: int = 512,
+                 default_size: int = 512, default_style_size: int | None = None,
                  variant: str = DEFAULT_VARIANT, tiling: TileConfig | None = None):
         if max_size < MIN_SIZE:
             raise ValueError(f"max_size must be at least {MIN_SIZE}, got {max_size}")
@@ -112,6 +121,8 @@ class Stylizer:
         self.layout = loaded.layout
         self.max_size = max_size
         self.default_size = self._check_size(default_size, max_size, "default size")
+        if default_style_size is None:  # encode uploads as the presets were in training
+            default_style_size = trained_style_size(self.metadata)
         self.max_style_size = max(max_size, default_style_size)
         self.default_style_size = self._check_size(default_style_size, self.max_style_size,
                                                    "default style size")

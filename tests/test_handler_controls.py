@@ -234,3 +234,21 @@ def test_handler_listing_describes_the_controls(served):
     assert controls == {"strength": [0.0, 1.0], "keep_colors": True,
                         "brushes": {"small": 768, "medium": 512, "large": 256},
                         "max_styles": 8, "sheet_sizes": [64, 512]}
+
+
+def test_uploads_default_to_the_weights_training_style_size(tmp_path):
+    make_tiny_weights(tmp_path / "w.pt", metadata={"style_encoder_size": 96})
+    manifest = {"model": {"modelName": "msgnet", "serializedFile": "w.pt",
+                          "modelVersion": "1.0", "handler": "msgnet_handler.py"}}
+    config = {"batchSize": 1, "maxWorkers": 1,
+              "handler": {"max_size": 512, "warmup": 0, "threads": 1}}
+    context = Context("msgnet", str(tmp_path), manifest, 1, None, "0.12.0",
+                      metrics=NullMetrics(), model_yaml_config=config)
+    handler = MsgnetHandler()
+    handler.initialize(context)
+    out, _ = handle((handler, context), [{"body": {"action": "presets"}}])
+    listing = json.loads(out[0])
+    assert listing["default_style_size"] == 96
+    assert listing["controls"]["brushes"] == {"small": 144, "medium": 96, "large": 48}
+    request = parse_request({"content": b"a", "style": b"b"}, handler.settings)
+    assert request.style_size == 96

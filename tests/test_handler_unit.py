@@ -265,6 +265,17 @@ def test_settings_from_yaml_and_validation():
         HandlerSettings.from_model_yaml({"handler": {"max_sise": 10}})
     with pytest.raises(ValueError):
         HandlerSettings(default_size=4096)
+    assert HandlerSettings().default_style_size == 0  # from the weights
+    with pytest.raises(ValueError, match="default_style_size must be 0"):
+        HandlerSettings(default_style_size=32)  # below min_size
+    with pytest.raises(ValueError, match="default_style_size must be 0"):
+        HandlerSettings(max_size=1024, default_style_size=2048)
+
+
+def test_unresolved_style_size_falls_back_to_the_recipe():
+    # the handler resolves 0 from the weights; parsing alone falls back to 512
+    req = parse_request({"content": b"a", "style": b"b"}, HandlerSettings())
+    assert req.style_size == 512
 
 
 def test_image_errors_keep_their_code_and_other_errors_become_500():

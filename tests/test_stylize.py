@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from weights_factory import TINY_PRESETS
+from weights_factory import TINY_PRESETS, make_tiny_weights
 
 from msgnet.checkpoint import load_weights
 from msgnet.imageio import image_to_bgr
-from msgnet.stylize import Stylizer, UnknownPresetError, pad_to_multiple
+from msgnet.stylize import Stylizer, UnknownPresetError, pad_to_multiple, trained_style_size
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -209,3 +209,26 @@ def test_a_one_pixel_thin_style_gives_a_target(stylizer: Stylizer) -> None:
 
     target = stylizer.style_target(Image.new("RGB", (2000, 1), (200, 10, 120)), 16)
     assert torch.isfinite(target).all()
+
+
+@pytest.mark.parametrize(("metadata", "expected"), [
+    ({}, 512),                                               # the authors' file
+    ({"style_encoder_size": 256, "recipe": {"style_size": 512}}, 256),
+    ({"recipe": {"style_size": 384}}, 384),                  # before the encoder size was split
+    ({"style_encoder_size": None, "recipe": None}, 512),
+    ({"style_encoder_size": "large"}, 512),
+])
+def test_trained_style_size_reads_the_metadata(metadata: dict, expected: int) -> None:
+    assert trained_style_size(metadata) == expected
+
+
+def test_uploads_are_encoded_at_the_size_the_encoder_was_trained_at(tmp_path: Path) -> None:
+    path = make_tiny_weights(tmp_path / "w.pt", metadata={"style_encoder_size": 40})
+    default = Stylizer.from_file(path, max_size=256, default_size=64)
+    assert default.default_style_size == 40
+    assert [default.brush_style_size(b) for b in ("small", "medium", "large")] == [60, 40, 20]
+    style = Image.effect_noise((90, 70), 60).convert("RGB")
+    assert torch.equal(default.style_target(style), default.style_target(style, 40))
+    assert not torch.equal(default.style_target(style), default.style_target(style, 64))
+    explicit = Stylizer.from_file(path, max_size=256, default_size=64, default_style_size=48)
+    assert explicit.default_style_size == 48

@@ -28,7 +28,8 @@ def make_net(ngf: int = TINY_NGF, seed: int = 0) -> Net:
 
 
 def make_tiny_weights(path: str | Path, ngf: int = TINY_NGF, seed: int = 0,
-                      presets: tuple[str, ...] = TINY_PRESETS, half: bool = True) -> Path:
+                      presets: tuple[str, ...] = TINY_PRESETS, half: bool = True,
+                      metadata: dict | None = None) -> Path:
     """Write a small weights file in our format with a few presets (random style images)."""
     net = make_net(ngf, seed)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -37,7 +38,8 @@ def make_tiny_weights(path: str | Path, ngf: int = TINY_NGF, seed: int = 0,
         for name in presets:
             style = torch.rand(1, 3, 64, 64, generator=gen) * 255
             bank[name] = net.style_target(style)
-    return save_weights(path, net, bank, {"source": "tests: seeded random weights"}, half=half)
+    meta = {"source": "tests: seeded random weights", **(metadata or {})}
+    return save_weights(path, net, bank, meta, half=half)
 
 
 def official_layout_state_dict(ngf: int = TINY_NGF, seed: int = 0) -> dict[str, torch.Tensor]:
