@@ -4,6 +4,10 @@ official weights, and run training/evaluation.
     python -m msgnet stylize CONTENT (--style IMAGE[:W] | --preset NAME[:W])... -o OUT
                      [--size N] [--strength S] [--keep-colors] [--brush small|medium|large]
                      [--weights PATH] [--style-size N] [--max-size N]
+                     [--reference first|running|off] [--max-seconds S] [--max-frames N] [--fps F]
+
+CONTENT may be a clip (GIF, animated WebP/APNG, MP4/WebM/MOV): OUT is then a .gif or an
+.mp4, with a progress bar over the frames (msgnet/clip_cli.py).
     python -m msgnet sheet CONTENT -o OUT [--size N] [--strength S] [--keep-colors]
     python -m msgnet presets [--weights PATH]
     python -m msgnet download [-o PATH]
@@ -60,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="preset shipped with the weights; repeatable, e.g. "
                         "--preset candy:0.7 --preset udnie:0.3")
     s.add_argument("-o", "--output", metavar="OUT", type=Path, required=True,
-                   help="output image (.png writes PNG, anything else JPEG)")
-    s.add_argument("--size", type=int, default=512,
-                   help="longest side of the output in pixels (default 512)")
+                   help="output image (.png writes PNG, anything else JPEG); for a clip "
+                        ".gif or .mp4")
+    s.add_argument("--size", type=int, default=None,
+                   help="longest side of the output in pixels (default 512; 480 for a clip)")
     s.add_argument("--brush", choices=list(BRUSHES),
                    help="stroke size of --style images: the size they are encoded at "
                         "(small 1.5x, medium 1x, large 0.5x the default style size; 384 / "
@@ -72,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the weights' encoder was trained at, 256 for the shipped weights, "
                         "512 for the authors' file)")
     _add_common(s)
+    from msgnet.clip_cli import add_clip_arguments
+
+    add_clip_arguments(s)
 
     sh = sub.add_parser("sheet", help="the photo in every preset on one labelled sheet",
                         description="Stylize CONTENT in every preset of the weights and lay "
@@ -204,11 +212,19 @@ def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.brush:
         style_size = stylizer.brush_style_size(args.brush)
     targets = [stylizer.preset_target(name) for kind, name, _ in styles if kind == "preset"]
-    content = _load_image(args.content, "content")
+    from msgnet.clip_cli import is_clip_file
+
+    clip = is_clip_file(args.content)
+    content = None if clip else _load_image(args.content, "content")
     targets += [stylizer.style_target(_load_image(Path(name), "style"), style_size)
                 for kind, name, _ in styles if kind == "style"]
     weights = [w for kind, _, w in styles if kind == "preset"]
     weights += [w for kind, _, w in styles if kind == "style"]
+    if clip:
+        from msgnet.clip_cli import stylize_clip_file
+
+        return stylize_clip_file(args, stylizer, mix_targets(targets, weights), controls,
+                                 started)
     result = stylizer.stylize(content, mix_targets(targets, weights), args.size, controls)
     _write(args, result, started)
     return 0
@@ -277,6 +293,7 @@ def _run_lazy(name: str, argv: list[str]) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from msgnet.checkpoint import CheckpointError
+    from msgnet.clip_cli import ClipCliError
     from msgnet.control_values import ControlError
     from msgnet.download import DownloadError
     from msgnet.imageio import ImageError
@@ -284,7 +301,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from msgnet.stylize import UnknownPresetError
 
     return (CliError, ImageError, UnknownPresetError, CheckpointError, DownloadError,
-            ControlError, SheetError, FileNotFoundError)
+            ControlError, SheetError, FileNotFoundError, ClipCliError)
 
 
 def main(argv: list[str] | None = None) -> int:

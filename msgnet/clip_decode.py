@@ -148,14 +148,15 @@ class _AnimationSource(ClipSource):
                     loop = int(img.info.get("loop", 0) or 0)
                     if w * h > limits.max_pixels:  # before seeking through every frame
                         limits.check(seconds=0, frames=0, width=w, height=h)
+                    count = img.n_frames
+                    if count > limits.max_frames:  # before reading every frame's timing
+                        limits.check(seconds=0, frames=count, width=w, height=h)
                     durations = []
-                    for index in range(img.n_frames):
+                    for index in range(count):
                         img.seek(index)
                         if "duration" not in img.info:  # WebP sets it when a frame loads
                             img.load()
                         durations.append(_frame_ms(img.info.get("duration")))
-                        if len(durations) > limits.max_frames:
-                            break
         except (ClipTooLongError, MemoryError):
             raise
         except Exception as exc:
