@@ -56,7 +56,8 @@ class Batch:
     out: list[bytes | str]
     jobs: list[Job] = field(default_factory=list)
     sheets: list[SheetJob] = field(default_factory=list)
-    results: dict[int, torch.Tensor | Image.Image | BaseException] = field(default_factory=dict)
+    clips: list = field(default_factory=list)  # handler.clips.ClipJob, after the photos
+    results: dict[int, object] = field(default_factory=dict)  # tensor, sheet, clip or error
 
 
 def run_isolated(stylizer: _Runner, jobs: list[Job]

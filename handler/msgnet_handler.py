@@ -25,6 +25,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from handler import errors
 from handler.batching import Batch, Job, SheetJob, run_isolated
+from handler.clips import CLIP_HEADER, ClipJob, clip_header, clip_size, run_clip, wants_clip
 from handler.metrics import HandlerMetrics
 from handler.parsing import (
     SHEET_SIZES,
@@ -39,6 +40,7 @@ from handler.style_cache import StyleCache
 from handler.tensors import decode_tensor
 from msgnet import imageio
 from msgnet.checkpoint import LoadedWeights, load_weights
+from msgnet.clip import ClipResult
 from msgnet.control_values import BRUSHES, MAX_STYLES
 from msgnet.controls import Controls, mix_targets
 from msgnet.sheet import contact_sheet, sheet_names
@@ -142,6 +144,8 @@ class MsgnetHandler(BaseHandler):
                     batch.out[idx] = self._action(request, idx, self.context)
                 elif isinstance(request, SheetRequest):
                     batch.sheets.append(self._prepare_sheet(idx, request))
+                elif wants_clip(request):
+                    batch.clips.append(self._prepare_clip(idx, request, self.context))
                 else:
                     batch.jobs.append(self._prepare(idx, request, self.context))
             except Exception as exc:  # one bad request answers alone
@@ -149,7 +153,8 @@ class MsgnetHandler(BaseHandler):
         return batch
 
     def inference(self, batch: Batch) -> None:
-        """All stylize jobs in one isolated batched run, then each contact sheet."""
+        """All stylize jobs in one isolated batched run, then each contact sheet, then each
+        clip (frame by frame: a clip must not hold up the photos batched with it)."""
         batch.results.update(run_isolated(self.stylizer, batch.jobs))
         for sheet in batch.sheets:
             try:
@@ -159,6 +164,11 @@ class MsgnetHandler(BaseHandler):
                                       keep_colors=sheet.request.keep_colors))
             except Exception as exc:
                 batch.results[sheet.idx] = exc
+        for clip in batch.clips:
+            try:
+                batch.results[clip.idx] = run_clip(self.stylizer, clip, self.settings)
+            except Exception as exc:
+                batch.results[clip.idx] = exc
 
     def postprocess(self, batch: Batch) -> float:
         """Encode every result (or its error) into ``batch.out``; the megapixels answered."""
@@ -169,6 +179,12 @@ class MsgnetHandler(BaseHandler):
             try:
                 if isinstance(result, BaseException):
                     raise result
+                if isinstance(result, ClipResult):
+                    self.context.set_response_content_type(idx, result.content_type)
+                    self.context.set_response_header(idx, CLIP_HEADER, clip_header(result))
+                    megapixels += result.width * result.height * result.frames / 1e6
+                    batch.out[idx] = result.body
+                    continue
                 image = result if isinstance(result, Image.Image) else imageio.bgr_to_image(result)
                 body, content_type = imageio.encode_image(image, fmt=formats[idx],
                                                           quality=self.settings.jpeg_quality)
@@ -194,6 +210,14 @@ class MsgnetHandler(BaseHandler):
         context.set_response_header(idx, CACHE_HEADER, cache_state)
         controls = Controls(strength=request.strength, keep_colors=request.keep_colors)
         return Job(idx, content, target, request.fmt, controls)
+
+    def _prepare_clip(self, idx: int, request: StylizeRequest, context: Any) -> ClipJob:
+        """A clip keeps its bytes: its frames are decoded one chunk at a time in inference."""
+        target, cache_state = self._style_target(request)
+        context.set_response_header(idx, CACHE_HEADER, cache_state)
+        controls = Controls(strength=request.strength, keep_colors=request.keep_colors)
+        return ClipJob(idx, request.content.data, target, clip_size(request, self.settings),
+                       controls)
 
     def _prepare_sheet(self, idx: int, request: SheetRequest) -> SheetJob:
         """A contact sheet needs presets and the decoded photo; its cells run in inference."""
@@ -297,6 +321,10 @@ class MsgnetHandler(BaseHandler):
                          "brushes": {b: self.stylizer.brush_style_size(b) for b in BRUSHES},
                          "max_styles": MAX_STYLES, "sheet_sizes": list(SHEET_SIZES)},
             "formats": ["jpeg", "png"],
+            "clips": {**settings.clip_limits().describe(), "reference": settings.clip_reference,
+                      "inputs": ["gif", "webp", "apng", "mp4", "webm", "mov"],
+                      "outputs": {"animation": "image/gif", "video": "video/mp4"},
+                      "summary": settings.clip_limits().summary()},
             "max_bytes": settings.max_bytes,
             "model_version": self.version,
             "weights": self._weights_summary(),

@@ -87,6 +87,7 @@ class StylizeRequest:
     strength: float = 1.0
     keep_colors: bool = False
     brush: str | None = None
+    size_given: bool = False       # a clip's default size differs from a photo's
 
     @property
     def style(self) -> Payload | None:
@@ -173,6 +174,7 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
         strength=strength,
         keep_colors=keep_colors,
         brush=brush,
+        size_given=_present(values.get("size")),
     )
 
 

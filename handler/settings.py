@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from msgnet.clip_limits import ClipLimits
+from msgnet.clip_stats import REFERENCES
 from msgnet.tiling import TileConfig
 from msgnet.variants import DEFAULT_VARIANT, VARIANTS
 
@@ -19,6 +21,7 @@ MIB = 1024 * 1024
 STANDARD_SIZES = (512, 768, 1024, 1536, 2048, 3072, 4096)
 MAX_OUTPUT_SIZE = 4096  # tiled inference keeps 4096 px within ~2.5 GB; beyond is untested
 ENV_PREFIX = "MSGNET_"
+STRING_FIELDS = ("variant", "clip_reference")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,14 @@ class HandlerSettings:
     tile_size: int = 512           # core side of a tile
     thumb_size: int = 768          # longest side of the thumbnail the tiles' statistics use
     warmup: int = 1                # 1: one forward at default_size while the worker loads
+    # animated contents (GIF, WebP, APNG, MP4/WebM/MOV; msgnet.clip_limits): refused over
+    # these, frames above clip_max_fps dropped, output clip_size px unless ``size`` is given
+    clip_max_seconds: int = 15
+    clip_max_frames: int = 450
+    clip_max_fps: int = 30
+    clip_size: int = 480
+    clip_max_size: int = 720
+    clip_reference: str = "first"  # instance-norm statistics: first | running | off
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -49,6 +60,11 @@ class HandlerSettings:
                 if value not in VARIANTS:
                     raise ValueError(f"handler.variant must be one of {sorted(VARIANTS)}, "
                                      f"got {value!r}")
+                continue
+            if f.name == "clip_reference":
+                if value not in REFERENCES:
+                    raise ValueError(f"handler.clip_reference must be one of "
+                                     f"{', '.join(REFERENCES)}, got {value!r}")
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"handler.{f.name} must be a non-negative integer, got {value!r}")
@@ -73,6 +89,12 @@ class HandlerSettings:
             raise ValueError(f"handler.warmup must be 0 or 1, got {self.warmup}")
         if self.max_bytes == 0 or self.max_pixels == 0:
             raise ValueError("handler.max_bytes and handler.max_pixels must be positive")
+        try:
+            self.clip_limits()
+        except ValueError as exc:
+            raise ValueError(f"handler clip settings: {exc}") from None
+        if not self.min_size <= self.clip_size:
+            raise ValueError("handler.clip_size must be at least min_size")
 
     @classmethod
     def from_model_yaml(cls, model_yaml: dict | None,
@@ -90,7 +112,7 @@ class HandlerSettings:
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is None or raw.strip() == "":
                 continue
-            if f.name == "variant":
+            if f.name in STRING_FIELDS:
                 section[f.name] = raw.strip()
                 continue
             try:
@@ -99,6 +121,13 @@ class HandlerSettings:
                 raise ValueError(f"{ENV_PREFIX}{f.name.upper()} must be an integer, "
                                  f"got {raw!r}") from None
         return cls(**section)
+
+    def clip_limits(self) -> ClipLimits:
+        """The limits a clip is checked against (reported in the presets answer)."""
+        return ClipLimits(max_seconds=float(self.clip_max_seconds),
+                          max_frames=self.clip_max_frames, max_fps=float(self.clip_max_fps),
+                          size=self.clip_size, max_size=self.clip_max_size,
+                          max_bytes=self.max_bytes)
 
     def tile_config(self) -> TileConfig:
         """When and how large outputs are tiled (see msgnet.tiling)."""
