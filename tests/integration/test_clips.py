@@ -1,0 +1,56 @@
+"""Clips through a real TorchServe (issue 14): a GIF and a video as ``content`` come back
+encoded with their Content-Type; a clip over the limits is a 413 JSON."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from msgnet.clip_decode import open_clip
+from scripts import clip_samples as cs
+
+from .helpers import form, post
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=180)) as session:
+        yield session
+
+
+async def test_gif_and_video_come_back_encoded(torchserve, http):
+    url, auth = torchserve.predictions_url(), torchserve.auth()
+    gif = cs.animation("GIF", 4, 64, 48, durations=[100, 200, 100, 200], loop=0)
+    reply = await post(http, url, auth, data=form(content=gif, style_id="candy",
+                                                  strength="0.6", size="64"))
+    assert reply.status == 200, reply.body[:300]
+    assert reply.content_type == "image/gif"
+    assert open_clip(reply.body).info.durations_ms == (100, 200, 100, 200)
+
+    mp4 = cs.video(8, fps=8, width=96, height=64, audio="aac")
+    reply = await post(http, url, auth, data=form(content=mp4, style_id="mosaic", size="64"))
+    assert reply.status == 200, reply.body[:300]
+    assert reply.content_type == "video/mp4"
+    info = open_clip(reply.body).info
+    assert (info.frames, info.fps, info.width, info.height, info.audio) == (8, 8.0, 64, 42,
+                                                                           "aac")
+    assert reply.headers["X-Msgnet-Clip"].startswith("frames=8;fps=8.000;seconds=1.000")
+
+
+async def test_a_clip_over_the_limit_is_a_413(torchserve, http):
+    long_clip = cs.video(16 * 2, fps=2, width=16, height=16)  # 16 s > 15 s
+    reply = await post(http, torchserve.predictions_url(), torchserve.auth(),
+                       data=form(content=long_clip, style_id="candy"))
+    assert reply.status == 413
+    body = reply.json()
+    assert body["code"] == "clip_too_long" and body["field"] == "content"
+    assert "limit is 15 s" in body["message"]
+
+
+async def test_the_presets_answer_has_the_clip_limits(torchserve, http):
+    reply = await post(http, torchserve.predictions_url(), torchserve.auth(),
+                       json={"action": "presets"})
+    clips = reply.json()["clips"]
+    assert clips["max_seconds"] == 15 and clips["size"] == 480
