@@ -7,6 +7,7 @@
         --keep-colors
     python -m scripts.batch_stylize photos/ -o out/ --style starry.jpg --brush large
     python -m scripts.batch_stylize photos/ -o out/ --sheet --sheet-size 192
+    python -m scripts.batch_stylize clips/ -o out/ --preset candy --clip-model msgnet_clip
 
 The style controls are the server's (docs/serving.md): ``--strength``, ``--keep-colors``,
 ``--brush`` (for style images), a ``--preset`` value with several ``NAME:WEIGHT`` parts
@@ -15,6 +16,11 @@ Every image is sent once per style (presets and style images may be mixed) with 
 ``--concurrency`` requests in flight. 503 answers (queue full, worker restarting) and dropped
 connections are retried with exponential backoff; 4xx answers are final. A table with each
 image's status and time follows the progress bar; the exit status is 1 if anything failed.
+
+Clips (GIF, animated WebP/APNG, MP4/WebM/MOV) in the folder are sent the same way and saved as
+the server answers them (``.gif`` for an animation, ``.mp4`` for a video), at ``--clip-size``
+(default: the server's clip size, 480 px) and to ``--clip-model`` when given (serve.sh
+registers ``msgnet_clip``, a worker of its own, so clips do not hold up the photos).
 """
 
 from __future__ import annotations
@@ -31,10 +37,13 @@ from pathlib import Path
 import aiohttp
 from tqdm import tqdm
 
+from msgnet.clip_decode import is_clip
 from scripts.ts_client import Endpoints, read_keys
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff",
+                  ".apng", ".mp4", ".webm", ".mov", ".m4v"}
 RETRY_STATUSES = {503}
+CLIP_SUFFIX = {"image/gif": ".gif", "video/mp4": ".mp4"}  # by the answer's Content-Type
 
 
 @dataclass(frozen=True)
@@ -74,9 +83,12 @@ class BatchClient:
         base = (args.url or endpoints.inference).rstrip("/")
         suffix = f"/{args.version}" if args.version else ""
         self.url = f"{base}/predictions/{args.model}{suffix}"
+        self.clip_url = (f"{base}/predictions/{args.clip_model}" if args.clip_model
+                         else self.url)
         self.style_bytes = {s.label: s.image.read_bytes() for s in args.styles if s.image}
 
-    def _form(self, content: bytes, name: str, style: Style) -> aiohttp.FormData:
+    def _form(self, content: bytes, name: str, style: Style, clip: bool = False
+              ) -> aiohttp.FormData:
         form = aiohttp.FormData()
         form.add_field("content", content, filename=name,
                        content_type="application/octet-stream")
@@ -90,7 +102,11 @@ class BatchClient:
                            content_type="application/octet-stream")
             if args.brush:
                 form.add_field("brush", args.brush)
-        form.add_field("size", str(args.sheet_size if style.sheet else args.size))
+        if clip:  # the server's clip size unless --clip-size
+            if args.clip_size:
+                form.add_field("size", str(args.clip_size))
+        else:
+            form.add_field("size", str(args.sheet_size if style.sheet else args.size))
         if args.style_size and not style.sheet:
             form.add_field("style_size", str(args.style_size))
         if args.strength != 1.0:
@@ -104,6 +120,8 @@ class BatchClient:
                   style: Style, target: Path) -> Outcome:
         args = self.args
         content = image.read_bytes()
+        clip = not style.sheet and is_clip(content)
+        url = self.clip_url if clip else self.url
         attempts, status, error = 0, None, None
         async with limit:
             started = time.perf_counter()
@@ -113,11 +131,15 @@ class BatchClient:
                 key = read_keys(args.key_file).inference
                 headers = {"Authorization": f"Bearer {key}"} if key else {}
                 try:
-                    async with session.post(self.url, data=self._form(content, image.name, style),
+                    async with session.post(url, data=self._form(content, image.name, style,
+                                                                 clip),
                                             headers=headers) as resp:
                         status = resp.status
                         body = await resp.read()
                         if resp.status == 200:
+                            kind = resp.headers.get("Content-Type", "").split(";")[0]
+                            if kind in CLIP_SUFFIX:
+                                target = target.with_suffix(CLIP_SUFFIX[kind])
                             target.write_bytes(body)
                             return Outcome(image.name, style.label, True, status, attempts,
                                            time.perf_counter() - started, output=str(target))
@@ -201,6 +223,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--brush", choices=["small", "medium", "large"], default=None,
                    help="stroke size for --style images")
     p.add_argument("--format", choices=["jpeg", "png"], default="jpeg")
+    p.add_argument("--clip-size", type=int, default=None,
+                   help="longest side of clip outputs (default: the server's, 480)")
+    p.add_argument("--clip-model", default=None,
+                   help="model name clips go to (default --model; serve.sh registers "
+                        "msgnet_clip)")
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--retries", type=int, default=4, help="extra attempts after a 503")
     p.add_argument("--backoff", type=float, default=0.5, help="first retry delay, seconds")

@@ -54,3 +54,19 @@ async def test_the_presets_answer_has_the_clip_limits(torchserve, http):
                        json={"action": "presets"})
     clips = reply.json()["clips"]
     assert clips["max_seconds"] == 15 and clips["size"] == 480
+
+
+def test_batch_stylize_handles_clips_beside_photos(torchserve, tmp_path):
+    from .helpers import encode, noise_image
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(encode(noise_image(80, 60, seed=3), "JPEG"))
+    (folder / "anim.gif").write_bytes(cs.animation("GIF", 3, 48, 32))
+    (folder / "clip.mp4").write_bytes(cs.video(4, fps=4, width=48, height=32))
+    result = torchserve.script("batch_stylize.py", str(folder), "-o", str(out), "--preset",
+                               "candy", "--size", "64", "--clip-size", "64", "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["anim.gif", "clip.mp4", "photo.jpg"]
+    assert open_clip((out / "clip.mp4").read_bytes()).info.frames == 4
+    assert open_clip((out / "anim.gif").read_bytes()).info.width == 64
