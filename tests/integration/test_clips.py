@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from msgnet.clip_decode import open_clip
 from scripts import clip_samples as cs
@@ -69,4 +70,5 @@ def test_batch_stylize_handles_clips_beside_photos(torchserve, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["anim.gif", "clip.mp4", "photo.jpg"]
     assert open_clip((out / "clip.mp4").read_bytes()).info.frames == 4
-    assert open_clip((out / "anim.gif").read_bytes()).info.width == 64
+    with Image.open(out / "anim.gif") as gif:  # tiny weights: identical frames may merge
+        assert (gif.format, gif.width) == ("GIF", 64)
