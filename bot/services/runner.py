@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # sendPhoto takes at most 10 MB; a bigger result goes as a document (up to 50 MB on the public
 # Bot API, 2000 MB on a local one)
+DELIVERED = "delivered"  # job payload flag: every result of the job has been sent
+FINISHING_WAIT_S = 10.0  # how long a new job waits for a delivered one to tidy up
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 
 
@@ -79,7 +81,7 @@ class JobRunner:
         job = Job(user_id=user_id, run=self._runner(chat_id, tr, state, spec, status),
                   on_position=on_position, on_cancel=on_cancel, payload={"spec": spec})
         try:
-            position = await self.queue.submit(job)
+            position = await self._submit(job)
         except UserBusy:
             await self._say(chat_id, tr("already_busy"))
             return None
@@ -92,6 +94,22 @@ class JobRunner:
         current = job.payload.get("_position", position)
         await status.show(self._status_text(tr, spec, current))
         return job
+
+    async def _submit(self, job: Job) -> int:
+        """Queue ``job``. A user's job that has sent its result is only tidying up (its status
+        message, the lock): a button pressed under that result waits for it, instead of being
+        told that a job is still running."""
+        try:
+            return await self.queue.submit(job)
+        except UserBusy:
+            current = self.queue.get(job.user_id)
+            if current is None or not current.payload.get(DELIVERED):
+                raise
+            try:
+                await asyncio.wait_for(current.done.wait(), FINISHING_WAIT_S)
+            except TimeoutError:
+                raise UserBusy() from None
+            return await self.queue.submit(job)
 
     def _status_text(self, tr: Translator, spec: dict[str, Any], position: int,
                      done: int = 0) -> str:
@@ -113,6 +131,7 @@ class JobRunner:
                                                          interval=4.5, initial_sleep=0.0):
                     async with asyncio.timeout(self.settings.job_timeout):
                         await self._work(job, chat_id, tr, state, spec, status)
+                        job.payload[DELIVERED] = True
             except JobFailure as failure:
                 await self._fail(chat_id, tr, state, status, failure)
             except TimeoutError:

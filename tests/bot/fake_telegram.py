@@ -172,6 +172,7 @@ class FakeTelegram:
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.webhook: dict[str, Any] = {}
         self.unknown_methods: list[str] = []
+        self.delays: dict[str, float] = {}  # method -> seconds before it answers (slow API)
         self.requests = 0
         self._ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count] = {}
@@ -306,6 +307,8 @@ class FakeTelegram:
             return web.json_response({"ok": False, "error_code": 404,
                                       "description": "Not Found"}, status=404)
         params, files = await self._params(request)
+        if self.delays.get(method):
+            await asyncio.sleep(self.delays[method])
         try:
             result = await handler(params, files)
         except ApiError as exc:

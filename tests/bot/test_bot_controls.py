@@ -96,3 +96,15 @@ async def test_brush_for_an_uploaded_style_in_russian(make_bot, tg, fts):
     broad = await user.expect(lambda s: is_result(s) and "Широкая кисть" in s.text)
     assert fts.stylized[-1]["brush"] == "large" and fts.stylized[-1]["style"] == "image"
     assert "• 🖌 Широкая кисть •" in [t for t, _ in broad.buttons]
+
+
+async def test_a_button_pressed_while_the_last_job_tidies_up_waits_for_it(make_bot, tg, fts):
+    await make_bot(polling=True)
+    user = tg.user(305)
+    result = await first_result(user, fts)
+    # the result is out, but its job is still removing the status message (a slow API):
+    # the press must re-run, not tell the user that a job is still running
+    tg.delays["deleteMessage"] = 1.0
+    await user.press(result, "ctl:strength:25")
+    await user.expect(lambda s: is_result(s) and "strength 25%" in s.text)
+    assert not [s for s in user.sent() if "already" in s.text.lower()]

@@ -8,30 +8,9 @@ import asyncio
 
 import pytest
 from bot_helpers import dims, jpeg, png
+from e2e_helpers import WAIT, results, use_preset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-WAIT = 90.0  # generous: the machine is shared and TorchServe runs on 2 CPU cores
-
-
-def results(user) -> list:
-    return [s for s in user.sent() if s.method == "sendPhoto" and " px" in s.text]
-
-
-async def use_preset(user, name: str):
-    """/presets, page to ``name``, press its "use" button; returns the gallery message."""
-    await user.send("/presets")
-    gallery = await user.expect(lambda s: s.photo is not None, WAIT)
-
-    def use_data(sent):
-        return next((d for _, d in sent.buttons
-                     if d.startswith("pre:use:") and d.endswith(f":{name}")), None)
-
-    if use_data(gallery) is None:
-        await user.press(gallery, name)
-        gallery = await user.expect_edit(gallery.message_id,
-                                         lambda s: s.text.startswith(f"🎨 {name} "), WAIT)
-    await user.press_data(gallery, use_data(gallery))
-    return gallery
 
 
 async def test_photo_and_preset_give_a_jpeg_of_the_requested_size(run_bot, tg, proxy):
