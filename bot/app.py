@@ -25,6 +25,7 @@ from bot.middlewares import (
     AllowlistMiddleware,
     LanguageMiddleware,
     RateLimitMiddleware,
+    SenderChatMiddleware,
 )
 from bot.routers import controls, fallback, jobs, photos, presets, start_help
 from bot.routers import settings as settings_routes
@@ -119,6 +120,7 @@ def create_dispatcher(settings: Settings, services: Services,
         observer.outer_middleware(allowlist)
         observer.outer_middleware(language)  # before the limiter: its notice is translated
         observer.outer_middleware(rate_limit)
+    dp.message.outer_middleware(SenderChatMiddleware())  # anonymous admins, channels
     dp.message.outer_middleware(AlbumMiddleware(settings.album_delay))
     dp.include_routers(start_help.create_router(), settings_routes.create_router(),
                        presets.create_router(), controls.create_router(), jobs.create_router(),

@@ -28,7 +28,7 @@ async def _tell(event: TelegramObject, text: str | None) -> None:
         await event.answer(text)
 
 
-class _Notices:
+class Notices:
     def __init__(self, every: float):
         self.every = every
         self._last: dict[int, float] = {}
@@ -50,7 +50,7 @@ class AllowlistMiddleware(BaseMiddleware):
                  notice_every: float = 60.0):
         self.allowed = allowed
         self.default_language = default_language
-        self._notices = _Notices(notice_every)
+        self._notices = Notices(notice_every)
 
     async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
                        event: TelegramObject, data: dict[str, Any]) -> Any:
@@ -78,7 +78,7 @@ class RateLimitMiddleware(BaseMiddleware):
         self.shared = shared
         self.rate = per_minute / 60.0
         self._buckets: dict[int, tuple[float, float]] = {}  # user -> (tokens, updated)
-        self._notices = _Notices(notice_every)
+        self._notices = Notices(notice_every)
 
     def allow(self, user_id: int, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now

@@ -187,6 +187,10 @@ TEXTS: dict[str, str] = {
     # limits
     "rate_limited": "You're sending messages too fast. Please wait a few seconds.",
     "not_allowed": "Sorry, this bot is private.",
+    "sender_chat_refused": (
+        "Please write as yourself, not anonymously or as a channel: I keep each person's "
+        "photos, styles and jobs apart, and a chat's name does not tell people apart."
+    ),
 }
 
 # words in a caption that say which image it is

@@ -275,3 +275,27 @@ async def test_another_style_reruns_without_a_new_upload_at_the_remembered_size(
     await user.expect(lambda s: s.method == "sendPhoto" and "your image" in s.text)
     assert [(s["size"], s["style"], s["content"]) for s in fts.stylized] == [
         (768, "image", (300, 200)), (768, "candy", (300, 200)), (768, "image", (300, 200))]
+
+
+async def test_messages_in_a_chats_name_are_refused_not_merged(make_bot, tg, fts):
+    """Anonymous group admins and "send as channel" posts share one placeholder ``from``
+    user: they are asked to write as themselves instead of sharing a job lock and results."""
+    h = await make_bot()
+    group = {"id": -100500, "type": "supergroup", "title": "Artists"}
+    channel = {"id": -100600, "type": "channel", "title": "Art news"}
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group",
+                 "username": "GroupAnonymousBot"}
+    admin = tg.user(-100500)  # the group's chat, where the bot answers
+    photo = admin.photo_message(jpeg(300, 200))
+    for sender in (group, channel):
+        await h.feed(admin, message={**photo, "chat": group, "from": anonymous,
+                                     "sender_chat": sender})
+    await h.feed(admin, message={**photo, "chat": group, "from": anonymous,
+                                 "sender_chat": channel, "is_automatic_forward": True})
+    replies = [s.text for s in admin.sent()]
+    assert len(replies) == 2 and all("write as yourself" in t for t in replies)
+    assert not tg.calls("getFile") and fts.stylized == []  # nothing was kept or run
+    # a person in the same group is served as usual
+    await h.feed(admin, message={**photo, "chat": group, "from": {"id": 77, "is_bot": False,
+                                                                   "first_name": "Ann"}})
+    assert "Got the photo" in (await admin.expect(lambda s: "Got" in s.text)).text
