@@ -47,8 +47,8 @@ class HandlerSettings:
     # animated contents (GIF, WebP, APNG, MP4/WebM/MOV; msgnet.clip_limits): refused over
     # these, frames above clip_max_fps dropped, output clip_size px unless ``size`` is given
     clip_max_seconds: int = 15
-    clip_max_frames: int = 450
-    clip_max_fps: int = 30
+    clip_max_frames: int = 300
+    clip_max_fps: int = 15
     clip_size: int = 480
     clip_max_size: int = 720
     clip_reference: str = "first"  # instance-norm statistics: first | running | off

@@ -54,8 +54,9 @@ class ClipLimits:
     largest a request may ask for; frames above ``max_fps`` are dropped, not refused."""
 
     max_seconds: float = 15.0
-    max_frames: int = 450
-    max_fps: float = 30.0
+    max_frames: int = 300
+    # 15 fps keeps a 10 s 480 px clip near 1.5 min on 2 shared cores (docs/animation.md)
+    max_fps: float = 15.0
     size: int = 480
     max_size: int = 720
     max_bytes: int = DEFAULT_MAX_BYTES

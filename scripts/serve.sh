@@ -85,6 +85,9 @@ start() {
   fi
   t1=$(date +%s.%N)
   echo "cold start to READY: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s"
+  # clips get a worker of their own, so they never queue photos (docs/animation.md)
+  "$PY" -m scripts.clip_model register --config "$CONFIG" --mar "$MODEL.mar" || \
+    echo "warning: could not register the clip model msgnet_clip; clips go to $MODEL" >&2
   usage_hint
 }
 
