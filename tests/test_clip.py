@@ -93,7 +93,7 @@ def test_webm_becomes_mp4_and_fps_is_capped(stylizer: Stylizer) -> None:
     limits = ClipLimits(max_fps=20)
     result = stylize_clip(data, stylizer, stylizer.preset_target("candy"), size=48,
                           limits=limits)
-    out = open_clip(result.body).info
+    out = open_clip(result.body, limits).info
     assert out.fps == pytest.approx(20) and out.frames == 10
     assert out.seconds == pytest.approx(0.5, abs=0.01)
 
