@@ -10,8 +10,13 @@ bot sends clips there (docs/serving.md has the measurement).
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -27,6 +32,10 @@ log = logging.getLogger(__name__)
 CLIP_HEADER = "X-Msgnet-Clip"  # frames=N;fps=F;seconds=S;size=WxH;audio=...
 
 
+NDJSON_TYPE = "application/x-ndjson"
+PROGRESS_MIN_S = 1.0  # at most one progress line a second
+
+
 @dataclass
 class ClipJob:
     """A clip request waiting for its frames to be stylized."""
@@ -36,6 +45,18 @@ class ClipJob:
     target: torch.Tensor
     size: int
     controls: Controls
+    progress: bool = False  # stream {"done", "total"} lines, then the clip as base64 JSON
+
+
+def wants_progress(fields: dict) -> bool:
+    """The request's ``progress`` field (form or JSON body) is true."""
+    raw = fields.get("progress")
+    body = fields.get("body")
+    if raw is None and isinstance(body, dict):
+        raw = body.get("progress")
+    if isinstance(raw, bytes | bytearray):
+        raw = bytes(raw).decode("utf-8", "replace")
+    return str(raw).strip().lower() in ("1", "true", "yes", "on")
 
 
 def wants_clip(request: StylizeRequest) -> bool:
@@ -54,14 +75,15 @@ def clip_size(request: StylizeRequest, settings: HandlerSettings) -> int:
     return request.size
 
 
-def run_clip(stylizer, job: ClipJob, settings: HandlerSettings) -> ClipResult:
+def run_clip(stylizer, job: ClipJob, settings: HandlerSettings,
+             progress: Callable[[int, int], None] | None = None) -> ClipResult:
     """Stylize one clip; its errors carry ``code``/``http_status`` (msgnet.clip_limits), and
     the message names the field."""
     try:
         with torch.inference_mode():
             return stylize_clip(job.data, stylizer, job.target, size=job.size,
                                 controls=job.controls, reference=settings.clip_reference,
-                                limits=settings.clip_limits())
+                                limits=settings.clip_limits(), progress=progress)
     except Exception as exc:
         err = errors.from_exception(exc)
         if err.code == errors.INTERNAL_ERROR:
@@ -74,3 +96,42 @@ def run_clip(stylizer, job: ClipJob, settings: HandlerSettings) -> ClipResult:
 def clip_header(result: ClipResult) -> str:
     return (f"frames={result.frames};fps={result.fps:.3f};seconds={result.seconds:.3f};"
             f"size={result.width}x{result.height};audio={result.audio}")
+
+
+class ProgressStream:
+    """Progress of one clip as TorchServe intermediate responses (HTTP chunks): one JSON line
+    ``{"done": k, "total": n}`` at most every :data:`PROGRESS_MIN_S`, then
+    :meth:`final` answers with one line holding the clip (base64) or the error. Only for a
+    request alone in its batch (the clip model has batch size 1): an intermediate response
+    speaks for the whole batch."""
+
+    def __init__(self, context: Any, idx: int,
+                 send: Callable[..., None] | None = None):
+        if send is None:
+            from ts.protocol.otf_message_handler import send_intermediate_predict_response
+
+            send = send_intermediate_predict_response
+        self.context, self.idx, self._send = context, idx, send
+        self._last = 0.0
+        self.sent = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < PROGRESS_MIN_S:
+            return
+        self._last = now
+        self.context.set_response_content_type(self.idx, NDJSON_TYPE)
+        line = json.dumps({"done": done, "total": total}) + "\n"
+        self._send([line], self.context.request_ids, "Intermediate Prediction success", 200,
+                   self.context)
+        self.sent += 1
+
+    def final(self, result: ClipResult | BaseException) -> str:
+        """The last line: the clip, or the error (the HTTP status is already 200)."""
+        if isinstance(result, BaseException):
+            err = errors.from_exception(result)
+            return json.dumps({"status": err.status, "code": err.code, "message": err.message,
+                               **({"field": err.field} if err.field else {})}) + "\n"
+        return json.dumps({"status": 200, "content_type": result.content_type,
+                           "clip": clip_header(result),
+                           "body": base64.b64encode(result.body).decode("ascii")}) + "\n"

@@ -25,7 +25,17 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from handler import errors
 from handler.batching import Batch, Job, SheetJob, run_isolated
-from handler.clips import CLIP_HEADER, ClipJob, clip_header, clip_size, run_clip, wants_clip
+from handler.clips import (
+    CLIP_HEADER,
+    NDJSON_TYPE,
+    ClipJob,
+    ProgressStream,
+    clip_header,
+    clip_size,
+    run_clip,
+    wants_clip,
+    wants_progress,
+)
 from handler.metrics import HandlerMetrics
 from handler.parsing import (
     SHEET_SIZES,
@@ -69,6 +79,8 @@ class MsgnetHandler(BaseHandler):
         self.version = ""
         self.metrics = HandlerMetrics(None, "msgnet")
         self.warmup_s: float | None = None
+        # how clip progress lines leave (None: TorchServe's intermediate responses)
+        self.progress_send = None
 
     # ---------------------------------------------------------------- loading
     def initialize(self, context: Any) -> None:
@@ -145,7 +157,10 @@ class MsgnetHandler(BaseHandler):
                 elif isinstance(request, SheetRequest):
                     batch.sheets.append(self._prepare_sheet(idx, request))
                 elif wants_clip(request):
-                    batch.clips.append(self._prepare_clip(idx, request, self.context))
+                    job = self._prepare_clip(idx, request, self.context)
+                    # an intermediate response speaks for the whole batch: alone only
+                    job.progress = len(data) == 1 and wants_progress(fields or {})
+                    batch.clips.append(job)
                 else:
                     batch.jobs.append(self._prepare(idx, request, self.context))
             except Exception as exc:  # one bad request answers alone
@@ -165,10 +180,17 @@ class MsgnetHandler(BaseHandler):
             except Exception as exc:
                 batch.results[sheet.idx] = exc
         for clip in batch.clips:
+            stream = (ProgressStream(self.context, clip.idx, self.progress_send)
+                      if clip.progress else None)
             try:
-                batch.results[clip.idx] = run_clip(self.stylizer, clip, self.settings)
+                result = run_clip(self.stylizer, clip, self.settings, progress=stream)
             except Exception as exc:
-                batch.results[clip.idx] = exc
+                result = exc
+            if stream is not None and stream.sent:  # the status line has gone: answer in-band
+                self.context.set_response_content_type(clip.idx, NDJSON_TYPE)
+                batch.out[clip.idx] = stream.final(result)
+                continue
+            batch.results[clip.idx] = result
 
     def postprocess(self, batch: Batch) -> float:
         """Encode every result (or its error) into ``batch.out``; the megapixels answered."""

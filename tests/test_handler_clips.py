@@ -15,6 +15,7 @@ from weights_factory import make_tiny_weights
 
 from handler.msgnet_handler import MsgnetHandler
 from handler.settings import HandlerSettings
+from msgnet.clip import ClipCancelled
 from msgnet.clip_decode import open_clip
 from scripts import clip_samples as cs
 
@@ -127,3 +128,31 @@ def test_model_config_sets_the_clip_defaults() -> None:
                          .read_text())
     settings = HandlerSettings.from_model_yaml(cfg, {})
     assert (settings.clip_max_seconds, settings.clip_size) == (15, 480)
+
+
+def test_progress_lines_then_an_in_band_answer(served, monkeypatch) -> None:
+    """With progress=true a lone clip streams {"done", "total"} lines; once one has gone
+    (the HTTP status with it) even an error is answered in-band as the last line."""
+    import handler.clips as clips
+
+    sent: list[str] = []
+    monkeypatch.setattr(clips, "PROGRESS_MIN_S", 0.0)
+    monkeypatch.setattr(served[0], "progress_send", lambda ret, *args: sent.extend(ret))
+    gif = cs.animation("GIF", 10, 32, 24)
+    out, context = handle(served, [{"content": bytearray(gif), "style_id": b"candy",
+                                    "progress": b"true"}])
+    assert [json.loads(line) for line in sent] == [{"done": 8, "total": 10},
+                                                   {"done": 10, "total": 10}]
+    final = json.loads(out[0])
+    assert final["status"] == 200 and final["content_type"] == "image/gif"
+    assert context.get_response_content_type(0) == "application/x-ndjson"
+    error = clips.ProgressStream(context, 0, send=lambda *a: None).final(
+        ClipCancelled("Stopped after 8 of 10 frames."))
+    assert json.loads(error)["code"] == "cancelled"
+
+
+def test_wants_progress_reads_form_and_json() -> None:
+    from handler.clips import wants_progress
+
+    assert wants_progress({"progress": b"true"}) and wants_progress({"body": {"progress": 1}})
+    assert not wants_progress({}) and not wants_progress({"progress": "no"})

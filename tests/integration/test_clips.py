@@ -72,3 +72,26 @@ def test_batch_stylize_handles_clips_beside_photos(torchserve, tmp_path):
     assert open_clip((out / "clip.mp4").read_bytes()).info.frames == 4
     with Image.open(out / "anim.gif") as gif:  # tiny weights: identical frames may merge
         assert (gif.format, gif.width) == ("GIF", 64)
+
+
+async def test_progress_streams_lines_then_the_clip(torchserve, http):
+    import base64
+    import json
+
+    mp4 = cs.video(40, fps=10, width=64, height=48)
+    lines: list[dict] = []
+    async with http.post(torchserve.predictions_url(), headers=torchserve.auth(),
+                         data=form(content=mp4, style_id="candy", size="64",
+                                   progress="true")) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "application/x-ndjson"
+        buffer = b""
+        async for chunk in resp.content.iter_any():
+            buffer += chunk
+            *done, buffer = buffer.split(b"\n")
+            lines += [json.loads(line) for line in done if line]
+    progress, final = lines[:-1], lines[-1]
+    assert progress and all(p["total"] == 40 for p in progress)
+    assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)
+    assert final["status"] == 200 and final["content_type"] == "video/mp4"
+    assert open_clip(base64.b64decode(final["body"])).info.frames == 40
