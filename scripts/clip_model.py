@@ -7,21 +7,60 @@ gets its own worker process: photos keep their queue and worker, and the two sha
 CPU cores (docs/animation.md measures the photo latency with a clip on each). The clip model
 has batch size 1 and a long response timeout (a clip is answered when all its frames are).
 
-    python -m scripts.clip_model register [--config config.properties] [--mar msgnet.mar]
+It is its own archive, ``msgnet_clip.mar``, because TorchServe reads the queue and timeout
+settings from the archive's model-config.yaml: the photo model drops any answer later than
+``clientTimeoutInMills`` (30 s), which a clip always is. The clip archive's config is the photo
+one with :data:`CLIP_OVERRIDES`.
+
+    python -m scripts.clip_model build [--weights W] [--version V] [--output-dir model_store]
+    python -m scripts.clip_model register [--config config.properties]
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
-from scripts.ts_client import Endpoints, TorchServeError, call, read_keys
+import yaml
+
+from scripts.ts_client import ROOT, Endpoints, TorchServeError, call, read_keys
 
 CLIP_MODEL = "msgnet_clip"
 CLIP_RESPONSE_TIMEOUT_S = 600  # the bot's TS_CLIP_TIMEOUT (660 s) waits longer than this
+PHOTO_CONFIG = ROOT / "handler" / "model-config.yaml"
+# one clip at a time, answered when all its frames are: a 10 s clip at 15 fps and 480 px
+# takes about 1.5 min on 2 shared cores, 300 frames twice that
+CLIP_OVERRIDES = {"batchSize": 1, "maxBatchDelay": 0, "minWorkers": 1, "maxWorkers": 1,
+                  "responseTimeout": CLIP_RESPONSE_TIMEOUT_S,
+                  "clientTimeoutInMills": CLIP_RESPONSE_TIMEOUT_S * 1000}
 
 
-def register(endpoints: Endpoints, key_file: Path | None = None, mar: str = "msgnet.mar",
+def write_clip_config(dest: Path, source: Path = PHOTO_CONFIG) -> Path:
+    """The photo config with :data:`CLIP_OVERRIDES`; rewritten only when it changes, so the
+    archive is not rebuilt for nothing."""
+    config = yaml.safe_load(source.read_text()) or {}
+    config.update(CLIP_OVERRIDES)
+    text = ("# derived from handler/model-config.yaml by scripts/clip_model.py: do not edit\n"
+            + yaml.safe_dump(config, sort_keys=False))
+    if not dest.is_file() or dest.read_text() != text:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text)
+    return dest
+
+
+def build(output_dir: Path, extra: list[str], source: Path = PHOTO_CONFIG) -> Path:
+    """``msgnet_clip.mar`` in ``output_dir`` (only when stale), through scripts.build_mar."""
+    config = write_clip_config(output_dir / f"{CLIP_MODEL}-config.yaml", source)
+    cmd = [sys.executable, "-m", "scripts.build_mar", "--archive-name", CLIP_MODEL,
+           "--model-name", CLIP_MODEL, "--model-config", str(config), "--output-dir",
+           str(output_dir), "--if-stale", *extra]
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return output_dir / f"{CLIP_MODEL}.mar"
+
+
+def register(endpoints: Endpoints, key_file: Path | None = None, mar: str = f"{CLIP_MODEL}.mar",
              name: str = CLIP_MODEL, timeout_s: int = CLIP_RESPONSE_TIMEOUT_S) -> str:
     """Register ``mar`` (in the model store) as ``name`` with one worker; idempotent."""
     keys = read_keys(key_file)
@@ -39,12 +78,20 @@ def register(endpoints: Endpoints, key_file: Path | None = None, mar: str = "msg
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("command", choices=["register"])
-    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("command", choices=["build", "register"])
+    p.add_argument("--config", type=Path, default=None, help="register: config.properties")
     p.add_argument("--key-file", type=Path, default=None)
-    p.add_argument("--mar", default="msgnet.mar")
+    p.add_argument("--mar", default=f"{CLIP_MODEL}.mar", help="register: archive in the store")
     p.add_argument("--name", default=CLIP_MODEL)
+    p.add_argument("--output-dir", type=Path, default=ROOT / "model_store", help="build")
+    p.add_argument("--weights", default=None, help="build: as scripts.build_mar")
+    p.add_argument("--version", default=None, help="build: as scripts.build_mar")
     args = p.parse_args(argv)
+    if args.command == "build":
+        extra = [flag for name in ("weights", "version") if getattr(args, name)
+                 for flag in (f"--{name}", getattr(args, name))]
+        print(build(args.output_dir, extra))
+        return 0
     print(register(Endpoints.from_config(args.config), args.key_file, args.mar, args.name))
     return 0
 

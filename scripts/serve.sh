@@ -65,6 +65,7 @@ start() {
     return 0
   fi
   "$PY" -m scripts.build_mar --if-stale "${build_args[@]}"
+  "$PY" -m scripts.clip_model build "${build_args[@]}"  # msgnet_clip.mar: clips' own worker
   mkdir -p "$RUN_DIR" logs
   local t0 t1
   t0=$(date +%s.%N)
@@ -86,7 +87,7 @@ start() {
   t1=$(date +%s.%N)
   echo "cold start to READY: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s"
   # clips get a worker of their own, so they never queue photos (docs/animation.md)
-  "$PY" -m scripts.clip_model register --config "$CONFIG" --mar "$MODEL.mar" || \
+  "$PY" -m scripts.clip_model register --config "$CONFIG" || \
     echo "warning: could not register the clip model msgnet_clip; clips go to $MODEL" >&2
   usage_hint
 }
