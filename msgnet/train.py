@@ -40,6 +40,7 @@ from msgnet.checkpoint import load_weights, save_weights
 from msgnet.imageio import image_to_bgr, load_image, resize_longest
 from msgnet.inspiration import inspiration_ranks, inverse_gram_init
 from msgnet.model import Net
+from msgnet.optimizer import load_optimizer_state, make_optimizer
 from msgnet.vgg import (
     CONTENT_LAYER,
     IMAGENET_MEAN_BGR,
@@ -78,6 +79,7 @@ class TrainConfig:
     threads: int | None = None
     style_encoder_size: int | None = None
     init_inspiration: float | None = None
+    inspiration_lr: float | None = None  # Adam lr of the Inspiration weight (msgnet.optimizer)
 
 
 def list_images(folder: str | Path, exclude_prefix: list[str] | tuple = ()) -> list[Path]:
@@ -225,12 +227,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         inspiration_init = {"lambda": cfg.init_inspiration, "max_abs_weight": round(peak, 3),
                             **inspiration_ranks(net, dict(zip(names, grams, strict=True)))}
     net = net.to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    optimizer = make_optimizer(net, cfg.lr, cfg.inspiration_lr)
     step, elapsed, history = 0, 0.0, []
     if resuming:
         state = torch.load(state_file, map_location=device, weights_only=False)
         net.load_state_dict(state["net"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(optimizer, state["optimizer"], net, cfg.lr, cfg.inspiration_lr)
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
         rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -341,6 +343,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-inspiration", type=float, metavar="LAMBDA",
                    help="start the Inspiration weight at (mean preset Gram + LAMBDA*I)^-1 "
                         "(fresh starts and --init-weights only, not when resuming)")
+    p.add_argument("--inspiration-lr", type=float, metavar="LR",
+                   help="Adam learning rate of the Inspiration weight (default: --lr); its "
+                        "entries are ~1/LAMBDA after --init-inspiration, where --lr barely "
+                        "moves them; resuming switches freely with or without it")
 
 
 def run(args: argparse.Namespace) -> int:

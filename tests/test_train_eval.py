@@ -299,3 +299,16 @@ def test_evaluate_and_preview_refuse_missing_inputs_in_one_line(data, tmp_path, 
     save_weights(bare, load_weights(weights).net, presets={})
     assert preview_main(["--weights", str(bare), "-o", str(tmp_path / "p")]) == 2
     assert "has no presets" in capsys.readouterr().err
+
+
+def test_resume_with_an_inspiration_learning_rate(data, tmp_path):
+    out = tmp_path / "w.pt"
+    train(_config(data, out, steps=2), progress=False)
+    before = load_weights(out).net.ins.weight.detach().float().clone()
+    train(_config(data, out, steps=4, inspiration_lr=0.05), progress=False)
+    state = torch.load(out.with_name("w.trainstate.pt"), weights_only=False)
+    assert state["step"] == 4
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-3, 0.05]
+    assert load_weights(out).metadata["recipe"]["inspiration_lr"] == 0.05
+    moved = float((load_weights(out).net.ins.weight.float() - before).abs().max())
+    assert moved > 0.05  # two steps of ~0.05 each (fp16 file), not ~1e-3
