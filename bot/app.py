@@ -27,7 +27,7 @@ from bot.middlewares import (
     RateLimitMiddleware,
     SenderChatMiddleware,
 )
-from bot.routers import controls, fallback, jobs, photos, presets, start_help
+from bot.routers import clips, controls, fallback, jobs, photos, presets, start_help
 from bot.routers import settings as settings_routes
 from bot.routers.presets import PreviewIds
 from bot.services.coordination import Coordinator
@@ -100,8 +100,10 @@ def create_services(settings: Settings, bot: Bot,
         key=InferenceKey(settings.ts_inference_key.get(), settings.ts_key_file),
         timeout=settings.ts_timeout, connect_timeout=settings.ts_connect_timeout,
         retries=settings.ts_retries, retry_delay=settings.ts_retry_delay,
-        info_ttl=settings.presets_ttl, max_connections=settings.max_concurrent_jobs + 4)
-    queue = JobQueue(settings.max_concurrent_jobs, settings.max_queue, metrics, coordination)
+        info_ttl=settings.presets_ttl, max_connections=settings.max_concurrent_jobs + 4,
+        clip_model=settings.ts_clip_model, clip_timeout=settings.ts_clip_timeout)
+    queue = JobQueue(settings.max_concurrent_jobs, settings.max_queue, metrics, coordination,
+                     max_heavy=settings.max_concurrent_clips)
     results = ResultCache(settings.result_cache_per_user, settings.result_cache_bytes)
     runner = JobRunner(bot, client, queue, results, settings, metrics, coordination)
     return Services(settings, client, queue, results, runner, PreviewIds(), metrics,
@@ -114,7 +116,8 @@ def create_dispatcher(settings: Settings, services: Services,
     # one instance each for messages and button presses: they share a user's bucket
     allowlist = AllowlistMiddleware(settings.allowed_users, settings.default_language)
     rate_limit = RateLimitMiddleware(settings.rate_limit_burst, settings.rate_limit_per_minute,
-                                     shared=services.coordination)
+                                     shared=services.coordination,
+                                     clip_cost=settings.clip_rate_cost)
     language = LanguageMiddleware(settings.default_language)
     for observer in (dp.message, dp.callback_query):
         observer.outer_middleware(allowlist)
@@ -124,7 +127,7 @@ def create_dispatcher(settings: Settings, services: Services,
     dp.message.outer_middleware(AlbumMiddleware(settings.album_delay))
     dp.include_routers(start_help.create_router(), settings_routes.create_router(),
                        presets.create_router(), controls.create_router(), jobs.create_router(),
-                       photos.create_router(),
+                       clips.create_router(), photos.create_router(),
                        fallback.create_router())
     dp.workflow_data.update(settings=settings, ts=services.ts, queue=services.queue,
                             results=services.results, runner=services.runner,

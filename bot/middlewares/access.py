@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
+from bot.clipflow import is_clip_message
 from bot.texts import Translator, pick_language
 
 if TYPE_CHECKING:
@@ -72,36 +73,41 @@ class RateLimitMiddleware(BaseMiddleware):
     together; this replica's bucket is the fallback while Redis is unreachable."""
 
     def __init__(self, burst: int = 20, per_minute: float = 40.0, notice_every: float = 10.0,
-                 shared: Coordinator | None = None):
+                 shared: Coordinator | None = None, clip_cost: int = 1):
         self.burst = float(burst)
+        # a clip is hundreds of forward passes: its upload spends this many tokens (at most
+        # the burst, so one clip is always possible)
+        self.clip_cost = float(max(1, min(clip_cost, burst)))
         self.per_minute = per_minute
         self.shared = shared
         self.rate = per_minute / 60.0
         self._buckets: dict[int, tuple[float, float]] = {}  # user -> (tokens, updated)
         self._notices = Notices(notice_every)
 
-    def allow(self, user_id: int, now: float | None = None) -> bool:
+    def allow(self, user_id: int, now: float | None = None, cost: float = 1.0) -> bool:
         now = time.monotonic() if now is None else now
         tokens, updated = self._buckets.get(user_id, (self.burst, now))
         tokens = min(self.burst, tokens + (now - updated) * self.rate)
-        allowed = tokens >= 1.0
-        self._buckets[user_id] = (tokens - 1.0 if allowed else tokens, now)
+        allowed = tokens >= cost
+        self._buckets[user_id] = (tokens - cost if allowed else tokens, now)
         if len(self._buckets) > 50_000:  # forget users whose bucket is full again
             full = (self.burst / self.rate) if self.rate else 0
             self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full}
         return allowed
 
-    async def _allowed(self, user_id: int) -> bool:
+    async def _allowed(self, user_id: int, cost: float = 1.0) -> bool:
         if self.shared is not None:
+            # the shared window counts updates, not costs: a clip counts once there
             verdict = await self.shared.rate_allow(user_id, int(self.burst), self.per_minute)
             if verdict is not None:
                 return verdict
-        return self.allow(user_id)
+        return self.allow(user_id, cost=cost)
 
     async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
                        event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is None or await self._allowed(user.id):
+        cost = self.clip_cost if isinstance(event, Message) and is_clip_message(event) else 1.0
+        if user is None or await self._allowed(user.id, cost):
             return await handler(event, data)
         text = None
         if self._notices.due(user.id):

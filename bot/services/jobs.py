@@ -60,6 +60,7 @@ class Job:
     on_position: Callable[[int], Awaitable[None]] | None = None
     on_cancel: Callable[[str], Awaitable[None]] | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    heavy: bool = False  # a clip: at most ``max_heavy`` of them run at once
     id: str = field(default_factory=lambda: secrets.token_hex(4))
     state: str = QUEUED
     submitted_at: float = field(default_factory=time.monotonic)
@@ -75,8 +76,10 @@ class JobQueue:
     """FIFO queue served by ``concurrency`` workers."""
 
     def __init__(self, concurrency: int = 2, max_queue: int = 100, metrics: Any = None,
-                 coordination: Coordinator | None = None):
+                 coordination: Coordinator | None = None, max_heavy: int | None = None):
         self.concurrency = max(1, concurrency)
+        # heavy jobs (clips) running at once; photos queued behind a waiting clip go first
+        self.max_heavy = max(1, max_heavy) if max_heavy else self.concurrency
         self.max_queue = max_queue
         self.metrics = metrics
         self.coordination = coordination
@@ -139,6 +142,8 @@ class JobQueue:
         self._waiting.append(job)
         # a job an idle worker is about to take is not "in the queue" for its user
         position = max(0, len(self._waiting) - idle)
+        if job.heavy and self._runnable() is not job and job in self._waiting:
+            position = max(1, position)  # behind the running clip, idle workers or not
         job.payload["_position"] = position
         self._gauge()
         async with self._wakeup:
@@ -219,10 +224,18 @@ class JobQueue:
     def _idle_workers(self) -> int:
         return max(0, self.concurrency - self.running)
 
+    def _runnable(self) -> Job | None:
+        """The first waiting job that may start: a heavy one only below ``max_heavy``."""
+        heavy_running = sum(1 for j in self._by_user.values() if j.heavy and j.state == RUNNING)
+        return next((j for j in self._waiting if not j.heavy or heavy_running < self.max_heavy),
+                    None)
+
     async def _next(self) -> Job:
         async with self._wakeup:
-            await self._wakeup.wait_for(lambda: bool(self._waiting))
-            return self._waiting.popleft()
+            await self._wakeup.wait_for(lambda: self._runnable() is not None)
+            job = self._runnable()
+            self._waiting.remove(job)
+            return job
 
     async def _worker(self, index: int) -> None:
         while True:
@@ -262,6 +275,9 @@ class JobQueue:
                 await self.coordination.release(job.user_id, job.id)
         finally:
             job.done.set()
+            if job.heavy:  # a heavy slot is free: a waiting clip may start
+                async with self._wakeup:
+                    self._wakeup.notify_all()
 
     def _announce_positions(self) -> None:
         for index, job in enumerate(self._waiting, start=1):

@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.imageinfo import dimensions
 from bot.keyboards import cancel_keyboard, result_keyboard, sheet_keyboard
 from bot.services import torchserve as ts
+from bot.services.clip_delivery import CLIP_ERRORS, deliver_clip, is_clip_spec
 from bot.services.coordination import Coordinator
 from bot.services.jobs import SHUTDOWN, Job, JobQueue, QueueFull, ShuttingDown, UserBusy
 from bot.services.results import ResultCache
@@ -79,7 +80,8 @@ class JobRunner:
                 await self._say(chat_id, tr("cancelled"))
 
         job = Job(user_id=user_id, run=self._runner(chat_id, tr, state, spec, status),
-                  on_position=on_position, on_cancel=on_cancel, payload={"spec": spec})
+                  on_position=on_position, on_cancel=on_cancel, payload={"spec": spec},
+                  heavy=is_clip_spec(spec))
         try:
             position = await self._submit(job)
         except UserBusy:
@@ -115,6 +117,8 @@ class JobRunner:
                      done: int = 0) -> str:
         if position > 0:
             return tr("queued", position=position)
+        if is_clip_spec(spec):
+            return tr("running_clip", done=done, total=spec.get("_frames") or "…")
         if spec.get("sheet"):
             return tr("running_sheet")
         sizes = spec["sizes"]
@@ -126,10 +130,13 @@ class JobRunner:
     def _runner(self, chat_id: int, tr: Translator, state: FSMContext, spec: dict[str, Any],
                 status: StatusMessage):
         async def run(job: Job) -> None:
+            clip = is_clip_spec(spec)
+            timeout = self.settings.clip_job_timeout if clip else self.settings.job_timeout
+            action = ChatActionSender.upload_video if clip else ChatActionSender.upload_photo
             try:
-                async with ChatActionSender.upload_photo(bot=self.bot, chat_id=chat_id,
-                                                         interval=4.5, initial_sleep=0.0):
-                    async with asyncio.timeout(self.settings.job_timeout):
+                async with action(bot=self.bot, chat_id=chat_id, interval=4.5,
+                                  initial_sleep=0.0):
+                    async with asyncio.timeout(timeout):
                         await self._work(job, chat_id, tr, state, spec, status)
                         job.payload[DELIVERED] = True
             except JobFailure as failure:
@@ -152,6 +159,10 @@ class JobRunner:
         style = await self._download(spec["style"], "style") if spec.get("style") else None
         style_id, options = controls.request_fields(spec)
         sizes: list[int] = spec["sizes"]
+        if is_clip_spec(spec):
+            await self._clip(job, chat_id, tr, state, spec, status, content, style, style_id,
+                             options)
+            return
         if spec.get("sheet"):
             await self._sheet(chat_id, tr, content, sizes[0], options, spec)
             return
@@ -167,6 +178,32 @@ class JobRunner:
                                 last=done == len(sizes) - 1)
         if len(sizes) > 1:
             await self._say(chat_id, tr("tests_done", sizes=", ".join(map(str, sizes))))
+
+    async def _clip(self, job: Job, chat_id: int, tr: Translator, state: FSMContext,
+                    spec: dict[str, Any], status: StatusMessage, content: bytes,
+                    style: bytes | None, style_id: str | None, options: dict[str, str]) -> None:
+        """A clip on the clip model: frames done / total in the status message (edited at
+        most every ``status_interval``), the result as an animation, video or video note."""
+
+        async def progress(done: int, total: int) -> None:
+            spec["_frames"] = total
+            await status.set(self._status_text(tr, spec, 0, done))
+
+        try:
+            result = await self.ts.stylize_clip(content, style=style, style_id=style_id,
+                                                options=options, on_progress=progress)
+        except ts.TorchServeError as exc:
+            raise self._failure(exc, spec) from None
+        if result.content_type not in ("image/gif", "video/mp4"):
+            # a GIF document with one frame: the server answered with a photo
+            await self._deliver(job, chat_id, tr, state, {**spec, "content": spec["content"]},
+                                ts.StyledImage(result.data, result.content_type),
+                                spec["sizes"][0], last=True)
+            return
+        await deliver_clip(self.bot, chat_id, tr, spec, result)
+        job.payload[DELIVERED] = True
+        if self.metrics is not None:
+            self.metrics.delivered(time.monotonic() - job.submitted_at)
 
     async def _sheet(self, chat_id: int, tr: Translator, content: bytes, size: int,
                      options: dict[str, str], spec: dict[str, Any]) -> None:
@@ -230,6 +267,9 @@ class JobRunner:
                               name=spec.get("preset") or "?")
         if exc.code == "bad_option":
             return JobFailure("err_bad_option", exc.code)
+        if exc.code in CLIP_ERRORS:
+            return JobFailure(CLIP_ERRORS[exc.code], exc.code, drop="content",
+                              detail=exc.message[:200])
         return JobFailure("err_server", exc.code or "client")
 
     @staticmethod

@@ -11,6 +11,7 @@ and cached for a few minutes, never read from a local copy.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -30,6 +31,30 @@ BUSY = "busy"        # 503 after all retries
 DOWN = "down"        # cannot connect / connection lost, after all retries
 TIMEOUT = "timeout"  # no answer within the timeout
 SERVER = "server"    # 5xx, unexpected answers, wrong model name, rejected key
+
+
+NDJSON = "application/x-ndjson"  # the clip model's streamed answer (progress, then the clip)
+
+
+async def _last_line(resp: aiohttp.ClientResponse, on_progress) -> bytes:
+    """Read an NDJSON answer: every ``{"done", "total"}`` line to ``on_progress``, and the
+    last line (the clip, several MB of base64: split by hand, not by readline's 64 kB cap)."""
+    buffer, last = b"", b""
+    async for chunk in resp.content.iter_any():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                item = None
+            if isinstance(item, dict) and "done" in item and "body" not in item:
+                await on_progress(int(item["done"]), int(item.get("total") or 0))
+            else:
+                last = line
+    return last or buffer
 
 
 class TorchServeError(Exception):
@@ -97,6 +122,28 @@ class StyledImage:
         return "png" if self.content_type == "image/png" else "jpg"
 
 
+@dataclass(frozen=True)
+class StyledClip:
+    """A stylized clip: ``image/gif`` or ``video/mp4``, and the server's description
+    (``frames=N;fps=F;seconds=S;size=WxH;audio=...``)."""
+
+    data: bytes
+    content_type: str
+    about: str = ""
+
+    @property
+    def extension(self) -> str:
+        return "gif" if self.content_type == "image/gif" else "mp4"
+
+    def field(self, name: str) -> str:
+        """One ``name=value`` of :attr:`about` ("" when absent)."""
+        for part in self.about.split(";"):
+            key, _, value = part.partition("=")
+            if key == name:
+                return value
+        return ""
+
+
 class InferenceKey:
     """The ``Authorization: Bearer`` key: a fixed value, or TorchServe's key_file.json.
 
@@ -151,6 +198,7 @@ class TorchServeClient:
 
     def __init__(self, base_url: str, model: str, version: str = "", *,
                  key: InferenceKey | None = None, timeout: float = 180.0,
+                 clip_model: str = "", clip_timeout: float = 660.0,
                  connect_timeout: float = 5.0, retries: int = 3, retry_delay: float = 1.0,
                  info_ttl: float = 300.0, max_connections: int = 16):
         self.base_url = base_url.rstrip("/")
@@ -161,6 +209,9 @@ class TorchServeClient:
                                              sock_connect=connect_timeout)
         self.info_timeout = aiohttp.ClientTimeout(total=min(timeout, 30.0),
                                                   connect=connect_timeout,
+                                                  sock_connect=connect_timeout)
+        self.clip_model = clip_model or model
+        self.clip_timeout = aiohttp.ClientTimeout(total=clip_timeout, connect=connect_timeout,
                                                   sock_connect=connect_timeout)
         self.retries = max(1, retries)
         self.retry_delay = retry_delay
@@ -223,6 +274,45 @@ class TorchServeClient:
                                   status=status)
         return StyledImage(body, ctype)
 
+    async def stylize_clip(self, content: bytes, *, style: bytes | None = None,
+                           style_id: str | None = None, options: dict[str, str] | None = None,
+                           on_progress=None) -> StyledClip:
+        """Stylize a GIF or video on the clip model. The server streams ``{"done", "total"}``
+        lines (``on_progress(done, total)`` is awaited for each), then one line with the clip
+        (base64) or its error; an error found before any frame is a plain 4xx answer."""
+
+        def form() -> aiohttp.FormData:
+            data = aiohttp.FormData()
+            data.add_field("content", content, filename="content",
+                           content_type="application/octet-stream")
+            if style is not None:
+                data.add_field("style", style, filename="style",
+                               content_type="application/octet-stream")
+            if style_id is not None:
+                data.add_field("style_id", str(style_id))
+            for key, value in (options or {}).items():
+                data.add_field(key, value)
+            data.add_field("progress", "true")
+            return data
+
+        status, ctype, lines = await self._post(form, self.clip_timeout, "clip",
+                                                model=self.clip_model, stream=on_progress)
+        if ctype in ("image/gif", "video/mp4"):  # a server that did not stream
+            return StyledClip(lines, ctype)
+        if ctype.startswith("image/"):  # a still GIF: the server answered with a photo
+            return StyledClip(lines, ctype)
+        try:
+            final = json.loads(lines)
+        except ValueError:
+            raise TorchServeError(SERVER, "bad clip answer") from None
+        if final.get("status") != 200:
+            raise self._error(int(final.get("status") or 500), "application/json", lines, 1)
+        try:
+            body = base64.b64decode(final["body"])
+        except (KeyError, ValueError, TypeError):
+            raise TorchServeError(SERVER, "bad clip answer: no body") from None
+        return StyledClip(body, str(final.get("content_type") or ""), str(final.get("clip", "")))
+
     async def server_info(self, *, refresh: bool = False) -> ServerInfo:
         """Presets and sizes, cached for ``info_ttl`` seconds (a stale copy if the server is
         down and one was fetched before)."""
@@ -264,9 +354,10 @@ class TorchServeClient:
     # --- transport --------------------------------------------------------------------------
 
     async def _post(self, payload, timeout: aiohttp.ClientTimeout, what: str,
-                    ) -> tuple[int, str, bytes]:
+                    model: str | None = None, stream=None) -> tuple[int, str, bytes]:
         """POST with retries; ``payload()`` builds a fresh body per attempt (a sent FormData
-        cannot be sent again). Returns status, content type and body of a 200 answer."""
+        cannot be sent again). Returns status, content type and body of a 200 answer; with
+        ``stream`` an NDJSON answer's progress lines go to it and the body is the last line."""
         await self.start()
         assert self._session is not None
         reloaded_key = False
@@ -278,10 +369,14 @@ class TorchServeClient:
                 body_kw = {"data": body_kw}
             started = time.monotonic()
             try:
-                async with self._session.post(self.url, headers=self.key.headers(),
+                url = self.url if model is None else f"{self.base_url}/predictions/{model}"
+                async with self._session.post(url, headers=self.key.headers(),
                                               timeout=timeout, **body_kw) as resp:
-                    body = await resp.read()
                     status, ctype = resp.status, resp.content_type or ""
+                    if stream is not None and status == 200 and ctype == NDJSON:
+                        body = await _last_line(resp, stream)
+                    else:
+                        body = await resp.read()
             except aiohttp.ConnectionTimeoutError:
                 failure = TorchServeError(DOWN, "connect timeout", attempts=attempt)
             except (TimeoutError, aiohttp.SocketTimeoutError):

@@ -191,6 +191,35 @@ TEXTS: dict[str, str] = {
         "Please write as yourself, not anonymously or as a channel: I keep each person's "
         "photos, styles and jobs apart, and a chat's name does not tell people apart."
     ),
+    # clips (GIFs, animations, videos, video notes)
+    "got_clip": (
+        "🎞 Got the clip. I'll stylize up to {frames} frames at {clip_size} px — that takes a "
+        "while (about a second a frame); I'll show the progress here. Limits: {max_seconds} s, "
+        "{max_frames} frames, {max_fps} fps, {limit_mb} MB."
+    ),
+    "got_clip_need_style": (
+        "🎞 Got the clip (up to {frames} frames at {clip_size} px; limits: {max_seconds} s, "
+        "{max_frames} frames, {max_fps} fps, {limit_mb} MB). Now send a style image or pick "
+        "one: /presets"
+    ),
+    "clip_too_long": (
+        "This clip is {duration} s long; I can stylize clips up to {max_seconds} s "
+        "({max_frames} frames, {max_fps} fps, {limit_mb} MB). Send a shorter one."
+    ),
+    "clip_too_big": (
+        "This clip is {size_mb} MB; the limit is {limit_mb} MB (and {max_seconds} s). "
+        "Send a shorter or smaller one."
+    ),
+    "running_clip": "🎞 Styling your clip… {done} of {total} frames done",
+    "clip_caption": "{style} · {frames} frames, {size} px",
+    "err_clip_too_long": "The styling server refused the clip as too long: {detail}",
+    "err_corrupt_clip": (
+        "Your clip seems damaged or incomplete — I can't read it ({detail}). "
+        "Please send it again."
+    ),
+    "err_unsupported_codec": (
+        "I can't read this clip's format ({detail}). Send a GIF, or an MP4 or WebM video."
+    ),
 }
 
 # words in a caption that say which image it is

@@ -44,7 +44,9 @@ JSON_FIELDS = {"reply_markup", "media", "allowed_updates", "commands", "scope", 
                "caption_entities", "link_preview_options", "reply_parameters"}
 INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "cache_time",
               "max_connections", "user_id"}
-SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup"}
+SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendAnimation",
+                "sendVideo", "sendVideoNote"}
+CLIP_KINDS = ("animation", "video", "video_note")  # message fields holding a clip
 EDIT_METHODS = {"editMessageText", "editMessageCaption", "editMessageReplyMarkup",
                 "editMessageMedia"}
 
@@ -148,6 +150,13 @@ class Sent:
     def file_name(self) -> str | None:
         msg = self.message or self._original
         return (msg.get("document") or {}).get("file_name")
+
+    @property
+    def clip(self) -> tuple[str, bytes] | None:
+        """(kind, bytes) of a sent animation, video or video note."""
+        msg = self.message or self._original
+        kind = next((k for k in CLIP_KINDS if msg.get(k)), None)
+        return (kind, self.tg.files[msg[kind]["file_id"]].data) if kind else None
 
     def __repr__(self) -> str:
         kind = "photo" if self.photo else "document" if self.document else "text"
@@ -494,6 +503,33 @@ class FakeTelegram:
             content["caption"] = params["caption"]
         return self._new_bot_message(params["chat_id"], **content, **_any_markup(params))
 
+    async def _send_clip(self, params, files, kind: str):
+        source = self._input_file(params.get(kind), files, kind)
+        if isinstance(source, bytes) and len(source) > UPLOAD_LIMIT:
+            raise ApiError(413, "Request Entity Too Large")
+        stored = source if isinstance(source, StoredFile) else self.register_file(source)
+        media: dict[str, Any] = {"file_id": stored.file_id, "file_unique_id": stored.unique_id,
+                                 "file_size": stored.size,
+                                 "duration": int(params.get("duration") or 0)}
+        if kind == "video_note":
+            media["length"] = int(params.get("length") or 0)
+        else:
+            media.update(width=int(params.get("width") or 0),
+                         height=int(params.get("height") or 0))
+        content: dict[str, Any] = {kind: media}
+        if params.get("caption"):
+            content["caption"] = params["caption"]
+        return self._new_bot_message(params["chat_id"], **content, **_any_markup(params))
+
+    async def _m_sendanimation(self, params, files):
+        return await self._send_clip(params, files, "animation")
+
+    async def _m_sendvideo(self, params, files):
+        return await self._send_clip(params, files, "video")
+
+    async def _m_sendvideonote(self, params, files):
+        return await self._send_clip(params, files, "video_note")
+
     async def _m_sendmediagroup(self, params, files):
         media = params.get("media") or []
         if not 2 <= len(media) <= 10:
@@ -685,6 +721,20 @@ class FakeUser:
         if media_group_id:
             content["media_group_id"] = media_group_id
         return self._message(**content)
+
+    async def send_clip(self, kind: str, data: bytes, *, duration: int, width: int,
+                        height: int, mime_type: str = "video/mp4") -> dict[str, Any]:
+        """An animation, video or video note message, with the metadata Telegram adds."""
+        stored = self.tg.register_file(data, suffix="mp4")
+        clip: dict[str, Any] = {"file_id": stored.file_id, "file_unique_id": stored.unique_id,
+                                "duration": duration, "file_size": stored.size}
+        if kind == "video_note":
+            clip["length"] = width
+        else:
+            clip.update(width=width, height=height, mime_type=mime_type)
+        message = self._message(**{kind: clip})
+        await self.tg.push_update({"message": message})
+        return message
 
     async def send_photo(self, data: bytes, caption: str | None = None) -> dict[str, Any]:
         message = self.photo_message(data, caption)

@@ -1,0 +1,144 @@
+"""Unit tests of the bot's clip parts (issue 14): clip references and limits, the heavy-job
+cap of the queue, the clip's rate-limit cost, and the streamed clip answer of the client."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from aiogram.types import Message
+from aiohttp import web
+from job_helpers import Work, until
+
+from bot import clipflow
+from bot.flow import Rejection
+from bot.middlewares.access import RateLimitMiddleware
+from bot.services import torchserve as ts
+from bot.services.jobs import Job, JobQueue
+
+
+def _message(**content) -> Message:
+    return Message.model_validate({"message_id": 1, "date": 0,
+                                   "chat": {"id": 5, "type": "private"}, **content})
+
+
+CLIP = {"file_id": "F", "file_unique_id": "U", "duration": 4, "width": 320, "height": 240,
+        "file_size": 1000}
+
+
+def test_clip_refs_for_every_kind_telegram_sends() -> None:
+    # Telegram sets ``document`` on an animation too: it is still an animation
+    animation = _message(animation=CLIP, document={"file_id": "F", "file_unique_id": "U"})
+    assert clipflow.clip_ref(animation, 10**6)["media"] == "animation"
+    assert clipflow.clip_ref(_message(video=CLIP), 10**6)["media"] == "video"
+    note = clipflow.clip_ref(_message(video_note={"file_id": "F", "file_unique_id": "U",
+                                                  "duration": 3, "length": 240}), 10**6)
+    assert (note["media"], note["width"], note["height"]) == ("video_note", 240, 240)
+    gif = _message(document={"file_id": "F", "file_unique_id": "U", "file_name": "a.gif",
+                             "mime_type": "image/gif"})
+    assert clipflow.is_clip_document(gif) and clipflow.clip_ref(gif, 10**6)["media"] == \
+        "document"
+    photo_doc = _message(document={"file_id": "F", "file_unique_id": "U",
+                                   "file_name": "a.png", "mime_type": "image/png"})
+    assert not clipflow.is_clip_message(photo_doc) and clipflow.clip_ref(photo_doc, 1) is None
+    assert isinstance(clipflow.clip_ref(_message(video=CLIP), 100), Rejection)
+
+
+def test_limits_come_from_the_server_and_are_checked_before_download() -> None:
+    limits = clipflow.limits_of({"clips": {"max_seconds": 10, "max_fps": 12, "size": 360,
+                                           "unrelated": "x"}})
+    assert (limits["max_seconds"], limits["max_fps"], limits["size"]) == (10, 12, 360)
+    assert clipflow.limits_of(None) == clipflow.DEFAULT_LIMITS
+    ref = {"duration": 12, "bytes": 10}
+    refusal = clipflow.over_limits(ref, limits)
+    assert refusal.key == "clip_too_long" and refusal.values["max_seconds"] == "10"
+    assert clipflow.over_limits({"duration": 5, "bytes": 10}, limits) is None
+    assert clipflow.over_limits({"duration": 5, "bytes": 10**9}, limits).key == "clip_too_big"
+    assert clipflow.expected_frames({"duration": 5}, limits) == 60
+    assert clipflow.expected_frames({"duration": 0}, limits) == 120  # unknown: the cap
+
+
+async def test_one_heavy_job_at_a_time_and_photos_pass_a_waiting_clip() -> None:
+    queue = JobQueue(concurrency=2, max_heavy=1)
+    queue.start()
+    clip1, clip2, photo = Work(), Work(), Work()
+    jobs = [Job(1, clip1.run, heavy=True), Job(2, clip2.run, heavy=True), Job(3, photo.run)]
+    positions = [await queue.submit(j) for j in jobs]
+    assert positions[1] == 1  # the second clip waits behind the first, a worker idle or not
+    await clip1.started.wait()
+    await photo.started.wait()  # the photo overtook the waiting clip
+    assert not clip2.started.is_set()
+    clip1.release.set()
+    await clip2.started.wait()
+    clip2.release.set()
+    photo.release.set()
+    await until(lambda: all(j.done.is_set() for j in jobs))
+    await queue.shutdown(1)
+
+
+def test_a_clip_costs_more_rate_limit_tokens() -> None:
+    limiter = RateLimitMiddleware(burst=10, per_minute=0.1, clip_cost=8)
+    assert limiter.allow(1, now=0.0, cost=limiter.clip_cost)
+    assert not limiter.allow(1, now=0.0, cost=limiter.clip_cost)  # 2 tokens left
+    assert limiter.allow(1, now=0.0) and limiter.allow(1, now=0.0)
+    assert RateLimitMiddleware(burst=5, clip_cost=50).clip_cost == 5  # one clip always fits
+
+
+@pytest.fixture
+async def clip_server(unused_tcp_port):
+    """A stand-in clip model: progress lines, then the clip or an in-band error."""
+    answers: list[list[bytes]] = []
+
+    async def predict(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        assert form["progress"] == "true" and request.path == "/predictions/clips"
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        for chunk in answers.pop(0):
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/predictions/{model}", predict)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    client = ts.TorchServeClient(f"http://127.0.0.1:{unused_tcp_port}", "msgnet",
+                                 clip_model="clips", retries=1)
+    yield client, answers
+    await client.close()
+    await runner.cleanup()
+
+
+async def test_the_client_reads_progress_then_a_big_clip(clip_server) -> None:
+    client, answers = clip_server
+    body = bytes(range(256)) * 2000  # 512 kB: past aiohttp's 64 kB line limit
+    final = json.dumps({"status": 200, "content_type": "video/mp4", "clip": "frames=8;size=4x4",
+                        "body": base64.b64encode(body).decode()}).encode() + b"\n"
+    answers.append([b'{"done": 4, "total": 8}\n{"done"', b': 8, "total": 8}\n',
+                    final[:1000], final[1000:]])
+    seen = []
+
+    async def progress(done, total):
+        seen.append((done, total))
+
+    clip = await client.stylize_clip(b"x", style_id="candy", on_progress=progress)
+    assert seen == [(4, 8), (8, 8)]
+    assert (clip.data, clip.content_type, clip.field("frames")) == (body, "video/mp4", "8")
+
+
+async def test_an_in_band_error_is_a_client_error(clip_server) -> None:
+    client, answers = clip_server
+    answers.append([b'{"done": 8, "total": 20}\n',
+                    json.dumps({"status": 400, "code": "corrupt_clip", "field": "content",
+                                "message": "content: damaged after frame 8"}).encode()])
+
+    async def progress(done, total):
+        pass
+
+    with pytest.raises(ts.TorchServeError) as info:
+        await client.stylize_clip(b"x", style_id="candy", on_progress=progress)
+    assert (info.value.kind, info.value.code, info.value.field) == (ts.CLIENT, "corrupt_clip",
+                                                                    "content")
