@@ -35,6 +35,7 @@ PHOTO_CONFIG = ROOT / "handler" / "model-config.yaml"
 CLIP_OVERRIDES = {"batchSize": 1, "maxBatchDelay": 0, "minWorkers": 1, "maxWorkers": 1,
                   "responseTimeout": CLIP_RESPONSE_TIMEOUT_S,
                   "clientTimeoutInMills": CLIP_RESPONSE_TIMEOUT_S * 1000}
+CLIP_THREADS = 1
 
 
 def write_clip_config(dest: Path, source: Path = PHOTO_CONFIG) -> Path:
@@ -42,6 +43,10 @@ def write_clip_config(dest: Path, source: Path = PHOTO_CONFIG) -> Path:
     archive is not rebuilt for nothing."""
     config = yaml.safe_load(source.read_text()) or {}
     config.update(CLIP_OVERRIDES)
+    # one torch thread: beside the photo worker (and anything else) two threads spin against
+    # each other; measured in process on this machine, 480 px: 0.47 s a frame on one thread,
+    # 0.99 s on two (docs/animation.md)
+    config["handler"] = {**(config.get("handler") or {}), "threads": CLIP_THREADS}
     text = ("# derived from handler/model-config.yaml by scripts/clip_model.py: do not edit\n"
             + yaml.safe_dump(config, sort_keys=False))
     if not dest.is_file() or dest.read_text() != text:
