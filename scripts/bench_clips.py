@@ -151,9 +151,9 @@ def through_torchserve(seconds: float, fps: float) -> dict:
                 time.sleep(3.0)  # the clip is being stylized: its frames take minutes
                 beside = []
                 while worker.is_alive() and len(beside) < 4:
-                    status, _, seconds = _post(f"{base}/msgnet", key, photo_fields, 150)
-                    beside.append(seconds if status == 200 else f"{status or 'no answer'} "
-                                                                f"after {seconds:.0f} s")
+                    status, _, took = _post(f"{base}/msgnet", key, photo_fields, 150)
+                    beside.append(took if status == 200 else f"{status or 'no answer'} "
+                                                             f"after {took:.0f} s")
                 worker.join()
                 entry = {"status": result["status"], "clip_wall_s": round(result["wall_s"], 1),
                          "clip_input_s": seconds if where == "msgnet_clip" else min(seconds, 4),
