@@ -1,6 +1,7 @@
 """Clips end to end (issue 14): the real bot process, the fake Bot API and a real TorchServe
 (tiny weights). The test server has no separate clip model, so TS_CLIP_MODEL points the bot's
-clips at ``msgnet`` (the same handler), whose clip size is 96 px in the tests."""
+clips at ``msgnet`` (the same handler), whose clip size is 96 px in the tests. Few scenarios,
+each a whole conversation: a bot process costs seconds to start."""
 
 from __future__ import annotations
 
@@ -22,9 +23,16 @@ async def pick_candy(user) -> None:
     await user.press_data(gallery, "pre:use:0:candy")  # the button's text is translated
 
 
-async def test_a_video_comes_back_as_a_video_with_progress(run_bot, tg):
+async def test_limits_first_then_a_video_comes_back_as_a_video_with_progress(run_bot, tg,
+                                                                             proxy):
     await run_bot(**CLIP_ENV)
     user = tg.user(601, "Vid", "en")
+    before = proxy.stylizations
+    await user.send_clip("video", cs.video(4, fps=2, width=32, height=32), duration=40,
+                         width=32, height=32)
+    refusal = await user.expect(lambda s: "40 s long" in s.text, WAIT)
+    assert "up to 15 s" in refusal.text and proxy.stylizations == before  # no work done
+
     video = cs.video(20, fps=10, width=96, height=64, audio="aac")
     await user.send_clip("video", video, duration=2, width=96, height=64)
     got = await user.expect(lambda s: "Got the clip" in s.text, WAIT)
@@ -41,8 +49,9 @@ async def test_a_video_comes_back_as_a_video_with_progress(run_bot, tg):
     assert "upload_video" in user.actions()
 
 
-async def test_animation_and_video_note_come_back_as_they_came(run_bot, tg):
-    await run_bot(**CLIP_ENV)
+async def test_animation_video_note_gif_document_and_a_corrupt_clip(run_bot, tg):
+    # four clips in seconds would hit the rate limit (a clip costs CLIP_RATE_COST=10 of 30)
+    await run_bot(**CLIP_ENV, RATE_LIMIT_BURST="100")
     user = tg.user(602, "Anim", "ru")
     await pick_candy(user)  # the style first this time
     await user.expect(lambda s: "пришлите" in s.text.lower(), WAIT)
@@ -51,42 +60,20 @@ async def test_animation_and_video_note_come_back_as_they_came(run_bot, tg):
     await user.expect(lambda s: "Клип получил" in s.text, WAIT)
     sent = await user.expect(lambda s: s.method == "sendAnimation", WAIT)
     assert sent.clip[0] == "animation" and open_clip(sent.clip[1]).info.frames == 6
+
     await user.send_clip("video_note", cs.video(5, fps=5, width=64, height=64), duration=1,
                          width=64, height=64)
     note = await user.expect(lambda s: s.method == "sendVideoNote", WAIT)
     assert open_clip(note.clip[1]).info.width == open_clip(note.clip[1]).info.height == 96
 
-
-async def test_a_gif_document_comes_back_as_an_animation(run_bot, tg):
-    await run_bot(**CLIP_ENV)
-    user = tg.user(603, "Gif", "en")
     gif = cs.animation("GIF", 4, 64, 48, durations=[100, 200, 100, 200])
     await user.send_document(gif, "funny.gif", "image/gif")
-    await user.expect(lambda s: "Got the clip" in s.text, WAIT)
-    await pick_candy(user)
-    sent = await user.expect(lambda s: s.method == "sendAnimation", WAIT)
-    assert sent.clip[1][:6] == b"GIF89a"
+    back = await user.expect(lambda s: s.method == "sendAnimation", WAIT)
+    assert back.clip[1][:6] == b"GIF89a"
 
-
-async def test_limits_are_explained_before_any_work(run_bot, tg, proxy):
-    await run_bot(**CLIP_ENV)
-    user = tg.user(604, "Long", "en")
-    before = proxy.stylizations
-    await user.send_clip("video", cs.video(4, fps=2, width=32, height=32), duration=40,
-                         width=32, height=32)
-    refusal = await user.expect(lambda s: "40 s long" in s.text, WAIT)
-    assert "up to 15 s" in refusal.text
-    assert proxy.stylizations == before  # nothing was sent to TorchServe
-
-
-async def test_a_corrupt_clip_is_explained(run_bot, tg):
-    await run_bot(**CLIP_ENV)
-    user = tg.user(605, "Broken", "en")
     video = cs.video(10, fps=10, width=64, height=48)
     await user.send_clip("video", video[:len(video) // 2], duration=1, width=64, height=48)
-    await user.expect(lambda s: "Got the clip" in s.text, WAIT)
-    await pick_candy(user)
-    await user.expect(lambda s: "damaged or incomplete" in s.text and "clip" in s.text, WAIT)
+    await user.expect(lambda s: "повреждён" in s.text and "Клип" in s.text, WAIT)
 
 
 async def test_cancel_mid_clip(run_bot, tg, proxy):
