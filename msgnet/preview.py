@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--out-dir", default="presets/previews")
     p.add_argument("--size", type=int, default=384)
     args = p.parse_args(argv)
-    torch.set_grad_enabled(False)
     try:
-        written = render_previews(args.weights, args.out_dir, args.size)
+        with torch.no_grad():  # not set_grad_enabled: main() also runs inside other programs
+            written = render_previews(args.weights, args.out_dir, args.size)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -167,18 +167,21 @@ def train_step(net: Net, vgg: Vgg16Features, optimizer: torch.optim.Optimizer,
                x: torch.Tensor, encoder_style: torch.Tensor, targets: list[torch.Tensor],
                content_weight: float, style_weight: float, use_amp: bool = False,
                content_upto: str = CONTENT_LAYER) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on a content batch and one style; returns the weighted losses."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
-        net.set_target(net.style_target(encoder_style))
-        y = net(x)
-        feats_y = vgg(y)
-        with torch.no_grad():
-            feats_x = vgg(x, upto=content_upto)
-    feats_y = {k: f.float() for k, f in feats_y.items()}
-    c_loss = content_weight * content_loss(feats_y, {k: f.float() for k, f in feats_x.items()})
-    s_loss = style_weight * style_loss(feats_y, targets)
-    optimizer.zero_grad(set_to_none=True)
-    (c_loss + s_loss).backward()
+    """One optimizer step on a content batch and one style; returns the weighted losses.
+    Gradients are on whatever the caller's grad mode (a program may have turned it off)."""
+    with torch.enable_grad():
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            net.set_target(net.style_target(encoder_style))
+            y = net(x)
+            feats_y = vgg(y)
+            with torch.no_grad():
+                feats_x = vgg(x, upto=content_upto)
+        feats_y = {k: f.float() for k, f in feats_y.items()}
+        c_loss = content_weight * content_loss(feats_y,
+                                               {k: f.float() for k, f in feats_x.items()})
+        s_loss = style_weight * style_loss(feats_y, targets)
+        optimizer.zero_grad(set_to_none=True)
+        (c_loss + s_loss).backward()
     optimizer.step()
     return c_loss.detach(), s_loss.detach()
 

@@ -13,7 +13,8 @@ def _step(net: Net, optimizer: torch.optim.Optimizer, seed: int) -> None:
     torch.manual_seed(seed)
     net.set_target(torch.rand(1, net.channels, net.channels))
     optimizer.zero_grad()
-    net(torch.rand(1, 3, 32, 32) * 255).square().mean().backward()
+    with torch.enable_grad():  # another test's code may have switched grad mode off
+        net(torch.rand(1, 3, 32, 32) * 255).square().mean().backward()
     optimizer.step()
 
 
