@@ -36,8 +36,8 @@ def test_the_inspiration_weight_gets_its_own_learning_rate():
     w0 = plain.ins.weight.detach().clone()
     _step(plain, opt_plain, 1)
     _step(split, opt_split, 1)
-    moved_plain = float((plain.ins.weight - w0).abs().max())
-    moved_split = float((split.ins.weight - w0).abs().max())
+    moved_plain = float((plain.ins.weight.detach() - w0).abs().max())
+    moved_split = float((split.ins.weight.detach() - w0).abs().max())
     assert moved_plain <= 1.1e-3 < 0.4 < moved_split <= 0.55  # Adam: ~lr per entry
     # everything else moved the same
     first = next(iter(plain.parameters()))
