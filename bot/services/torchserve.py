@@ -250,23 +250,14 @@ class TorchServeClient:
         if style is None and style_id is None and not sheet:
             raise ValueError("give a style, a style_id or both")
 
+        fields = {**(options or {}), "format": fmt}
+        if size:
+            fields["size"] = str(size)
+        if style_size:
+            fields["style_size"] = str(style_size)
+
         def form() -> aiohttp.FormData:
-            data = aiohttp.FormData()
-            data.add_field("content", content, filename="content",
-                           content_type="application/octet-stream")
-            if style is not None:
-                data.add_field("style", style, filename="style",
-                               content_type="application/octet-stream")
-            if style_id is not None:
-                data.add_field("style_id", str(style_id))
-            if size:
-                data.add_field("size", str(size))
-            if style_size:
-                data.add_field("style_size", str(style_size))
-            for key, value in (options or {}).items():
-                data.add_field(key, value)
-            data.add_field("format", fmt)
-            return data
+            return _style_form(content, style, style_id, fields)
 
         status, ctype, body = await self._post(form, self.timeout, "stylize")
         if not ctype.startswith("image/"):
@@ -282,18 +273,7 @@ class TorchServeClient:
         (base64) or its error; an error found before any frame is a plain 4xx answer."""
 
         def form() -> aiohttp.FormData:
-            data = aiohttp.FormData()
-            data.add_field("content", content, filename="content",
-                           content_type="application/octet-stream")
-            if style is not None:
-                data.add_field("style", style, filename="style",
-                               content_type="application/octet-stream")
-            if style_id is not None:
-                data.add_field("style_id", str(style_id))
-            for key, value in (options or {}).items():
-                data.add_field(key, value)
-            data.add_field("progress", "true")
-            return data
+            return _style_form(content, style, style_id, {**(options or {}), "progress": "true"})
 
         status, ctype, lines = await self._post(form, self.clip_timeout, "clip",
                                                 model=self.clip_model, stream=on_progress)
@@ -441,3 +421,19 @@ class TorchServeClient:
                       message)
         return TorchServeError(SERVER, message or f"HTTP {status}", code=code, status=status,
                                attempts=attempt)
+
+
+def _style_form(content: bytes, style: bytes | None, style_id: str | None,
+                fields: dict[str, str]) -> aiohttp.FormData:
+    """A stylize request's multipart form (built afresh for every attempt: a FormData is
+    consumed by sending it)."""
+    data = aiohttp.FormData()
+    data.add_field("content", content, filename="content",
+                   content_type="application/octet-stream")
+    if style is not None:
+        data.add_field("style", style, filename="style", content_type="application/octet-stream")
+    if style_id is not None:
+        data.add_field("style_id", str(style_id))
+    for key, value in fields.items():
+        data.add_field(key, value)
+    return data
