@@ -9,11 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
+from handler_harness import handle, serve
 from PIL import Image
-from ts.context import Context, RequestProcessor
 from weights_factory import make_tiny_weights
 
-from handler.msgnet_handler import MsgnetHandler
 from handler.settings import HandlerSettings
 from msgnet.clip import ClipCancelled
 from msgnet.clip_decode import open_clip
@@ -22,30 +21,13 @@ from scripts import clip_samples as cs
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
-class _Metrics:
-    def add_metric(self, *args, **kwargs) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     directory = tmp_path_factory.mktemp("model")
     make_tiny_weights(directory / "tiny.pt")
-    manifest = {"model": {"modelName": "msgnet", "serializedFile": "tiny.pt",
-                          "modelVersion": "1.0"}}
     config = {"handler": {"clip_max_seconds": 2, "clip_max_frames": 12, "clip_size": 48,
                           "min_size": 32, "clip_max_size": 64, "warmup": 0}}
-    context = Context("msgnet", str(directory), manifest, 4, None, "0.12.0",
-                      metrics=_Metrics(), model_yaml_config=config)
-    handler = MsgnetHandler()
-    handler.initialize(context)
-    return handler, context
-
-
-def handle(served, batch: list[dict]):
-    handler, context = served
-    context.request_processor = [RequestProcessor({}) for _ in batch]
-    return handler.handle(batch, context), context
+    return serve(directory, "tiny.pt", config)
 
 
 def _png(w: int, h: int) -> bytes:

@@ -9,12 +9,12 @@ import json
 
 import numpy as np
 import pytest
+from handler_harness import handle, serve
 from PIL import Image
-from ts.context import Context, RequestProcessor
 from weights_factory import make_tiny_weights
 
 from handler.errors import RequestError
-from handler.msgnet_handler import SHEET_HEADER, MsgnetHandler
+from handler.msgnet_handler import SHEET_HEADER
 from handler.parsing import SheetRequest, StylizeRequest, parse_request
 from handler.settings import HandlerSettings
 
@@ -153,30 +153,13 @@ def test_sheet_errors(fields, field):
 
 
 # ------------------------------------------------------------------ the handler
-class NullMetrics:
-    def add_metric(self, *args, **kwargs):
-        pass
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     directory = tmp_path_factory.mktemp("model")
     make_tiny_weights(directory / "tiny.pt")
-    manifest = {"model": {"modelName": "msgnet", "serializedFile": "tiny.pt",
-                          "modelVersion": "1.0", "handler": "msgnet_handler.py"}}
     config = {"batchSize": 4, "maxWorkers": 1,
               "handler": {"max_size": 1024, "cache_size": 4, "warmup": 0, "threads": 1}}
-    context = Context("msgnet", str(directory), manifest, 4, None, "0.12.0",
-                      metrics=NullMetrics(), model_yaml_config=config)
-    handler = MsgnetHandler()
-    handler.initialize(context)
-    return handler, context
-
-
-def handle(served, batch: list[dict]):
-    handler, context = served
-    context.request_processor = [RequestProcessor({}) for _ in batch]
-    return handler.handle(batch, context), context
+    return serve(directory, "tiny.pt", config)
 
 
 def pixels(body: bytes) -> np.ndarray:
@@ -238,14 +221,9 @@ def test_handler_listing_describes_the_controls(served):
 
 def test_uploads_default_to_the_weights_training_style_size(tmp_path):
     make_tiny_weights(tmp_path / "w.pt", metadata={"style_encoder_size": 96})
-    manifest = {"model": {"modelName": "msgnet", "serializedFile": "w.pt",
-                          "modelVersion": "1.0", "handler": "msgnet_handler.py"}}
     config = {"batchSize": 1, "maxWorkers": 1,
               "handler": {"max_size": 512, "warmup": 0, "threads": 1}}
-    context = Context("msgnet", str(tmp_path), manifest, 1, None, "0.12.0",
-                      metrics=NullMetrics(), model_yaml_config=config)
-    handler = MsgnetHandler()
-    handler.initialize(context)
+    handler, context = serve(tmp_path, "w.pt", config, batch_size=1)
     out, _ = handle((handler, context), [{"body": {"action": "presets"}}])
     listing = json.loads(out[0])
     assert listing["default_style_size"] == 96
