@@ -27,6 +27,7 @@ from bot.middlewares import (
     RateLimitMiddleware,
     SenderChatMiddleware,
 )
+from bot.middlewares.flood import RetryAfterMiddleware
 from bot.routers import clips, controls, fallback, jobs, photos, presets, start_help
 from bot.routers import settings as settings_routes
 from bot.routers.presets import PreviewIds
@@ -52,6 +53,8 @@ def api_server(settings: Settings) -> TelegramAPIServer:
 
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=api_server(settings))
+    # Telegram's 429 on a send: wait as asked and send again (bot/middlewares/flood.py)
+    session.middleware(RetryAfterMiddleware())
     return Bot(settings.bot_token.get(), session=session)
 
 

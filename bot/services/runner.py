@@ -14,7 +14,12 @@ from typing import Any
 
 import aiohttp
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramEntityTooLarge
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramRetryAfter,
+)
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
 from aiogram.utils.chat_action import ChatActionSender
@@ -143,6 +148,8 @@ class JobRunner:
                 await self._fail(chat_id, tr, state, status, failure)
             except TimeoutError:
                 await self._fail(chat_id, tr, state, status, JobFailure("err_timeout", "timeout"))
+            except TelegramRetryAfter:  # still flood-limited after the retries (flood.py)
+                await self._fail(chat_id, tr, state, status, JobFailure("err_flood", "flood"))
             except asyncio.CancelledError:
                 raise
             except Exception:

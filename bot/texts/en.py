@@ -164,6 +164,18 @@ TEXTS: dict[str, str] = {
         "size: /size"
     ),
     "err_internal": "Something went wrong on my side. Please try again: /result",
+    "err_flood": (
+        "Telegram asked me to slow down, so I couldn't send your result. Please try again "
+        "in a minute: /result"
+    ),
+    "storage_down": (
+        "I can't reach my memory (the state store) right now, so I can't take this. "
+        "Please try again in a minute."
+    ),
+    "job_interrupted": (
+        "⚠️ I was restarted while your job was running, so it was lost. Your photo and "
+        "style are kept: send /result to make it again."
+    ),
     # presets gallery
     "presets_empty": "The server has no ready-made styles. Send your own style image instead.",
     "presets_unavailable": (

@@ -5,9 +5,10 @@ It implements the methods the bot uses with Telegram's semantics where they matt
 newer request terminates an older one with 409 as Telegram does), uploads are multipart and
 their bytes are kept, files have ids and are downloaded from ``/file/bot<token>/<path>``,
 ``getFile`` refuses files over 20 MB, uploads over Telegram's limits (10 MB for a photo,
-50 MB otherwise) are refused, edits of unknown messages or with unchanged content fail like
-Telegram's, and a webhook (``setWebhook``) receives updates by POST with the secret
-token header.
+50 MB otherwise) are refused, ``flood`` answers a method's next calls with 429 and a
+``retry_after`` as Telegram's flood control does, edits of unknown messages or with
+unchanged content fail like Telegram's, and a webhook (``setWebhook``) receives updates by
+POST with the secret token header.
 
 Tests drive it through :class:`FakeUser`: send text, commands, photos, documents and albums,
 press inline buttons, and await the bot's messages and edits (no sleeps: every wait is an
@@ -182,6 +183,8 @@ class FakeTelegram:
         self.webhook: dict[str, Any] = {}
         self.unknown_methods: list[str] = []
         self.delays: dict[str, float] = {}  # method -> seconds before it answers (slow API)
+        # method -> retry_after of each of its next calls: answered 429 (flood control)
+        self.flood: dict[str, list[int]] = {}
         self.requests = 0
         self._ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count] = {}
@@ -318,6 +321,14 @@ class FakeTelegram:
         params, files = await self._params(request)
         if self.delays.get(method):
             await asyncio.sleep(self.delays[method])
+        if self.flood.get(method):
+            retry_after = self.flood[method].pop(0)
+            description = f"Too Many Requests: retry after {retry_after}"
+            await self._record(method, params, {"error": description, "retry_after": retry_after},
+                               files)
+            return web.json_response({"ok": False, "error_code": 429,
+                                      "description": description,
+                                      "parameters": {"retry_after": retry_after}}, status=429)
         try:
             result = await handler(params, files)
         except ApiError as exc:

@@ -1,0 +1,173 @@
+"""Faults on the bot's side (issue 15, section 3): Telegram's flood control (429) on sending a
+result, Redis going away and coming back, the bot process killed mid-job.
+
+The scenarios run the real bot process (``python -m bot``, tests/bot/bot_process.py) against
+the fake Bot API and the fake TorchServe: the faults are in Telegram, Redis and the bot, so a
+real TorchServe would only make them slower. The flood middleware's bounds have unit tests.
+"""
+
+from __future__ import annotations
+
+import pytest
+from aiogram import Bot
+from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods import EditMessageText, SendAnimation, SendChatAction, SendPhoto
+from bot_helpers import TOKEN, bot_env, jpeg
+from bot_process import BotProcess
+
+from bot.middlewares import flood
+
+WAIT = 60.0  # the machine is shared with a training run
+
+
+@pytest.fixture
+async def bot_proc(tg, fts, tmp_path):
+    """``await bot_proc(**env)`` starts ``python -m bot`` against the fakes and waits until it
+    polls; at the end it must stop cleanly (SIGTERM), without a traceback or its token."""
+    started: list[BotProcess] = []
+
+    async def start(**env: str) -> BotProcess:
+        full = bot_env(tg.api_url, fts.url, LOG_LEVEL="DEBUG", **env)
+        proc = BotProcess(full, tmp_path / f"bot{len(started)}.log")
+        started.append(proc)
+        first = len(tg.events)
+        proc.start()
+        try:
+            await tg.wait_event(lambda e: e.method == "getUpdates", WAIT, first)
+        except AssertionError:
+            raise AssertionError(f"the bot did not start polling:\n{proc.log()}") from None
+        return proc
+
+    yield start
+    for proc in started:
+        code = await proc.stop()
+        log = proc.log()
+        if proc.proc is not None and proc.proc.returncode == -9:
+            continue  # killed on purpose by the test
+        assert code == 0, f"the bot exited with {code}:\n{log[-3000:]}"
+        assert TOKEN not in log and "Traceback" not in log, log[-3000:]
+
+
+def refused(tg, method: str, chat_id: int) -> list:
+    return [e for e in tg.calls(method, chat_id) if isinstance(e.result, dict)
+            and "retry_after" in e.result]
+
+
+def delivered(tg, method: str, chat_id: int) -> list:
+    return [e for e in tg.calls(method, chat_id) if isinstance(e.result, dict)
+            and "message_id" in e.result]
+
+
+async def gallery_then_use(user, tg, flood_photos: list[int]) -> None:
+    """/presets, then (the gallery preview delivered) flood the next sendPhoto calls and use
+    candy: the next photo sent is the result."""
+    await user.send("/presets")
+    gallery = await user.expect(lambda s: s.photo is not None, WAIT)
+    tg.flood["sendPhoto"] = list(flood_photos)
+    await user.press_data(gallery, "pre:use:0:candy")
+
+
+# --- Telegram answers 429 --------------------------------------------------------------------
+
+
+@pytest.mark.integration
+async def test_a_result_refused_with_429_is_sent_again_after_retry_after_exactly_once(
+        bot_proc, tg, fts):
+    await bot_proc()
+    user = tg.user(701)
+    await user.send_photo(jpeg(300, 200))
+    await user.expect(lambda s: "Got the photo" in s.text, WAIT)
+    await gallery_then_use(user, tg, [1, 1])
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT)
+    assert result.photo is not None
+    flooded = refused(tg, "sendPhoto", user.chat_id)
+    assert len(flooded) == 2  # both 429s were met, and the third attempt went through
+    sent = delivered(tg, "sendPhoto", user.chat_id)
+    assert len([e for e in sent if " px" in (e.params.get("caption") or "")]) == 1
+    # each retry waited the retry_after Telegram asked for
+    assert flooded[1].at - flooded[0].at >= 0.95
+    assert sent[-1].at - flooded[1].at >= 0.95
+    assert not [s for s in user.sent() if "went wrong" in s.text or "slow down" in s.text]
+    assert len(fts.stylized) == 1  # the picture was made once, only the upload was repeated
+
+    tg.flood["sendDocument"] = [1]
+    await user.press(result, "Full-quality")
+    doc = await user.expect(lambda s: s.method == "sendDocument", WAIT)
+    assert doc.document == result.photo
+    assert len(refused(tg, "sendDocument", user.chat_id)) == 1
+    assert len(delivered(tg, "sendDocument", user.chat_id)) == 1
+
+
+@pytest.mark.integration
+async def test_a_flood_wait_longer_than_the_bound_is_explained_not_an_internal_error(
+        bot_proc, tg, fts):
+    await bot_proc()
+    user = tg.user(702, "Ru", "ru")
+    await user.send_photo(jpeg(300, 200))
+    await user.expect(lambda s: "фото" in s.text.lower(), WAIT)
+    await gallery_then_use(user, tg, [3600])  # an hour: over the 60 s the bot waits at most
+    notice = await user.expect(lambda s: "Telegram попросил" in s.text, WAIT)
+    assert "/result" in notice.text
+    assert len(refused(tg, "sendPhoto", user.chat_id)) == 1  # given up at once, no wait
+    assert not [s for s in user.sent() if "пошло не так" in s.text]
+    await user.send("/result")  # flood control over: the photos are still there
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT)
+    assert result.photo is not None
+
+
+# --- the flood middleware on its own ---------------------------------------------------------
+
+
+class Calls:
+    """A ``make_request`` that answers 429 with the given waits, then succeeds."""
+
+    def __init__(self, waits: list[int]):
+        self.waits = list(waits)
+        self.count = 0
+
+    async def __call__(self, bot, method):
+        self.count += 1
+        if self.waits:
+            raise TelegramRetryAfter(method, "Too Many Requests", self.waits.pop(0))
+        return "sent"
+
+
+@pytest.fixture
+def no_sleep(monkeypatch):
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(flood.asyncio, "sleep", sleep)
+    return slept
+
+
+async def test_the_flood_middleware_waits_as_asked_within_its_bounds(no_sleep):
+    bot = Bot(TOKEN)
+    middleware = flood.RetryAfterMiddleware(tries=3, max_wait=10)
+    animation = SendAnimation(chat_id=1, animation="file-id")
+    calls = Calls([2, 3])
+    assert await middleware(calls, bot, animation) == "sent"
+    assert calls.count == 3 and no_sleep == [2.0, 3.0]
+
+    calls = Calls([1, 1, 1])  # a third 429: out of tries
+    with pytest.raises(TelegramRetryAfter):
+        await middleware(calls, bot, SendPhoto(chat_id=1, photo="file-id"))
+    assert calls.count == 3
+
+    no_sleep.clear()
+    calls = Calls([8, 8])  # the second wait would pass max_wait: given up before it
+    with pytest.raises(TelegramRetryAfter):
+        await middleware(calls, bot, animation)
+    assert calls.count == 2 and no_sleep == [8.0]
+
+
+async def test_cosmetic_calls_are_not_retried(no_sleep):
+    middleware = flood.RetryAfterMiddleware()
+    for method in (EditMessageText(chat_id=1, message_id=2, text="status"),
+                   SendChatAction(chat_id=1, action="typing")):
+        calls = Calls([1])
+        with pytest.raises(TelegramRetryAfter):
+            await middleware(calls, Bot(TOKEN), method)
+        assert calls.count == 1 and no_sleep == []
