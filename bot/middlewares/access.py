@@ -97,8 +97,9 @@ class RateLimitMiddleware(BaseMiddleware):
 
     async def _allowed(self, user_id: int, cost: float = 1.0) -> bool:
         if self.shared is not None:
-            # the shared window counts updates, not costs: a clip counts once there
-            verdict = await self.shared.rate_allow(user_id, int(self.burst), self.per_minute)
+            # the shared window spends the same costs as the bucket: a clip is heavy there too
+            verdict = await self.shared.rate_allow(user_id, int(self.burst), self.per_minute,
+                                                   cost=int(cost))
             if verdict is not None:
                 return verdict
         return self.allow(user_id, cost=cost)

@@ -275,18 +275,21 @@ class Coordinator:
     # --- rate limit -------------------------------------------------------------------------
 
     async def rate_allow(self, user_id: int, burst: int, per_minute: float,
-                         now: float | None = None) -> bool | None:
-        """A fixed window of ``burst / rate`` seconds allowing ``burst`` updates: the same
-        average rate and burst as the per-process token bucket, counted for all replicas.
-        None when Redis is unavailable (the caller then uses its own bucket)."""
+                         now: float | None = None, cost: int = 1) -> bool | None:
+        """A fixed window of ``burst / rate`` seconds allowing ``burst`` tokens: the same
+        average rate and burst as the per-process token bucket, counted for all replicas. An
+        update spends ``cost`` tokens (a clip more than a photo, as in the bucket); a refused
+        one spends none. None when Redis is unavailable (the caller then uses its own bucket)."""
         window = max(1.0, burst / (per_minute / 60.0))
         now = time.time() if now is None else now
         key = f"{self.prefix}rate:{user_id}:{int(now // window)}"
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
+                pipe.incrby(key, cost)
                 pipe.pexpire(key, int(window * 1000) + 1000)
                 count, _ = await pipe.execute()
+            if int(count) > burst:
+                await self.redis.decrby(key, cost)  # refused: give its tokens back
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable, local rate limit used: %s", type(exc).__name__)
             return None

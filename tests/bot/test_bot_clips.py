@@ -142,3 +142,70 @@ async def test_an_in_band_error_is_a_client_error(clip_server) -> None:
         await client.stylize_clip(b"x", style_id="candy", on_progress=progress)
     assert (info.value.kind, info.value.code, info.value.field) == (ts.CLIENT, "corrupt_clip",
                                                                     "content")
+
+
+# --- a clip in the rate limit, with and without Redis (issue 14) -------------------------------
+
+
+async def test_a_clip_spends_as_many_tokens_in_redis_as_in_the_local_bucket() -> None:
+    from fakeredis import FakeAsyncRedis, FakeServer
+
+    from bot.services.coordination import Coordinator
+
+    shared = Coordinator(FakeAsyncRedis(server=FakeServer()), lock_ttl=60, replica="a")
+    local = RateLimitMiddleware(burst=10, per_minute=1, clip_cost=8)
+    costs = [8, 1, 8, 1, 1, 8]  # clip, photo, clip (refused), photo, photo (refused), clip
+    in_redis = [await shared.rate_allow(5, 10, 1, now=100.0, cost=c) for c in costs]
+    in_memory = [local.allow(5, now=0.0, cost=c) for c in costs]
+    assert in_redis == in_memory == [True, True, False, True, False, False]
+    # and the middleware hands the clip's cost to Redis, not 1
+    limiter = RateLimitMiddleware(burst=10, per_minute=1, clip_cost=8, shared=shared)
+    assert await limiter._allowed(6, limiter.clip_cost)
+    assert not await limiter._allowed(6, limiter.clip_cost)
+    assert await limiter._allowed(6)  # a refused clip spent nothing: 2 tokens left
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limited_bot(request, tg, fts):
+    """An in-process bot polling the fake Bot API with a burst of 10 tokens and a clip costing
+    10, its rate limit kept in this process or in (fake) Redis as with several replicas."""
+    from aiogram.fsm.storage.redis import RedisStorage
+    from bot_helpers import bot_env
+    from conftest import InProcessBot
+    from fakeredis import FakeAsyncRedis, FakeServer
+
+    from bot.app import create_bot, create_dispatcher, create_services
+    from bot.config import load_settings
+    from bot.services.coordination import Coordinator
+
+    settings = load_settings(bot_env(tg.api_url, fts.url, RATE_LIMIT_BURST="10",
+                                     RATE_LIMIT_PER_MINUTE="0.5", CLIP_RATE_COST="10"),
+                             dotenv=None)
+    bot = create_bot(settings)
+    storage, coordination = None, None
+    if request.param == "redis":
+        server = FakeServer()
+        coordination = Coordinator(FakeAsyncRedis(server=server), lock_ttl=60, replica="a")
+        storage = RedisStorage(FakeAsyncRedis(server=server))
+    services = create_services(settings, bot, coordination=coordination)
+    harness = InProcessBot(settings, bot, create_dispatcher(settings, services, storage),
+                           services, tg)
+    await harness.start_polling()
+    yield harness
+    await harness.stop()
+
+
+async def test_a_clip_over_the_rate_limit_gets_the_too_fast_notice(limited_bot, tg) -> None:
+    from bot_helpers import jpeg
+
+    user = tg.user(611)
+    await user.send_photo(jpeg(120, 80))  # 1 token of 10
+    await user.expect(lambda s: "Got the photo" in s.text)
+    await user.send_clip("video", b"not decoded: refused before", duration=2, width=64,
+                         height=48)  # costs 10: refused
+    notice = await user.expect(lambda s: "too fast" in s.text)
+    await user.send("/help")  # 1 token: still allowed, the refused clip spent nothing
+    await user.expect(lambda s: "How it works" in s.text)
+    texts = [s.text for s in user.sent()]
+    assert not [t for t in texts if "clip" in t.lower()], texts  # the clip was not taken
+    assert notice.message_id < user.sent()[-1].message_id
