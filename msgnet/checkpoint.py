@@ -139,10 +139,12 @@ def _load_ours(raw: dict) -> LoadedWeights:
         raise CheckpointError(f"weights format version {raw['format_version']} is newer than "
                               f"this code understands ({FORMAT_VERSION})")
     ngf = int(raw.get("ngf", 128))
-    net = Net(ngf=ngf, n_blocks=int(raw.get("n_blocks", 6)))
+    net = Net(ngf=ngf, n_blocks=int(raw.get("n_blocks", 6)),
+              inspiration_skip=bool(raw.get("inspiration_skip", False)))
     state = _mirror_encoder(raw["state_dict"])
-    if "ins.weight" in state and "model.1.weight" not in state:
-        state["model.1.weight"] = state["ins.weight"]
+    for name in ("weight", "skip"):  # the Inspiration layer is ``ins`` and ``model.1``
+        if f"ins.{name}" in state and f"model.1.{name}" not in state:
+            state[f"model.1.{name}"] = state[f"ins.{name}"]
     _check_and_load(net, state)
     presets = {name: triu_unpack(packed, net.channels)
                for name, packed in raw.get("presets", {}).items()}
@@ -151,9 +153,9 @@ def _load_ours(raw: dict) -> LoadedWeights:
 
 
 def canonical_state_dict(net: Net) -> dict[str, torch.Tensor]:
-    """State dict without the duplicated names (``model.0.*``, ``model.1.weight``)."""
+    """State dict without the duplicated names (``model.0.*``, ``model.1.*``)."""
     return {k: v for k, v in net.state_dict().items()
-            if not k.startswith(ENCODER_PREFIXES[1]) and k != "model.1.weight"}
+            if not k.startswith((ENCODER_PREFIXES[1], "model.1."))}
 
 
 def save_weights(path: str | Path, net: Net, presets: dict[str, torch.Tensor] | None = None,
@@ -167,7 +169,8 @@ def save_weights(path: str | Path, net: Net, presets: dict[str, torch.Tensor] | 
     meta = {"saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     meta.update(metadata or {})
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "ngf": net.ngf,
-               "n_blocks": net.n_blocks, "state_dict": state,
+               "n_blocks": net.n_blocks, "inspiration_skip": net.inspiration_skip,
+               "state_dict": state,
                "presets": bank, "metadata": meta}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

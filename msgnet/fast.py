@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from msgnet import winograd
-from msgnet.model import Bottleneck, ConvLayer, Net, UpBottleneck, gram_matrix
+from msgnet.model import Bottleneck, ConvLayer, Net, UpBottleneck, gram_matrix, inspiration_matrix
 
 EPS = 1e-5  # torch.nn.InstanceNorm2d's default, used by the model
 CL = torch.channels_last
@@ -270,6 +270,7 @@ class FastMSGNet:
             raise TypeError("unexpected MSG-Net layout")
         self.channels = net.channels
         self.ins_weight = net.ins.weight.detach().float()[0].clone()
+        self.ins_skip = None if net.ins.skip is None else net.ins.skip.detach().float().clone()
         self.conv_in = _wkxk(enc[0].conv2d)  # its bias is irrelevant: an instance norm follows
         self.pad_in = enc[0].conv2d.kernel_size[0] // 2
         self.enc = [_block_weights(enc[3]), _block_weights(enc[4])]
@@ -315,8 +316,10 @@ class FastMSGNet:
             return torch.cat([gram_matrix(f.contiguous()) for f in feats])
 
     def inspiration(self, gram: torch.Tensor) -> torch.Tensor:
-        """``P = (W G)^T``: the Inspiration layer as a (C, C) 1x1-convolution weight."""
-        return (self.ins_weight @ gram.float().reshape(self.channels, self.channels)).t()
+        """``P = (W G)^T (+ diag(skip))``: the Inspiration layer as a (C, C) 1x1-conv weight."""
+        return inspiration_matrix(self.ins_weight,
+                                  gram.float().reshape(self.channels, self.channels),
+                                  self.ins_skip)
 
     def stylize_one(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
         """One image (1, 3, H, W) with one target (C, C) or (1, C, C)."""

@@ -17,7 +17,7 @@ import statistics
 
 import torch
 
-from msgnet.model import Net
+from msgnet.model import Net, inspiration_matrix
 
 # the shipped file stores fp16 (max 65504); keep |W| well inside it
 MAX_ABS_WEIGHT = 1e4
@@ -32,10 +32,11 @@ def effective_rank(matrix: torch.Tensor) -> float:
 def inspiration_ranks(net: Net, grams: dict[str, torch.Tensor]) -> dict[str, float]:
     """Median effective rank of ``P = W·G`` and of ``G`` over ``grams`` (name -> (1, C, C))."""
     w = net.ins.weight.detach().float().cpu()[0]
+    skip = None if net.ins.skip is None else net.ins.skip.detach().float().cpu()
     p_ranks, g_ranks = [], []
     for g in grams.values():
         g2 = g.detach().float().cpu().reshape(w.shape)
-        p_ranks.append(effective_rank(w @ g2))
+        p_ranks.append(effective_rank(inspiration_matrix(w, g2, skip)))
         g_ranks.append(effective_rank(g2))
     return {"p_rank": round(statistics.median(p_ranks), 2),
             "gram_rank": round(statistics.median(g_ranks), 2)}

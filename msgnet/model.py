@@ -108,11 +108,18 @@ class Inspiration(nn.Module):
 
     ``target`` is (B or 1, C, C). It is a plain attribute, not a buffer, so it is not in the
     state dict (the authors' layout has only ``weight``).
+
+    ``skip=True`` (ours, opt-in) adds a learned per-channel pass-through: the layer applies
+    ``(W G)^T + SKIP_SCALE·diag(skip)``. ``P = W G`` inherits the encoder Grams' steep
+    spectrum, so the authors' layer passes only ~10% of a photo's feature variation
+    (docs/training.md); the diagonal lets the photo through whatever the style. It starts at
+    zero, so a network trained without it resumes unchanged.
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, skip: bool = False):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(1, channels, channels).uniform_(0.0, 0.02))
+        self.skip = nn.Parameter(torch.zeros(channels)) if skip else None
         self.channels = channels
         self.target: torch.Tensor | None = None
 
@@ -122,13 +129,26 @@ class Inspiration(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.target is None:
             raise RuntimeError("Inspiration target is not set: call Net.set_target first")
-        return inspire(x, self.weight, self.target)
+        return inspire(x, self.weight, self.target, self.skip)
 
 
-def inspire(x: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Apply (W G)^T to the flattened features; a target of batch 1 is broadcast."""
+# P's singular values run from ~50 down to ~0.5 by the 20th (trained weights); Adam moves an
+# entry by ~lr a step, so the skip is scaled to reach that range in hundreds of steps, not 10⁴
+SKIP_SCALE = 10.0
+
+
+def inspiration_matrix(weight: torch.Tensor, target: torch.Tensor,
+                       skip: torch.Tensor | None = None) -> torch.Tensor:
+    """``(W G)^T + SKIP_SCALE·diag(skip)``: what the Inspiration layer multiplies features by."""
+    p = torch.matmul(weight, target).transpose(-2, -1)
+    return p if skip is None else p + torch.diag(SKIP_SCALE * skip)
+
+
+def inspire(x: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
+            skip: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply the Inspiration matrix to the flattened features; a target of batch 1 is broadcast."""
     b, c, h, w = x.shape
-    p = torch.matmul(weight, target).transpose(1, 2)
+    p = inspiration_matrix(weight, target, skip)
     if p.shape[0] != b:
         p = p.expand(b, c, c)
     return torch.bmm(p, x.reshape(b, c, h * w)).reshape(b, c, h, w)
@@ -137,7 +157,8 @@ def inspire(x: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torc
 class Net(nn.Module):
     """MSG-Net generator with its siamese encoder ``model1`` (shared with ``model[0]``)."""
 
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 128, n_blocks: int = 6):
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 128, n_blocks: int = 6,
+                 inspiration_skip: bool = False):
         super().__init__()
         self.ngf = ngf
         self.n_blocks = n_blocks
@@ -147,7 +168,7 @@ class Net(nn.Module):
             Bottleneck(64, 32, 2, 1),
             Bottleneck(32 * EXPANSION, ngf, 2, 1),
         )
-        self.ins = Inspiration(ngf * EXPANSION)
+        self.ins = Inspiration(ngf * EXPANSION, skip=inspiration_skip)
         layers: list[nn.Module] = [self.model1, self.ins]
         layers += [Bottleneck(ngf * EXPANSION, ngf, 1, None) for _ in range(n_blocks)]
         layers += [
@@ -161,6 +182,10 @@ class Net(nn.Module):
     @property
     def channels(self) -> int:
         return self.ins.channels
+
+    @property
+    def inspiration_skip(self) -> bool:
+        return self.ins.skip is not None
 
     def style_target(self, style_bgr: torch.Tensor) -> torch.Tensor:
         """Gram matrix of the encoder features of a BGR 0..255 style batch."""

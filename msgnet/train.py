@@ -80,6 +80,16 @@ class TrainConfig:
     style_encoder_size: int | None = None
     init_inspiration: float | None = None
     inspiration_lr: float | None = None  # Adam lr of the Inspiration weight (msgnet.optimizer)
+    inspiration_skip: bool = False  # a learned diagonal pass-through (msgnet.model.Inspiration)
+
+
+def load_init_weights(net: Net, path: str | Path) -> None:
+    """Start ``net`` from a weights file; a skip the file lacks starts at zero (no change)."""
+    state = load_weights(path).net.state_dict()
+    if net.inspiration_skip:
+        for key in ("ins.skip", "model.1.skip"):
+            state.setdefault(key, torch.zeros(net.channels))
+    net.load_state_dict(state)
 
 
 def list_images(folder: str | Path, exclude_prefix: list[str] | tuple = ()) -> list[Path]:
@@ -214,9 +224,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         style_targets = {n: [g.detach() for g in style_grams(vgg_for_loss(s.to(device)))]
                          for n, s in styles.items()}
 
-    net = Net(ngf=cfg.ngf)
+    net = Net(ngf=cfg.ngf, inspiration_skip=cfg.inspiration_skip)
     if cfg.init_weights:
-        net.load_state_dict(load_weights(cfg.init_weights).net.state_dict())
+        load_init_weights(net, cfg.init_weights)
     else:
         init_output_bias(net)
     state_file = _state_path(output)
@@ -234,6 +244,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     step, elapsed, history = 0, 0.0, []
     if resuming:
         state = torch.load(state_file, map_location=device, weights_only=False)
+        if ("ins.skip" in state["net"]) != cfg.inspiration_skip:
+            raise ValueError(f"{state_file} was trained "
+                             f"{'with' if 'ins.skip' in state['net'] else 'without'} "
+                             "--inspiration-skip; resume it the same way, or start a new "
+                             "folder with --init-weights")
         net.load_state_dict(state["net"])
         load_optimizer_state(optimizer, state["optimizer"], net, cfg.lr, cfg.inspiration_lr)
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
@@ -350,6 +365,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Adam learning rate of the Inspiration weight (default: --lr); its "
                         "entries are ~1/LAMBDA after --init-inspiration, where --lr barely "
                         "moves them; resuming switches freely with or without it")
+    p.add_argument("--inspiration-skip", action="store_true",
+                   help="add a learned per-channel pass-through to the Inspiration layer, "
+                        "(W G)^T + diag(s), s starting at 0: lets the photo past the steep "
+                        "spectrum of W G (a new layout: old code cannot load the weights)")
 
 
 def run(args: argparse.Namespace) -> int:

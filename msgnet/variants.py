@@ -107,10 +107,11 @@ class _Functional(nn.Module):
         super().__init__()
         self.encoder = net.model1
         self.weight = net.ins.weight
+        self.skip = net.ins.skip
         self.rest = nn.Sequential(*list(net.model)[2:])
 
     def forward(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
-        return self.rest(inspire(self.encoder(content), self.weight, gram))
+        return self.rest(inspire(self.encoder(content), self.weight, gram, self.skip))
 
 
 def _per_item(gram: torch.Tensor, batch: int) -> torch.Tensor:

@@ -312,3 +312,16 @@ def test_resume_with_an_inspiration_learning_rate(data, tmp_path):
     assert load_weights(out).metadata["recipe"]["inspiration_lr"] == 0.05
     moved = float((load_weights(out).net.ins.weight.detach().float() - before).abs().max())
     assert moved > 0.05  # two steps of ~0.05 each (fp16 file), not ~1e-3
+
+
+def test_inspiration_skip_starts_at_zero_from_plain_weights_and_learns(data, tmp_path):
+    plain = train(_config(data, tmp_path / "plain.pt", steps=2), progress=False)
+    out = tmp_path / "skip.pt"
+    train(_config(data, out, steps=2, init_weights=str(plain), inspiration_skip=True),
+          progress=False)
+    loaded = load_weights(out)
+    assert loaded.net.inspiration_skip and loaded.metadata["recipe"]["inspiration_skip"]
+    # two Adam steps of ~1e-3 from 0
+    assert 0 < float(loaded.net.ins.skip.detach().abs().max()) < 0.01
+    with pytest.raises(ValueError, match="--inspiration-skip"):  # a layout switch on resume
+        train(_config(data, out, steps=4), progress=False)

@@ -1,0 +1,88 @@
+"""The Inspiration layer's opt-in pass-through, ``(W G)^T + SKIP_SCALE·diag(skip)``.
+
+It must change nothing at zero (so trained weights resume unchanged), change the output once
+it is not zero, reach every inference path the same way, and survive the weights file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from weights_factory import make_net, seeded_pixels
+
+from msgnet.checkpoint import load_weights, save_weights
+from msgnet.inspiration import inspiration_ranks
+from msgnet.model import SKIP_SCALE, Net, inspiration_matrix
+from msgnet.variants import VARIANTS, build_variant
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def _with_skip(net: Net, value: float | None) -> Net:
+    """A copy of ``net`` with a skip, at zero or at seeded values around ``value``."""
+    twin = Net(ngf=net.ngf, inspiration_skip=True).eval()
+    state = net.state_dict()
+    state["ins.skip"] = state["model.1.skip"] = torch.zeros(net.channels)
+    twin.load_state_dict(state)
+    if value is not None:
+        with torch.no_grad():
+            twin.ins.skip.copy_(value * (0.5 + seeded_pixels(net.channels, seed=5) / 255))
+    return twin
+
+
+@pytest.fixture(scope="module")
+def base() -> Net:
+    return make_net(8, seed=2)
+
+
+@pytest.fixture(scope="module")
+def gram(base: Net) -> torch.Tensor:
+    with torch.inference_mode():
+        return base.style_target(seeded_pixels(1, 3, 40, 40, seed=9))
+
+
+def _out(net: Net, gram: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return net.stylize(seeded_pixels(1, 3, 48, 32, seed=4), gram)
+
+
+def test_a_zero_skip_changes_nothing(base: Net, gram: torch.Tensor) -> None:
+    assert not base.inspiration_skip
+    assert torch.equal(_out(_with_skip(base, None), gram), _out(base, gram))
+
+
+def test_a_nonzero_skip_passes_the_features_through(base: Net, gram: torch.Tensor) -> None:
+    net = _with_skip(base, 1.0)
+    w, g, s = net.ins.weight[0].detach(), gram[0], net.ins.skip.detach()
+    torch.testing.assert_close(inspiration_matrix(w, g, s), (w @ g).T + SKIP_SCALE * torch.diag(s))
+    assert float((_out(net, gram) - _out(base, gram)).abs().max()) > 1.0  # grey levels
+
+
+@pytest.mark.parametrize("name", [n for n in VARIANTS if n != "compile"])
+def test_every_inference_variant_applies_the_skip(base: Net, gram: torch.Tensor,
+                                                  name: str) -> None:
+    net = _with_skip(base, 1.0)
+    content = seeded_pixels(1, 3, 48, 32, seed=4)
+    torch.testing.assert_close(build_variant(name, net)(content, gram), _out(net, gram),
+                               atol=1e-2, rtol=0)
+
+
+def test_the_weights_file_keeps_the_skip(base: Net, gram: torch.Tensor, tmp_path: Path) -> None:
+    net = _with_skip(base, 1.0)
+    path = save_weights(tmp_path / "w.pt", net, {"p": gram}, half=False)
+    raw = torch.load(path, weights_only=False)
+    assert raw["inspiration_skip"] is True
+    assert [k for k in raw["state_dict"] if "skip" in k] == ["ins.skip"]  # one copy on disk
+    loaded = load_weights(path).net
+    assert loaded.inspiration_skip and torch.equal(loaded.ins.skip, net.ins.skip)
+    torch.testing.assert_close(_out(loaded, gram), _out(net, gram))
+    plain = load_weights(save_weights(tmp_path / "plain.pt", base, {"p": gram}))
+    assert not plain.net.inspiration_skip
+
+
+def test_the_rank_diagnostic_counts_the_skip(base: Net, gram: torch.Tensor) -> None:
+    plain = inspiration_ranks(base, {"p": gram})["p_rank"]
+    assert inspiration_ranks(_with_skip(base, None), {"p": gram})["p_rank"] == plain
+    assert inspiration_ranks(_with_skip(base, 100.0), {"p": gram})["p_rank"] > plain
