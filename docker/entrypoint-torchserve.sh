@@ -63,7 +63,8 @@ scripts/build_mar.py (see docs/deployment.md)"
       esac
       [ -f "$MODEL_STORE/$archive" ] || die "load_models names $archive, which is not in \
 $MODEL_STORE: build the image with --build-arg WEIGHTS=<weights file>, or mount a model \
-store that has it (see docs/deployment.md)"
+store that has it (scripts/build_mar.py makes msgnet.mar, scripts/clip_model.py build \
+makes msgnet_clip.mar; see docs/deployment.md)"
     done
     IFS=$old_ifs
     ;;

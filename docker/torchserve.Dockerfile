@@ -35,10 +35,16 @@ ARG WEIGHTS=weights/msgnet-21styles.pt
 ARG MODEL_VERSION=
 # the whole context as filtered by .dockerignore: weights/ and presets/ may or may not exist
 COPY . /src/
+# msgnet.mar for photos and msgnet_clip.mar, the same weights and handler with the clip
+# model's config (batch 1, long timeouts, one thread): clips get a worker of their own, as
+# scripts/serve.sh does on a host (deploy/config.properties loads both)
 RUN mkdir -p /out \
     && if [ -n "${WEIGHTS}" ]; then \
         /opt/venv/bin/python -m scripts.build_mar --weights "${WEIGHTS}" --output-dir /out \
-            ${MODEL_VERSION:+--version "${MODEL_VERSION}"}; \
+            ${MODEL_VERSION:+--version "${MODEL_VERSION}"} \
+        && /opt/venv/bin/python -m scripts.clip_model build --weights "${WEIGHTS}" \
+            --output-dir /out ${MODEL_VERSION:+--version "${MODEL_VERSION}"} \
+        && rm -f /out/msgnet_clip-config.yaml; \
     fi
 
 FROM ${PYTHON_IMAGE} AS runtime

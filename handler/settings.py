@@ -4,7 +4,8 @@ TorchServe hands the parsed YAML to the worker as ``context.model_yaml_config``;
 limits there means one archive carries its own serving policy (sizes, cache, threads), and a
 bad value fails the model load with a message instead of surfacing later as odd 4xx answers.
 An environment variable ``MSGNET_<FIELD>`` (e.g. ``MSGNET_MAX_SIZE=4096``) set for TorchServe
-overrides the archive's value, so a deployment can change a limit without rebuilding the .mar.
+overrides the archive's value, so a deployment can change a limit without rebuilding the .mar;
+``MSGNET_THREADS`` only where the archive leaves ``threads`` automatic (0).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ STANDARD_SIZES = (512, 768, 1024, 1536, 2048, 3072, 4096)
 MAX_OUTPUT_SIZE = 4096  # tiled inference keeps 4096 px within ~2.5 GB; beyond is untested
 ENV_PREFIX = "MSGNET_"
 STRING_FIELDS = ("variant", "clip_reference")
+# fields whose environment variable only replaces the archive's automatic value (0): the
+# clip archive's one torch thread (scripts/clip_model.py) holds although a container sets
+# MSGNET_THREADS for the photo worker, which would otherwise count the host's cores
+ARCHIVE_WINS = ("threads",)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ class HandlerSettings:
         for f in fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is None or raw.strip() == "":
+                continue
+            if f.name in ARCHIVE_WINS and section.get(f.name):
                 continue
             if f.name in STRING_FIELDS:
                 section[f.name] = raw.strip()

@@ -32,8 +32,10 @@ CLIP_RESPONSE_TIMEOUT_S = 600  # the bot's TS_CLIP_TIMEOUT (660 s) waits longer 
 PHOTO_CONFIG = ROOT / "handler" / "model-config.yaml"
 # one clip at a time, answered when all its frames are: a 10 s clip at 15 fps and 480 px
 # takes about 1.5 min on 2 shared cores, 300 frames twice that
+# jobQueueSize 2: clips wait behind the one running (the bot sends one at a time,
+# MAX_CONCURRENT_CLIPS); each holds up to max_request_size of JVM heap while it waits
 CLIP_OVERRIDES = {"batchSize": 1, "maxBatchDelay": 0, "minWorkers": 1, "maxWorkers": 1,
-                  "responseTimeout": CLIP_RESPONSE_TIMEOUT_S,
+                  "jobQueueSize": 2, "responseTimeout": CLIP_RESPONSE_TIMEOUT_S,
                   "clientTimeoutInMills": CLIP_RESPONSE_TIMEOUT_S * 1000}
 CLIP_THREADS = 1
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bot.config import Settings
@@ -66,3 +67,89 @@ def test_serve_sh_starts_torchserve_with_the_anchored_config_under_umask_077():
     assert "scripts.ts_client anchor" in script
     start = script.index("(umask 077")
     assert script.index('--ts-config "$RUN_DIR/config.properties"') > start
+
+
+# --- JVM heap vs queued request bodies (issue 15, section 4) ---------------------------------
+
+MIB = 1024 * 1024
+# what the heap holds besides the queued bodies: Netty's parse of one body, the answers of a
+# batch (4 x a 2048 px PNG), TorchServe's own objects (docs/reliability.md)
+HEAP_HEADROOM = 256 * MIB
+
+
+def java_size(text: str) -> int:
+    """Bytes of a JVM size such as ``1536m`` or ``1g``."""
+    match = re.fullmatch(r"(\d+)([kKmMgG]?)", text)
+    assert match, text
+    return int(match.group(1)) * {"": 1, "k": 1024, "m": MIB, "g": 1024 * MIB}[
+        match.group(2).lower()]
+
+
+def max_heap(props: dict[str, str]) -> int:
+    found = re.findall(r"-Xmx(\S+)", props.get("vmargs", ""))
+    assert len(found) == 1, "vmargs must set -Xmx exactly once"
+    return java_size(found[0])
+
+
+def served_models(path: Path) -> dict[str, dict]:
+    """Model name -> its model-config.yaml, for every model that config ends up serving:
+    load_models, plus msgnet_clip, which scripts/serve.sh registers after the start."""
+    from scripts import clip_model
+
+    models: dict[str, dict] = {}
+    for entry in ts_client.read_properties(path)["load_models"].split(","):
+        models[entry.split("=", 1)[0].strip()] = {}
+    if path == ROOT / "config.properties":
+        assert "scripts.clip_model register" in (ROOT / "scripts" / "serve.sh").read_text()
+        models[clip_model.CLIP_MODEL] = {}
+    for name in models:
+        if name == clip_model.CLIP_MODEL:
+            models[name] = {**MODEL_CONFIG, **clip_model.CLIP_OVERRIDES}
+        else:
+            assert name == "msgnet", name
+            models[name] = MODEL_CONFIG
+    return models
+
+
+def heap_needed(props: dict[str, str], models: dict[str, dict]) -> int:
+    """Bytes of heap the queued and batched bodies of ``models`` may take, plus headroom."""
+    request = int(props["max_request_size"])
+    default_queue = int(props["job_queue_size"])
+    bodies = sum(int(cfg.get("jobQueueSize", default_queue)) + int(cfg["batchSize"])
+                 for cfg in models.values())
+    return bodies * request + HEAP_HEADROOM
+
+
+@pytest.mark.parametrize("config", ["config.properties", "deploy/config.properties"])
+def test_queued_request_bodies_fit_in_the_jvm_heap(config):
+    path = ROOT / config
+    props = ts_client.read_properties(path)
+    models = served_models(path)
+    assert set(models) == {"msgnet", "msgnet_clip"}
+    for name, cfg in models.items():
+        # every model sets its own queue, so the global default does not decide the sum
+        assert "jobQueueSize" in cfg, name
+    assert heap_needed(props, models) <= max_heap(props)
+    # an archive without its own jobQueueSize gets the default: no larger than the photo one
+    assert int(props["job_queue_size"]) <= MODEL_CONFIG["jobQueueSize"]
+
+
+def test_the_heap_check_refuses_the_numbers_before_the_fix():
+    """The previous container config (job_queue_size=50 for every model, -Xmx1g) fails it."""
+    old = {"max_request_size": str(64 * MIB), "job_queue_size": "50", "vmargs": "-Xmx1g"}
+    models = {"msgnet": {"batchSize": 4}, "msgnet_clip": {"batchSize": 1}}
+    assert heap_needed(old, models) > max_heap(old)
+
+
+def test_heap_arithmetic_in_the_docs_matches_the_configs():
+    """docs/reliability.md states the numbers the test above checks."""
+    from scripts import clip_model
+
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    for config in ("config.properties", "deploy/config.properties"):
+        props = ts_client.read_properties(ROOT / config)
+        assert re.findall(r"-Xmx\S+", props["vmargs"]) == ["-Xmx1536m"], config
+        assert int(props["max_request_size"]) == 64 * MIB, config
+    assert "-Xmx1536m" in text
+    for cfg in (MODEL_CONFIG, clip_model.CLIP_OVERRIDES):
+        assert f"({cfg['jobQueueSize']} + {cfg['batchSize']}) x 64 MiB" in text

@@ -42,6 +42,19 @@ def test_environment_overrides_the_yaml() -> None:
         HandlerSettings.from_model_yaml(cfg, environ={"MSGNET_MAX_SIZE": "8192"})
 
 
+def test_msgnet_threads_replaces_only_an_automatic_thread_count(tmp_path: Path) -> None:
+    """A container sets MSGNET_THREADS for the photo worker; the clip archive's one thread
+    (scripts/clip_model.py) must hold in the same server."""
+    from scripts import clip_model
+
+    env = {"MSGNET_THREADS": "2"}
+    photo = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
+    clip = yaml.safe_load(clip_model.write_clip_config(tmp_path / "clip.yaml").read_text())
+    assert HandlerSettings.from_model_yaml(photo, environ=env).torch_threads(photo) == 2
+    assert HandlerSettings.from_model_yaml(clip, environ=env).torch_threads(clip) == 1
+    assert HandlerSettings.from_model_yaml(photo, environ={}).threads == 0
+
+
 def test_bad_variant_and_tiling_settings_fail_the_load() -> None:
     with pytest.raises(ValueError, match="handler.variant must be one of"):
         HandlerSettings(variant="turbo")

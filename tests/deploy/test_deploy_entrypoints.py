@@ -63,6 +63,7 @@ def ts_env(tmp_path: Path) -> dict[str, str]:
     store = tmp_path / "model-store"
     store.mkdir()
     (store / "msgnet.mar").write_bytes(b"PK")
+    (store / "msgnet_clip.mar").write_bytes(b"PK")  # load_models names both
     return {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "TORCHSERVE_CONFIG": str(config),
@@ -131,6 +132,7 @@ def test_torchserve_without_token_auth_exports_nothing(ts_env):
     ("no-config", "config file"),
     ("no-store", "is not a directory (TORCHSERVE_MODEL_STORE)"),
     ("no-archive", "load_models names msgnet.mar, which is not in"),
+    ("no-clip-archive", "load_models names msgnet_clip.mar, which is not in"),
     ("empty-store-all", "no .mar archive in"),
 ])
 def test_torchserve_refuses_to_start_with_a_clear_message(ts_env, case, message):
@@ -140,9 +142,12 @@ def test_torchserve_refuses_to_start_with_a_clear_message(ts_env, case, message)
         env["TORCHSERVE_CONFIG"] = str(store / "missing.properties")
     elif case == "no-store":
         env["TORCHSERVE_MODEL_STORE"] = str(store / "missing")
+    elif case == "no-clip-archive":
+        (store / "msgnet_clip.mar").unlink()
     else:
         (store / "msgnet.mar").unlink()
         if case == "empty-store-all":
+            (store / "msgnet_clip.mar").unlink()
             env["TS_LOAD_MODELS"] = "all"
     done = run_entry(TS_ENTRY, env)
     assert done.returncode == 1
