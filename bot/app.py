@@ -28,7 +28,7 @@ from bot.middlewares import (
     SenderChatMiddleware,
 )
 from bot.middlewares.flood import RetryAfterMiddleware
-from bot.routers import clips, controls, fallback, jobs, photos, presets, start_help
+from bot.routers import clips, controls, errors, fallback, jobs, photos, presets, start_help
 from bot.routers import settings as settings_routes
 from bot.routers.presets import PreviewIds
 from bot.services.coordination import Coordinator
@@ -131,7 +131,8 @@ def create_dispatcher(settings: Settings, services: Services,
     dp.include_routers(start_help.create_router(), settings_routes.create_router(),
                        presets.create_router(), controls.create_router(), jobs.create_router(),
                        clips.create_router(), photos.create_router(),
-                       fallback.create_router())
+                       fallback.create_router(),
+                       errors.create_router(settings.default_language))  # Redis down
     dp.workflow_data.update(settings=settings, ts=services.ts, queue=services.queue,
                             results=services.results, runner=services.runner,
                             previews=services.previews, services=services)

@@ -23,6 +23,7 @@ from aiogram.exceptions import (
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
 from aiogram.utils.chat_action import ChatActionSender
+from redis.exceptions import RedisError
 
 from bot import controls, flow
 from bot.config import Settings
@@ -297,7 +298,11 @@ class JobRunner:
         if "which" in values:
             values["which"] = tr(f"which_{values['which'] or 'unknown'}")
         if failure.drop:
-            await state.update_data({failure.drop: None})
+            try:
+                await state.update_data({failure.drop: None})
+            except RedisError as exc:  # still tell the user below
+                log.warning("redis unavailable, unusable %s kept: %s", failure.drop,
+                            type(exc).__name__)
         await status.close()
         await self._say(chat_id, tr(failure.key, **values))
 
@@ -310,8 +315,11 @@ class JobRunner:
         rid = self.results.put(job.user_id, result.data, filename)
         if self.coordination is not None:  # so the button works on any replica
             await self.coordination.put_result(job.user_id, rid, result.data, filename)
-        await state.update_data(flow.remember_result(await state.get_data(), rid,
-                                                     {**spec, "sizes": [size]}))
+        try:
+            await state.update_data(flow.remember_result(await state.get_data(), rid,
+                                                         {**spec, "sizes": [size]}))
+        except RedisError as exc:  # the picture is made: deliver it, its re-run buttons aside
+            log.warning("redis unavailable, result not remembered: %s", type(exc).__name__)
         style = spec.get("preset") or tr("style_own")
         extra = controls.describe(tr, spec)
         if extra:

@@ -8,12 +8,15 @@ real TorchServe would only make them slower. The flood middleware's bounds have 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import EditMessageText, SendAnimation, SendChatAction, SendPhoto
 from bot_helpers import TOKEN, bot_env, jpeg
 from bot_process import BotProcess
+from tcp_proxy import FakeRedisBehindProxy
 
 from bot.middlewares import flood
 
@@ -171,3 +174,45 @@ async def test_cosmetic_calls_are_not_retried(no_sleep):
         with pytest.raises(TelegramRetryAfter):
             await middleware(calls, Bot(TOKEN), method)
         assert calls.count == 1 and no_sleep == []
+
+
+# --- Redis down with REDIS_URL set -----------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_box():
+    box = FakeRedisBehindProxy()
+    await box.start()
+    yield box
+    await box.close()
+
+
+@pytest.mark.integration
+async def test_redis_down_users_are_told_and_the_bot_recovers_when_it_returns(
+        bot_proc, tg, fts, redis_box):
+    proc = await bot_proc(REDIS_URL=redis_box.url)
+    user = tg.user(711)
+    await user.send_photo(jpeg(300, 200))
+    got = await user.expect(lambda s: "Got the photo" in s.text, WAIT)
+
+    await redis_box.proxy.down()
+    went_down = time.monotonic()
+    await user.send("/presets")
+    notice = await user.expect(lambda s: "can't reach my memory" in s.text, WAIT)
+    told_after = time.monotonic() - went_down
+    query = await user.press_data(got, "pre:use:0:candy")  # a button during the outage
+    answer = await user.callback_answer(query, WAIT)
+    assert answer["answered"] and answer["text"] is None  # answered, the notice not repeated
+    assert proc.alive and "/presets" not in notice.text
+
+    await redis_box.proxy.up()
+    came_back = time.monotonic()
+    await user.send("/presets")  # the first update after Redis returns is served
+    gallery = await user.expect(lambda s: s.photo is not None, WAIT)
+    await user.press_data(gallery, "pre:use:0:candy")
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT)
+    recovered_after = time.monotonic() - came_back
+    assert result.photo is not None  # the photo sent before the outage was kept in Redis
+    assert sum("can't reach my memory" in s.text for s in user.sent()) == 1
+    print(f"\nredis down: told after {told_after:.2f} s; back: result after "
+          f"{recovered_after:.2f} s")
