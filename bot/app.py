@@ -141,6 +141,9 @@ def create_dispatcher(settings: Settings, services: Services,
         await services.ts.start()
         services.queue.start()
         await services.queue.start_coordination()
+        if services.coordination is not None:  # jobs lost with a dead replica: tell users
+            await services.coordination.start_recovery(services.runner.tell_interrupted,
+                                                       settings.replica_heartbeat)
         if services.metrics is not None:
             await services.metrics.serve(settings.metrics_host, settings.metrics_port)
         await set_commands(bot)

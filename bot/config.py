@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     # with REDIS_URL: results shared by all replicas for the document button
     shared_result_ttl: float = Field(3600.0, ge=1.0)
     shared_result_mb: int = Field(20, ge=0)
+    # with REDIS_URL: a replica's "alive" beat; jobs of one silent for 3 beats are orphaned
+    replica_heartbeat: float = Field(5.0, ge=0.1)
     shutdown_grace: float = Field(20.0, ge=0)  # running jobs get this long on shutdown
     default_language: Literal["en", "ru"] = "en"
     # observability

@@ -9,7 +9,12 @@ what must hold for a user across the whole deployment lives here rather than in 
   channel of the replica that does (its id is in the lock's value); that replica cancels the
   job and tells the user, so the user hears about it exactly once;
 * full-quality results (with a TTL and a size cap) for the "as a file" button;
-* rate-limit counters shared by all replicas.
+* rate-limit counters shared by all replicas;
+* recovery of jobs whose replica died (SIGKILL, OOM, a lost node): each job in flight has a
+  record (``job:<user>``: its lock token, chat and language) next to its lock, and each live
+  replica beats (``alive:<replica>``). A replica that finds a record whose replica has stopped
+  beating, in two sweeps a beat-timeout apart (so a Redis blip does not count as a death),
+  claims it (only one replica can), drops its lock and tells the user the job was lost.
 
 Every Redis failure degrades to the single-process behaviour (logged), never to a crash: a
 replica that cannot reach Redis still serves its own users.
@@ -35,6 +40,11 @@ log = logging.getLogger(__name__)
 
 # called on the owning replica with (user_id, job_id); True when it cancelled that job
 CancelHandler = Callable[[int, str], Awaitable[bool]]
+# called once per orphaned job with (user_id, the note its job was submitted with)
+OrphanHandler = Callable[[int, dict[str, Any]], Awaitable[None]]
+# a job's record outlives its lock (a day): a deployment down longer than the lock TTL still
+# tells the user when it comes back
+RECORD_EXTRA_MS = 24 * 3600 * 1000
 
 
 class Coordinator:
@@ -58,6 +68,7 @@ class Coordinator:
         self._tasks: list[asyncio.Task] = []
         self._handling: set[asyncio.Task] = set()  # cancels in progress (each may wait)
         self._subscribed = asyncio.Event()
+        self._beat_ms = 15_000  # how long a beat says "alive" (3 beats; start_recovery)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Coordinator:
@@ -77,6 +88,12 @@ class Coordinator:
 
     def _results_key(self, user_id: int) -> str:
         return f"{self.prefix}results:{user_id}"
+
+    def _record_key(self, user_id: int) -> str:
+        return f"{self.prefix}job:{user_id}"
+
+    def _alive_key(self, replica: str) -> str:
+        return f"{self.prefix}alive:{replica}"
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -99,19 +116,28 @@ class Coordinator:
         if self._handling:
             await asyncio.wait(self._handling, timeout=5)
         for user_id, token in list(self._held.items()):
+            await self._drop_record(user_id, token)
             await self._release_token(user_id, token)
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.delete(self._alive_key(self.replica))
         with contextlib.suppress(RedisError, OSError):
             await self.redis.aclose()
 
     # --- the per-user lock ------------------------------------------------------------------
 
-    async def acquire(self, user_id: int, job_id: str) -> bool:
+    async def acquire(self, user_id: int, job_id: str,
+                      note: dict[str, Any] | None = None) -> bool:
         """Take the user's lock for ``job_id``; False when a job of theirs is in flight on
-        any replica. Without Redis the answer is True (this replica's own check still holds)."""
+        any replica. Without Redis the answer is True (this replica's own check still holds).
+        With ``note`` (how to reach the user) the job gets a record for recovery."""
         token = f"{self.replica}:{job_id}"
         try:
             ok = await self.redis.set(self._lock_key(user_id), token, nx=True,
                                       px=self.lock_ttl_ms)
+            if ok and note is not None:
+                record = json.dumps({"token": token, "note": note})
+                await self.redis.set(self._record_key(user_id), record,
+                                     px=self.lock_ttl_ms + RECORD_EXTRA_MS)
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable, user lock not taken: %s", type(exc).__name__)
             return True
@@ -123,7 +149,31 @@ class Coordinator:
         token = f"{self.replica}:{job_id}"
         if self._held.get(user_id) == token:
             del self._held[user_id]
+        # the record first: while the lock is held no newer job of the user has a record
+        await self._drop_record(user_id, token)
         await self._release_token(user_id, token)
+
+    async def _drop_record(self, user_id: int, token: str) -> bool:
+        """Delete the user's job record while it is still ``token``'s; True when deleted
+        here (so of several replicas claiming an orphan, exactly one wins)."""
+        key = self._record_key(user_id)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)
+                raw = await pipe.get(key)
+                if raw is None or json.loads(raw).get("token") != token:
+                    return False
+                pipe.multi()
+                pipe.delete(key)
+                await pipe.execute()
+        except WatchError:
+            return False
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable, job record left: %s", type(exc).__name__)
+            return False
+        except ValueError:
+            return False
+        return True
 
     async def _release_token(self, user_id: int, token: str) -> None:
         """Delete the lock only while it is still ``token`` (never another job's lock)."""
@@ -166,7 +216,72 @@ class Coordinator:
                     return
                 pipe.multi()
                 pipe.pexpire(key, self.lock_ttl_ms)
+                pipe.pexpire(self._record_key(user_id), self.lock_ttl_ms + RECORD_EXTRA_MS)
                 await pipe.execute()
+
+    # --- jobs of dead replicas -------------------------------------------------------------
+
+    async def start_recovery(self, on_orphan: OrphanHandler, beat: float = 5.0) -> None:
+        """Beat every ``beat`` seconds (alive for 3 beats) and sweep for the jobs of replicas
+        that stopped beating, telling ``on_orphan``; the first sweep runs now."""
+        self._beat_ms = max(300, int(beat * 3000))
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.set(self._alive_key(self.replica), "1", px=self._beat_ms)
+        self._tasks += [asyncio.create_task(self._beat(beat), name="coordination-beat"),
+                        asyncio.create_task(self._recover(on_orphan, beat * 3),
+                                            name="coordination-recovery")]
+
+    async def _beat(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.redis.set(self._alive_key(self.replica), "1", px=self._beat_ms)
+            except (RedisError, OSError) as exc:
+                log.warning("redis unavailable, alive beat not sent: %s", type(exc).__name__)
+
+    async def _recover(self, on_orphan: OrphanHandler, every: float) -> None:
+        suspects: dict[str, bytes] = {}
+        while True:
+            try:
+                suspects = await self.sweep(on_orphan, suspects)
+            except (RedisError, OSError) as exc:
+                log.warning("redis unavailable, orphaned jobs not swept: %s",
+                            type(exc).__name__)
+                suspects = {}  # an outage is no evidence: start over once it is back
+            await asyncio.sleep(every)
+
+    async def sweep(self, on_orphan: OrphanHandler,
+                    suspects: dict[str, bytes]) -> dict[str, bytes]:
+        """One sweep: claim the records already in ``suspects`` that are still orphaned and
+        unchanged; return the newly orphaned ones (the suspects of the next sweep)."""
+        found: dict[str, bytes] = {}
+        prefix = self._record_key(0)[:-1]
+        async for key in self.redis.scan_iter(match=f"{prefix}*", count=500):
+            name = key.decode() if isinstance(key, bytes) else key
+            raw = await self.redis.get(name)
+            if raw is None:
+                continue
+            try:
+                record = json.loads(raw)
+                token, user_id = str(record["token"]), int(name[len(prefix):])
+            except (ValueError, KeyError, TypeError):
+                continue
+            replica = token.partition(":")[0]
+            if replica == self.replica or await self.redis.exists(self._alive_key(replica)):
+                continue
+            if suspects.get(name) != raw:
+                found[name] = raw
+                continue
+            if not await self._drop_record(user_id, token):
+                continue  # another replica claimed it, or the job ended after all
+            log.warning("job %s of user %s was lost with replica %s: telling the user",
+                        token.partition(":")[2], user_id, replica)
+            await self._release_token(user_id, token)
+            try:
+                await on_orphan(user_id, record.get("note") or {})
+            except Exception:
+                log.exception("telling user %s about a lost job failed", user_id)
+        return found
 
     # --- cancellation -----------------------------------------------------------------------
 

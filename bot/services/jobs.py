@@ -130,7 +130,9 @@ class JobQueue:
         if failure is not None:
             raise failure
         if self.coordination is not None:
-            if not await self.coordination.acquire(job.user_id, job.id):
+            # the note (how to reach the user) lets another replica tell them if we die
+            if not await self.coordination.acquire(job.user_id, job.id,
+                                                   job.payload.get("note")):
                 raise UserBusy()  # in flight on another replica
             # the checks above may have changed while we waited for Redis
             failure = self._refusal(job)

@@ -86,7 +86,8 @@ class JobRunner:
                 await self._say(chat_id, tr("cancelled"))
 
         job = Job(user_id=user_id, run=self._runner(chat_id, tr, state, spec, status),
-                  on_position=on_position, on_cancel=on_cancel, payload={"spec": spec},
+                  on_position=on_position, on_cancel=on_cancel,
+                  payload={"spec": spec, "note": {"chat_id": chat_id, "lang": tr.lang}},
                   heavy=is_clip_spec(spec))
         try:
             position = await self._submit(job)
@@ -370,6 +371,14 @@ class JobRunner:
         dims = dimensions(item.data) or (0, 0)
         await self._send_document(chat_id, tr, item.data, item.filename, *dims)
         return True
+
+    async def tell_interrupted(self, user_id: int, note: dict[str, Any]) -> None:
+        """A job of ``user_id`` died with its replica (found by the coordination sweep): the
+        user's photos are still in the FSM state, so /result makes it again."""
+        if self.metrics is not None:
+            self.metrics.failed("interrupted")
+        await self._say(int(note.get("chat_id") or user_id),
+                        Translator(str(note.get("lang") or "en"))("job_interrupted"))
 
     async def _sizes(self) -> list[int]:
         try:

@@ -293,3 +293,54 @@ async def test_two_webhook_replicas_act_as_one_bot_for_a_user(two_replicas, tg, 
     await user.press(result, "Full-quality")  # b's result, fetched by a from Redis
     doc = await user.expect(lambda s: s.method == "sendDocument")
     assert doc.document == result.photo and len(fts.stylized) == made  # not made again
+
+
+# --- jobs of a replica that died ---------------------------------------------------------------
+
+
+async def test_a_dead_replicas_job_is_claimed_once_after_two_sweeps_a_live_ones_never():
+    server = FakeServer()
+    told: list[tuple[str, int, dict]] = []
+
+    def teller(name):
+        async def tell(user_id, note):
+            told.append((name, user_id, note))
+        return tell
+
+    dead, live = coordinator(server, "dead"), coordinator(server, "live")
+    a, b = coordinator(server, "a"), coordinator(server, "b")
+    await live.start_recovery(teller("live"), beat=60)  # beats: alive for 3 minutes
+    assert await dead.acquire(1, "j1", {"chat_id": -100, "lang": "ru"})  # never beats
+    assert await live.acquire(2, "j2", {"chat_id": 2, "lang": "en"})
+    assert await a.acquire(3, "j3")  # without a note: no record, nothing to tell
+
+    suspects_a = await a.sweep(teller("a"), {})
+    suspects_b = await b.sweep(teller("b"), {})
+    assert list(suspects_a) == list(suspects_b) == [a._record_key(1)] and told == []
+    assert await a.holder(1) == "dead"  # one sweep is not enough (a Redis blip, a restart)
+    await a.sweep(teller("a"), suspects_a)
+    await b.sweep(teller("b"), suspects_b)  # too late: a claimed it
+    assert told == [("a", 1, {"chat_id": -100, "lang": "ru"})]  # exactly once
+    assert await a.holder(1) is None and await a.redis.get(a._record_key(1)) is None
+    assert await a.holder(2) == "live" and await a.redis.get(a._record_key(2)) is not None
+    assert await b.acquire(1, "j4")  # the user can run a job again
+
+    await live.release(2, "j2")  # a job that ends takes its record with it
+    assert await a.redis.get(a._record_key(2)) is None
+    await live.close()
+    assert not await a.redis.exists(a._alive_key("live"))  # a closed replica stops beating
+
+
+async def test_a_job_that_ends_between_two_sweeps_is_not_reported():
+    server = FakeServer()
+    told = []
+
+    async def tell(user_id, note):
+        told.append(user_id)
+
+    slow, sweeper = coordinator(server, "slow"), coordinator(server, "sweeper")
+    assert await slow.acquire(1, "j1", {"chat_id": 1, "lang": "en"})  # its beat got lost
+    suspects = await sweeper.sweep(tell, {})
+    assert suspects
+    await slow.release(1, "j1")  # ...but it was alive and finished the job
+    assert await sweeper.sweep(tell, suspects) == {} and told == []

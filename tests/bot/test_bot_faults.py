@@ -8,6 +8,9 @@ real TorchServe would only make them slower. The flood middleware's bounds have 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 
 import pytest
@@ -216,3 +219,44 @@ async def test_redis_down_users_are_told_and_the_bot_recovers_when_it_returns(
     assert sum("can't reach my memory" in s.text for s in user.sent()) == 1
     print(f"\nredis down: told after {told_after:.2f} s; back: result after "
           f"{recovered_after:.2f} s")
+
+
+# --- the bot process killed mid-job (Redis storage) -----------------------------------------
+
+
+@pytest.mark.integration
+async def test_a_job_lost_with_a_killed_bot_is_reported_after_the_restart(bot_proc, tg, fts,
+                                                                          redis_box):
+    from redis.asyncio import Redis
+
+    env = {"REDIS_URL": redis_box.url, "REPLICA_HEARTBEAT": "0.5"}
+    first = await bot_proc(**env)
+    user = tg.user(721, "Killed", "en")
+    await user.send_photo(jpeg(300, 200))
+    await user.expect(lambda s: "Got the photo" in s.text, WAIT)
+    fts.script.gate = asyncio.Event()  # the stylization hangs: the job is mid-flight
+    await gallery_then_use(user, tg, [])
+    await asyncio.wait_for(fts.started.wait(), WAIT)
+    host, port = redis_box.server.server_address[:2]
+    redis = Redis(host=host, port=port)
+    try:
+        assert await redis.exists("image-styling:bot:job:721")  # the job's record
+        os.killpg(first.proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(first.proc.wait, 10)
+        assert await redis.exists("image-styling:bot:lock:721")  # its lock outlives it
+    finally:
+        await redis.aclose()
+    fts.script.gate.set()  # TorchServe answers, but nobody is listening any more
+    assert not [s for s in user.sent() if s.method == "sendPhoto" and " px" in s.text]
+
+    restarted = time.monotonic()
+    await bot_proc(**env)
+    notice = await user.expect(lambda s: "restarted while your job" in s.text, WAIT)
+    told_after = time.monotonic() - restarted
+    assert "/result" in notice.text
+    await user.send("/result")  # the lock is gone and the photo and style are kept
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT)
+    assert result.photo is not None
+    assert sum("restarted while your job" in s.text for s in user.sent()) == 1
+    assert not [s for s in user.sent() if "already" in s.text]
+    print(f"\nbot killed mid-job: user told {told_after:.1f} s after the restart began")
