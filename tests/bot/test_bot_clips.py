@@ -209,3 +209,48 @@ async def test_a_clip_over_the_rate_limit_gets_the_too_fast_notice(limited_bot, 
     texts = [s.text for s in user.sent()]
     assert not [t for t in texts if "clip" in t.lower()], texts  # the clip was not taken
     assert notice.message_id < user.sent()[-1].message_id
+
+
+async def test_a_cancelled_clip_closes_its_request_to_the_server(unused_tcp_port) -> None:
+    """/cancel cancels the job's task; the streamed clip request must not linger: the bot
+    closes the connection, so the server's next progress write finds the client gone."""
+    import asyncio
+
+    progress_seen, client_gone = asyncio.Event(), asyncio.Event()
+
+    async def predict(request: web.Request) -> web.StreamResponse:
+        await request.post()
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        done = 0
+        try:
+            while done < 10_000:  # a long clip: a line every 20 ms
+                done += 1
+                await resp.write(json.dumps({"done": done, "total": 10_000}).encode() + b"\n")
+                await asyncio.sleep(0.02)
+        except (ConnectionError, OSError):
+            client_gone.set()
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/predictions/{model}", predict)
+    runner = web.AppRunner(app, handler_cancellation=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    client = ts.TorchServeClient(f"http://127.0.0.1:{unused_tcp_port}", "msgnet",
+                                 clip_model="clips", retries=1)
+
+    async def progress(done, total):
+        progress_seen.set()
+
+    try:
+        task = asyncio.create_task(client.stylize_clip(b"x", style_id="candy",
+                                                       on_progress=progress))
+        await asyncio.wait_for(progress_seen.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(client_gone.wait(), 5)  # the server saw the request end
+    finally:
+        await client.close()
+        await runner.cleanup()
