@@ -1,9 +1,12 @@
 """The batched forward pass, with failure isolation between the requests of a batch.
 
-All good requests of a server-side batch go through :meth:`msgnet.stylize.Stylizer.run` at
-once (it groups equal shapes into one forward). If that call raises, the jobs are retried one
-by one, so a single request that breaks the model (say, out of memory at its size) fails alone
-with a 500 JSON answer instead of turning the whole batch into TorchServe's generic 503.
+The good requests of a server-side batch go through :meth:`msgnet.stylize.Stylizer.run` in
+groups of at most ``pixel_budget`` output pixels (it batches equal shapes into one forward),
+so four 1024 px requests do not run as one 4-megapixel pass: the worker's memory grows with
+the pixels of a pass, and the container's limit does not (docs/reliability.md). If a run
+raises, its jobs are retried one by one, so a single request that breaks the model (say, out
+of memory at its size) fails alone with a 500 JSON answer instead of turning the whole batch
+into TorchServe's generic 503.
 """
 
 from __future__ import annotations
@@ -58,6 +61,42 @@ class Batch:
     sheets: list[SheetJob] = field(default_factory=list)
     clips: list = field(default_factory=list)  # handler.clips.ClipJob, after the photos
     results: dict[int, object] = field(default_factory=dict)  # tensor, sheet, clip or error
+
+
+def pixels(job: Job) -> int:
+    """Output pixels of a job (its content is already at the output size)."""
+    return int(job.content.shape[-2]) * int(job.content.shape[-1])
+
+
+def split_by_pixels(jobs: list[Job], budget: int) -> list[list[Job]]:
+    """Groups of jobs whose output pixels add up to at most ``budget`` (0: one group).
+
+    Equal shapes are kept next to each other so that they still share forward passes; a job
+    over the budget alone is a group of its own (above ``tile_pixels`` it runs tiled, in
+    bounded memory, anyway). Instance norm works per image, so the split changes no result.
+    """
+    if budget <= 0 or sum(pixels(j) for j in jobs) <= budget:
+        return [list(jobs)] if jobs else []
+    ordered = sorted(jobs, key=lambda j: (-pixels(j), tuple(j.content.shape[-2:]), j.idx))
+    groups: list[list[Job]] = []
+    used = 0
+    for job in ordered:
+        if groups and used + pixels(job) <= budget:
+            groups[-1].append(job)
+            used += pixels(job)
+        else:
+            groups.append([job])
+            used = pixels(job)
+    return groups
+
+
+def run_in_budget(stylizer: _Runner, jobs: list[Job], pixel_budget: int
+                  ) -> dict[int, torch.Tensor | errors.RequestError]:
+    """:func:`run_isolated` on each group of :func:`split_by_pixels`."""
+    results: dict[int, torch.Tensor | errors.RequestError] = {}
+    for group in split_by_pixels(jobs, pixel_budget):
+        results.update(run_isolated(stylizer, group))
+    return results
 
 
 def run_isolated(stylizer: _Runner, jobs: list[Job]

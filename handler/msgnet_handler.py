@@ -24,7 +24,7 @@ from PIL import Image
 from ts.torch_handler.base_handler import BaseHandler
 
 from handler import errors
-from handler.batching import Batch, Job, SheetJob, run_isolated
+from handler.batching import Batch, Job, SheetJob, run_in_budget
 from handler.clips import (
     CLIP_HEADER,
     NDJSON_TYPE,
@@ -168,9 +168,11 @@ class MsgnetHandler(BaseHandler):
         return batch
 
     def inference(self, batch: Batch) -> None:
-        """All stylize jobs in one isolated batched run, then each contact sheet, then each
-        clip (frame by frame: a clip must not hold up the photos batched with it)."""
-        batch.results.update(run_isolated(self.stylizer, batch.jobs))
+        """The stylize jobs in isolated batched runs of at most ``batch_pixels`` output pixels,
+        then each contact sheet, then each clip (frame by frame: a clip must not hold up the
+        photos batched with it)."""
+        batch.results.update(run_in_budget(self.stylizer, batch.jobs,
+                                           self.settings.batch_pixels))
         for sheet in batch.sheets:
             try:
                 batch.results[sheet.idx] = contact_sheet(

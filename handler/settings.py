@@ -46,6 +46,9 @@ class HandlerSettings:
     threads: int = 0               # torch intra-op threads; 0 = CPU cores / maxWorkers
     variant: str = DEFAULT_VARIANT  # inference implementation (msgnet.variants)
     tile_pixels: int = 1024 * 1024  # outputs with more pixels run tiled (bounded memory)
+    # output pixels of one forward pass: a server-side batch above it is split (0: never);
+    # the same bound as tiling, so a batch costs no more memory than one image at the cap
+    batch_pixels: int = 1024 * 1024
     tile_size: int = 512           # core side of a tile
     thumb_size: int = 768          # longest side of the thumbnail the tiles' statistics use
     warmup: int = 1                # 1: one forward at default_size while the worker loads

@@ -8,10 +8,12 @@ import base64
 import io
 import json
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.numpy import save as save_safetensors
 from ts.context import Context, RequestProcessor
@@ -487,3 +489,61 @@ def test_messages_quote_at_most_a_bounded_part_of_what_the_client_sent():
     assert len(RequestError(400, "bad_option", "y" * 100_000).message) <= 300
     from handler.errors import unknown_preset
     assert len(unknown_preset("z" * 100_000, ["candy"]).message) < 120
+
+
+# ------------------------------------------------------------------ batches in a pixel budget
+def pixel_job(idx: int, w: int, h: int):
+    from handler.batching import Job
+
+    return Job(idx, torch.zeros(1, 3, h, w), torch.zeros(1, 4, 4), "png")
+
+
+def test_split_by_pixels_keeps_each_pass_within_the_budget():
+    from handler.batching import pixels, split_by_pixels
+
+    mp = 1024 * 1024
+    four_big = [pixel_job(i, 1024, 1024) for i in range(4)]
+    assert [[j.idx for j in g] for g in split_by_pixels(four_big, mp)] == [[0], [1], [2], [3]]
+    assert len(split_by_pixels(four_big, 0)) == 1  # 0: the whole batch in one run
+    assert len(split_by_pixels(four_big, 4 * mp)) == 1
+    four_small = [pixel_job(i, 512, 512) for i in range(4)]  # 4 x 0.26 MP = exactly 1 MP
+    assert len(split_by_pixels(four_small, mp)) == 1
+    mixed = [pixel_job(0, 512, 512), pixel_job(1, 2048, 1024), pixel_job(2, 768, 512),
+             pixel_job(3, 512, 512), pixel_job(4, 512, 768), pixel_job(5, 768, 512)]
+    groups = split_by_pixels(mixed, mp)
+    assert sorted(j.idx for g in groups for j in g) == list(range(6))  # each exactly once
+    for group in groups:  # within the budget, unless one job is larger by itself
+        assert sum(pixels(j) for j in group) <= mp or len(group) == 1
+    assert [j.idx for j in groups[0]] == [1]  # the 2 MP job alone (it runs tiled)
+    # equal shapes stay together: 768x512 twice in one group, 512x768 apart from them
+    together = next(g for g in groups if any(j.idx == 2 for j in g))
+    assert 5 in [j.idx for j in together]
+    assert split_by_pixels([], mp) == []
+
+
+def test_handler_splits_a_batch_over_the_pixel_budget_and_answers_the_same(served, monkeypatch):
+    """Four 96 px requests with a budget of two: two forward passes of two images each, and
+    the same answers as one pass of four."""
+    handler, context, _ = served
+    real_run = handler.stylizer.run
+    passes: list[int] = []
+
+    def counting_run(contents, targets, controls=None):
+        passes.append(sum(int(c.shape[-2]) * int(c.shape[-1]) for c in contents))
+        return real_run(contents, targets, controls)
+
+    monkeypatch.setattr(handler.stylizer, "run", counting_run)
+    batch = [{"content": bytearray(png_bytes(96, 96, (40 * i, 90, 200 - 30 * i))),
+              "style_id": b"candy" if i % 2 else b"mosaic", "size": b"96", "format": b"png"}
+             for i in range(4)]
+    answers = {}
+    for budget in (0, 2 * 96 * 96):
+        monkeypatch.setattr(handler, "settings", replace(handler.settings, batch_pixels=budget))
+        passes.clear()
+        out = handle(served, [dict(r) for r in batch])
+        assert [status(context, i) for i in range(4)] == [200] * 4
+        answers[budget] = [np.asarray(Image.open(io.BytesIO(o))) for o in out]
+        assert passes == ([4 * 96 * 96] if budget == 0 else [2 * 96 * 96, 2 * 96 * 96])
+    for one_pass, split in zip(answers[0], answers[2 * 96 * 96], strict=True):
+        assert one_pass.shape == (96, 96, 3)
+        np.testing.assert_array_equal(one_pass, split)
