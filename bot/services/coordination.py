@@ -34,7 +34,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
 
-from bot.services.results import StoredResult
+from bot.services.results import SHARED_RESULTS_TOTAL_BYTES, SharedResultBudget, StoredResult
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ class Coordinator:
     def __init__(self, redis: Redis, *, lock_ttl: float, prefix: str = "image-styling:bot:",
                  replica: str | None = None, result_ttl: float = 3600.0,
                  result_max_bytes: int = 20 * 1024 * 1024, results_per_user: int = 3,
-                 refresh_every: float | None = None):
+                 refresh_every: float | None = None,
+                 results_total_bytes: int = SHARED_RESULTS_TOTAL_BYTES):
         self.redis = redis
         self.prefix = prefix
         self.replica = replica or secrets.token_hex(6)
@@ -63,6 +64,9 @@ class Coordinator:
         self.result_ttl_ms = max(1000, int(result_ttl * 1000))
         self.result_max_bytes = result_max_bytes
         self.results_per_user = results_per_user
+        # all users' results together, so they never fill Redis's maxmemory (results.py)
+        self.result_budget = SharedResultBudget(redis, f"{prefix}results-bytes",
+                                                results_total_bytes)
         self._held: dict[int, str] = {}  # user -> lock token held by this replica
         self._on_cancel: CancelHandler | None = None
         self._tasks: list[asyncio.Task] = []
@@ -348,16 +352,19 @@ class Coordinator:
     async def put_result(self, user_id: int, rid: str, data: bytes, filename: str) -> bool:
         """Keep a result for ``result_ttl`` (the newest ``results_per_user`` of each user);
         False when it is over the size cap or Redis is unavailable."""
-        if self.results_per_user <= 0 or len(data) > self.result_max_bytes:
+        if (self.results_per_user <= 0 or len(data) > self.result_max_bytes
+                or len(data) > self.result_budget.total_bytes):
             return False
         key, index = self._result_key(user_id, rid), self._results_key(user_id)
         try:
+            await self.result_budget.make_room(len(data))
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping={"data": data, "filename": filename})
                 pipe.pexpire(key, self.result_ttl_ms)
                 pipe.lpush(index, rid)
                 pipe.pexpire(index, self.result_ttl_ms)
                 await pipe.execute()
+            await self.result_budget.add(key, len(data))
             old = await self.redis.lrange(index, self.results_per_user, -1)
             if old:
                 await self.redis.ltrim(index, 0, self.results_per_user - 1)

@@ -189,7 +189,7 @@ def test_redis_gets_its_password_on_stdin_not_in_argv(tmp_path: Path):
                           text=True, timeout=10)
     assert done.returncode == 0, done.stderr
     argv_line, stdin_line = done.stdout.splitlines()
-    assert argv_line == "argv: - --appendonly yes"
+    assert argv_line == "argv: - --appendonly yes --maxmemory 112mb --maxmemory-policy volatile-lfu"
     assert stdin_line == 'stdin: requirepass "pw_123-abc"'
     done = subprocess.run(["/bin/sh", "-c", command[2]], capture_output=True, text=True,
                           env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, timeout=10)
