@@ -153,3 +153,47 @@ def test_heap_arithmetic_in_the_docs_matches_the_configs():
     assert "-Xmx1536m" in text
     for cfg in (MODEL_CONFIG, clip_model.CLIP_OVERRIDES):
         assert f"({cfg['jobQueueSize']} + {cfg['batchSize']}) x 64 MiB" in text
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_real_torchserve_loads_both_models_with_their_queues_and_heap(tmp_path,
+                                                                        tiny_weights_path):
+    """As in the container: load_models names both archives (built by build_mar and
+    clip_model), MSGNET_THREADS is set, and TorchServe reports each model's own queue."""
+    import psutil
+
+    from scripts import clip_model
+    from scripts.ts_private import PrivateTorchServe
+
+    load = ts_client.read_properties(ROOT / "deploy" / "config.properties")["load_models"]
+    server = PrivateTorchServe(tmp_path, "msgnet", env={"MSGNET_THREADS": "2"},
+                               load_models=load)
+    server.build_mar(tiny_weights_path)
+    clip_model.build(server.store, ["--weights", str(tiny_weights_path)])
+    with server.running(timeout=300):
+        ts_client.wait_ready(server.endpoints, clip_model.CLIP_MODEL, 300,
+                             key_file=server.key_file)
+        key = server.keys().management
+        described = {}
+        for name in ("msgnet", clip_model.CLIP_MODEL):
+            _, body = ts_client.call("GET", f"{server.endpoints.management}/models/{name}", key)
+            described[name] = body[0]
+        java = [p for p in psutil.Process(server.proc.pid).children(recursive=True)
+                if "org.pytorch.serve.ModelServer" in " ".join(p.cmdline())]
+        assert len(java) == 1 and "-Xmx1536m" in java[0].cmdline()
+    photo, clip = described["msgnet"], described[clip_model.CLIP_MODEL]
+    assert photo["batchSize"] == MODEL_CONFIG["batchSize"]
+    assert photo["jobQueueStatus"]["remainingCapacity"] == MODEL_CONFIG["jobQueueSize"]
+    assert clip["batchSize"] == 1
+    assert clip["jobQueueStatus"]["remainingCapacity"] == clip_model.CLIP_OVERRIDES[
+        "jobQueueSize"]
+    assert clip["responseTimeout"] == clip_model.CLIP_RESPONSE_TIMEOUT_S
+    assert clip["clientTimeoutInMills"] == clip_model.CLIP_RESPONSE_TIMEOUT_S * 1000
+    # MSGNET_THREADS gave the photo worker its threads; the clip worker kept its one
+    log = (server.logs / "model_log.log").read_text(errors="replace")
+    ready = [line for line in log.splitlines() if "msgnet handler ready" in line]
+    photo_lines = [line for line in ready if "-msgnet_clip_" not in line]
+    clip_lines = [line for line in ready if "-msgnet_clip_" in line]
+    assert photo_lines and all("threads=2 " in line for line in photo_lines), ready
+    assert clip_lines and all("threads=1 " in line for line in clip_lines), ready
