@@ -79,3 +79,17 @@ def test_stylizer_tiles_above_the_threshold(tiny_weights_path: Path, rng_image) 
     torch.testing.assert_close(out[0], ref[0], atol=1e-2, rtol=0)  # under the threshold
     psnr = 10 * torch.log10(255.0 ** 2 / ((out[1] - ref[1]) ** 2).mean())
     assert psnr > 20, float(psnr)
+
+
+def test_the_batch_rss_script_measures_a_batch(tiny_weights_path: Path, capsys) -> None:
+    """scripts/ts_batch_rss.py (docs/reliability.md's figures) on tiny weights, 2 x 64 px."""
+    import json
+
+    from scripts import ts_batch_rss
+
+    assert ts_batch_rss.main(["--count", "2", "--size", "64", "--threads", "1",
+                              "--batch-pixels", "4096", "--weights",
+                              str(tiny_weights_path)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["codes"] == [200, 200] and result["batch_pixels"] == 4096
+    assert 0 < result["peak_after_load_gb"] <= result["peak_rss_gb"] < 8
