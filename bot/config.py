@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     ts_model_version: str = ""
     ts_inference_key: Secret = Secret("")
     ts_key_file: str = ""
-    # one stylization request, seconds: >= clientTimeoutInMills + responseTimeout of
-    # handler/model-config.yaml (docs/reliability.md, "Timeouts that agree")
+    # one stylization request, seconds: >= clientTimeoutInMills of handler/model-config.yaml,
+    # the server's deadline for an answer (docs/reliability.md, "Timeouts that agree")
     ts_timeout: float = Field(180.0, ge=0.1)
     ts_connect_timeout: float = Field(5.0, ge=0.1)
     ts_retries: int = Field(3, ge=1)                  # attempts on 503 / connection errors

@@ -23,16 +23,21 @@ def java_pattern(pattern: str) -> re.Pattern[str]:
 
 
 def test_timeouts_fit_inside_each_other():
-    queue_s = MODEL_CONFIG["clientTimeoutInMills"] / 1000
+    # clientTimeoutInMills is a deadline from arrival to answer: TorchServe 0.12 drops any
+    # answer later than that (BatchAggregator, getClientExpireTS), not only queued requests
+    deadline_s = MODEL_CONFIG["clientTimeoutInMills"] / 1000
     response_s = MODEL_CONFIG["responseTimeout"]
     bot_s = Settings.model_fields["ts_timeout"].default
     job_s = Settings.model_fields["job_timeout"].default
-    # the bot never gives up on a request the worker may still answer, nor a job on its request
-    assert queue_s + response_s <= bot_s <= job_s
+    # a batch that runs its whole responseTimeout can still be answered; the server gives up
+    # before the bot does; the bot never gives up on a job before its request
+    assert response_s < deadline_s <= bot_s <= job_s
+    # a batch of four 1024 px photos took 48 s on the 2 busy cores here: not dropped
+    assert deadline_s >= 48 + MODEL_CONFIG["maxBatchDelay"] / 1000
     # a worker killed for a slow batch is restarted before /ping calls the model unhealthy
     assert MODEL_CONFIG["maxRetryTimeoutInSec"] >= response_s
     table = (ROOT / "docs" / "reliability.md").read_text()
-    for value in (queue_s, response_s, bot_s, job_s, MODEL_CONFIG["maxRetryTimeoutInSec"]):
+    for value in (deadline_s, response_s, bot_s, job_s, MODEL_CONFIG["maxRetryTimeoutInSec"]):
         assert f"| {value:g} s |" in table, value
 
 
