@@ -169,9 +169,10 @@ async def test_a_clip_spends_as_many_tokens_in_redis_as_in_the_local_bucket() ->
 async def limited_bot(request, tg, fts):
     """An in-process bot polling the fake Bot API with a burst of 10 tokens and a clip costing
     10, its rate limit kept in this process or in (fake) Redis as with several replicas."""
+    import asyncio
+
     from aiogram.fsm.storage.redis import RedisStorage
     from bot_helpers import bot_env
-    from conftest import InProcessBot
     from fakeredis import FakeAsyncRedis, FakeServer
 
     from bot.app import create_bot, create_dispatcher, create_services
@@ -188,11 +189,13 @@ async def limited_bot(request, tg, fts):
         coordination = Coordinator(FakeAsyncRedis(server=server), lock_ttl=60, replica="a")
         storage = RedisStorage(FakeAsyncRedis(server=server))
     services = create_services(settings, bot, coordination=coordination)
-    harness = InProcessBot(settings, bot, create_dispatcher(settings, services, storage),
-                           services, tg)
-    await harness.start_polling()
-    yield harness
-    await harness.stop()
+    dp = create_dispatcher(settings, services, storage)
+    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False,
+                                                   polling_timeout=settings.polling_timeout))
+    await tg.polling_started()
+    yield dp
+    await dp.stop_polling()
+    await polling
 
 
 async def test_a_clip_over_the_rate_limit_gets_the_too_fast_notice(limited_bot, tg) -> None:
