@@ -7,6 +7,11 @@ of ``--count`` photos at ``--size`` px and reports the process's peak RSS, so th
 
     python -m scripts.ts_batch_rss --batch-pixels 0          # before: one 4-megapixel pass
     python -m scripts.ts_batch_rss                           # the archive's batch_pixels
+    python -m scripts.ts_batch_rss --torchserve [--batch-pixels 0]   # through a real server
+
+With ``--torchserve`` a private TorchServe (free ports, a temp folder) serves the weights, the
+``--count`` requests are sent at once, and the worker's own peak (``VmHWM``) is reported, with
+the batch size TorchServe formed (``X-Msgnet-Batch-Size``).
 
 The measured process is a grandchild started by a small launcher, whose ``wait4`` reports the
 child's own ``ru_maxrss`` (Linux carries a parent's peak into a forked child's).
@@ -108,6 +113,62 @@ def measure(args: argparse.Namespace) -> dict:
     return result
 
 
+def through_torchserve(args: argparse.Namespace) -> dict:
+    """Send ``count`` requests at once to a private TorchServe; the worker's peak RSS."""
+    import concurrent.futures
+    import re
+    import tempfile
+
+    import psutil
+
+    from scripts import ts_client
+    from scripts.ts_private import PrivateTorchServe
+
+    env = {"MSGNET_THREADS": str(args.threads)}
+    if args.batch_pixels is not None:
+        env["MSGNET_BATCH_PIXELS"] = str(args.batch_pixels)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        config = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
+        config["maxBatchDelay"] = 2000  # the concurrent requests meet in one batch
+        # TorchServe drops an answer later than clientTimeoutInMills after its request came
+        # (and never answers it): a slow machine must not turn the measurement into a hang
+        config["clientTimeoutInMills"] = 900_000
+        config["responseTimeout"] = 900
+        (base / "model-config.yaml").write_text(yaml.safe_dump(config))
+        server = PrivateTorchServe(base / "ts", env=env)
+        server.build_mar(Path(args.weights), "--model-config", str(base / "model-config.yaml"))
+        bodies = [ts_client.multipart([("content", p, "photo.png"),
+                                       ("style_id", b"candy", None),
+                                       ("size", str(args.size).encode(), None)])
+                  for p in photos(args.count, args.size)]
+        with server.running(timeout=300):
+            worker = next(p for p in psutil.Process(server.proc.pid).children(recursive=True)
+                          if "model_service_worker" in " ".join(p.cmdline()))
+            idle = worker.memory_info().rss
+            key = server.keys().inference
+
+            def send(body: tuple[bytes, str]) -> str:
+                import urllib.request
+
+                request = urllib.request.Request(
+                    server.predictions_url(), data=body[0], method="POST",
+                    headers={"Content-Type": body[1], "Authorization": f"Bearer {key}"})
+                with urllib.request.urlopen(request, timeout=900) as answer:
+                    answer.read()
+                    return answer.headers.get("X-Msgnet-Batch-Size", "?")
+
+            t = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(args.count) as pool:
+                batches = list(pool.map(send, bodies))
+            seconds = time.perf_counter() - t
+            status = Path(f"/proc/{worker.pid}/status").read_text()
+            peak = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
+    return {"batch_sizes": batches, "seconds": round(seconds, 2),
+            "batch_pixels": env.get("MSGNET_BATCH_PIXELS", "archive default"),
+            "worker_idle_rss_gb": round(idle / 1e9, 3), "worker_peak_rss_gb": round(peak / 1e9, 3)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=4)
@@ -116,11 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-pixels", type=int, default=None,
                    help="override the archive's batch_pixels (0: no split)")
     p.add_argument("--weights", default=str(WEIGHTS))
+    p.add_argument("--torchserve", action="store_true",
+                   help="send the requests at once to a private TorchServe instead")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return child(args)
-    result = measure(args)
+    result = through_torchserve(args) if args.torchserve else measure(args)
     result["cpu"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     print(json.dumps(result))
     return 0

@@ -83,7 +83,7 @@ HEAP_HEADROOM = 256 * MIB
 
 
 def java_size(text: str) -> int:
-    """Bytes of a JVM size such as ``1536m`` or ``1g``."""
+    """Bytes of a JVM size such as ``1280m`` or ``1g``."""
     match = re.fullmatch(r"(\d+)([kKmMgG]?)", text)
     assert match, text
     return int(match.group(1)) * {"": 1, "k": 1024, "m": MIB, "g": 1024 * MIB}[
@@ -153,9 +153,9 @@ def test_heap_arithmetic_in_the_docs_matches_the_configs():
     text = (ROOT / "docs" / "reliability.md").read_text()
     for config in ("config.properties", "deploy/config.properties"):
         props = ts_client.read_properties(ROOT / config)
-        assert re.findall(r"-Xmx\S+", props["vmargs"]) == ["-Xmx1536m"], config
+        assert re.findall(r"-Xmx\S+", props["vmargs"]) == ["-Xmx1280m"], config
         assert int(props["max_request_size"]) == 64 * MIB, config
-    assert "-Xmx1536m" in text
+    assert "-Xmx1280m" in text
     for cfg in (MODEL_CONFIG, clip_model.CLIP_OVERRIDES):
         assert f"({cfg['jobQueueSize']} + {cfg['batchSize']}) x 64 MiB" in text
 
@@ -186,7 +186,7 @@ def test_a_real_torchserve_loads_both_models_with_their_queues_and_heap(tmp_path
             described[name] = body[0]
         java = [p for p in psutil.Process(server.proc.pid).children(recursive=True)
                 if "org.pytorch.serve.ModelServer" in " ".join(p.cmdline())]
-        assert len(java) == 1 and "-Xmx1536m" in java[0].cmdline()
+        assert len(java) == 1 and "-Xmx1280m" in java[0].cmdline()
     photo, clip = described["msgnet"], described[clip_model.CLIP_MODEL]
     assert photo["batchSize"] == MODEL_CONFIG["batchSize"]
     assert photo["jobQueueStatus"]["remainingCapacity"] == MODEL_CONFIG["jobQueueSize"]
