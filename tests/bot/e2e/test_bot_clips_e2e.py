@@ -37,8 +37,13 @@ async def test_limits_first_then_a_video_comes_back_as_a_video_with_progress(run
     await user.send_clip("video", video, duration=2, width=96, height=64)
     got = await user.expect(lambda s: "Got the clip" in s.text, WAIT)
     assert "up to 30 frames at 96 px" in got.text and "15 s" in got.text  # limits first
+    tg.flood["sendVideo"] = [1]  # Telegram's flood control refuses the first upload (429)
     await pick_candy(user)
     sent = await user.expect(lambda s: s.method == "sendVideo", WAIT)
+    videos = tg.calls("sendVideo", user.chat_id)
+    assert [("retry_after" in e.result, "message_id" in e.result) for e in videos] == \
+        [(True, False), (False, True)]  # sent again after retry_after, delivered once
+    assert videos[1].at - videos[0].at >= 0.95
     kind, data = sent.clip
     info = open_clip(data).info
     assert kind == "video" and (info.frames, info.fps, info.audio) == (20, 10.0, "aac")
