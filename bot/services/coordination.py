@@ -138,16 +138,20 @@ class Coordinator:
         try:
             ok = await self.redis.set(self._lock_key(user_id), token, nx=True,
                                       px=self.lock_ttl_ms)
-            if ok and note is not None:
-                record = json.dumps({"token": token, "note": note})
-                await self.redis.set(self._record_key(user_id), record,
-                                     px=self.lock_ttl_ms + RECORD_EXTRA_MS)
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable, user lock not taken: %s", type(exc).__name__)
             return True
-        if ok:
-            self._held[user_id] = token
-        return bool(ok)
+        if not ok:
+            return False
+        self._held[user_id] = token
+        if note is not None:
+            record = json.dumps({"token": token, "note": note})
+            try:
+                await self.redis.set(self._record_key(user_id), record,
+                                     px=self.lock_ttl_ms + RECORD_EXTRA_MS)
+            except (RedisError, OSError) as exc:  # the job runs; only its recovery is lost
+                log.warning("redis unavailable, job record not kept: %s", type(exc).__name__)
+        return True
 
     async def release(self, user_id: int, job_id: str) -> None:
         token = f"{self.replica}:{job_id}"
