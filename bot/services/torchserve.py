@@ -2,10 +2,12 @@
 
 One shared :class:`aiohttp.ClientSession` for the whole bot; every request has a connect and a
 total timeout. Overload (503) and connection failures are retried with exponential backoff
-because both are usually short (a worker restarting, TorchServe coming back up); everything
-else fails at once with a :class:`TorchServeError` whose ``kind`` tells the bot which message
-to show. The server is the source of truth for presets and sizes: they are fetched from it
-and cached for a few minutes, never read from a local copy.
+because both are usually short (a worker restarting, TorchServe coming back up). TorchServe's
+"Worker died." answer (the worker process crashed or was killed while it held the request) is
+retried once, at once: stylizing is idempotent, and TorchServe queues the retry until it has
+restarted the worker. Everything else fails at once with a :class:`TorchServeError` whose
+``kind`` tells the bot which message to show. The server is the source of truth for presets
+and sizes: they are fetched from it and cached for a few minutes, never read from a local copy.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ BUSY = "busy"        # 503 after all retries
 DOWN = "down"        # cannot connect / connection lost, after all retries
 TIMEOUT = "timeout"  # no answer within the timeout
 SERVER = "server"    # 5xx, unexpected answers, wrong model name, rejected key
+
+# ``code`` of a SERVER error: TorchServe answered "Worker died." (500, or 507 when the worker
+# exited with status 137, as a SIGKILL or the OOM killer leaves it) for a request its worker
+# held when it died
+WORKER_DIED = "worker_died"
 
 
 NDJSON = "application/x-ndjson"  # the clip model's streamed answer (progress, then the clip)
@@ -341,6 +348,7 @@ class TorchServeClient:
         await self.start()
         assert self._session is not None
         reloaded_key = False
+        retried_death = False
         attempt = 0
         while True:
             attempt += 1
@@ -374,6 +382,10 @@ class TorchServeClient:
                     attempt -= 1
                     continue
                 failure = self._error(status, ctype, body, attempt)
+                if failure.code == WORKER_DIED and self._retry_death(retried_death, started,
+                                                                     timeout, what):
+                    retried_death = True
+                    continue
                 if failure.kind != BUSY:
                     raise failure
             if attempt >= self.retries:
@@ -383,6 +395,22 @@ class TorchServeClient:
             delay = self.retry_delay * (2 ** (attempt - 1)) * (0.75 + random.random() / 2)
             log.info("torchserve %s: %s, retrying in %.1f s", what, failure.kind, delay)
             await asyncio.sleep(delay)
+
+    @staticmethod
+    def _retry_death(retried: bool, started: float, timeout: aiohttp.ClientTimeout,
+                     what: str) -> bool:
+        """Whether to send a request again after its worker died: once, and only when the
+        attempt failed within half the timeout. A worker killed for running past
+        ``responseTimeout`` would run (and be killed) as long again, past the job's budget;
+        a request that kills its worker each time (a crash on that input) is tried twice."""
+        elapsed = time.monotonic() - started
+        if retried or (timeout.total is not None and elapsed > timeout.total / 2):
+            log.warning("torchserve %s: the worker died again (%.1f s); not retrying", what,
+                        elapsed)
+            return False
+        log.warning("torchserve %s: the worker died after %.1f s; sending it once more", what,
+                    elapsed)
+        return True
 
     @staticmethod
     def _error(status: int, ctype: str, body: bytes, attempt: int) -> TorchServeError:
@@ -399,6 +427,9 @@ class TorchServeClient:
                 message = str(data.get("message") or data.get("type") or "")
         except ValueError:
             message = body[:200].decode("utf-8", "replace")
+        if status in (500, 507) and message == "Worker died." and not code:
+            return TorchServeError(SERVER, "the TorchServe worker died during the request",
+                                   code=WORKER_DIED, status=status, attempts=attempt)
         if status == 503:
             return TorchServeError(BUSY, message or "overloaded", code=code, status=status,
                                    attempts=attempt)
