@@ -89,6 +89,10 @@ start() {
   # clips get a worker of their own, so they never queue photos (docs/animation.md)
   "$PY" -m scripts.clip_model register --config "$CONFIG" || \
     echo "warning: could not register the clip model msgnet_clip; clips go to $MODEL" >&2
+  # --ncs above: no TorchServe config snapshots; the versions registered with ts_models.py
+  # come back from its state file instead (docs/reliability.md says why)
+  "$PY" -m scripts.ts_models --config "$CONFIG" --state-file "$RUN_DIR/model_versions.json" \
+    restore || echo "warning: not every saved model version was restored (above)" >&2
   usage_hint
 }
 

@@ -6,6 +6,13 @@
     python -m scripts.ts_models scale 2.0 --workers 2
     python -m scripts.ts_models rollback [--to 1.0] [--unregister-current]
     python -m scripts.ts_models unregister 2.0
+    python -m scripts.ts_models restore          # after a restart (scripts/serve.sh runs it)
+
+Every command that changes the versions then saves what the server reports (versions, their
+archives, workers, the default) to a state file (``--state-file``, ``$TS_MODELS_STATE``, else
+logs/run/model_versions.json); ``restore`` registers the saved versions again on a server
+that was restarted, scales them and sets the default. serve.sh starts TorchServe with ``--ncs``
+(no config snapshots): docs/reliability.md says why this replaces them.
 
 A version is registered from an archive in the model store (``allowed_urls`` admits nothing
 else); an archive given by a path outside the store is copied into it first. Build a second
@@ -26,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from scripts.ts_client import ROOT, Endpoints, TorchServeError, call, read_keys, read_properties
+
+DEFAULT_STATE_FILE = ROOT / "logs" / "run" / "model_versions.json"
 
 
 def version_key(version: str) -> tuple:
@@ -87,6 +96,46 @@ class Manager:
                             max_worker=max_workers, synchronous="true")
         return result.get("status", str(result)) if isinstance(result, dict) else str(result)
 
+    def state(self) -> dict[str, Any]:
+        """What ``restore`` needs to rebuild this model's versions: archives, workers and the
+        default, as the server reports them now."""
+        entries, default = self.versions()
+        return {"default": default,
+                "versions": [{"version": str(e.get("modelVersion")),
+                              "mar": str(e.get("modelUrl")),
+                              "min_workers": int(e.get("minWorkers") or 0),
+                              "max_workers": int(e.get("maxWorkers") or 0)} for e in entries]}
+
+    def restore(self, saved: dict[str, Any]) -> list[str]:
+        """Register the saved versions the server lacks, give them their saved workers and
+        set the saved default; returns warnings for what could not be restored (an archive
+        no longer in the model store: that version is skipped, the rest is restored)."""
+        warnings: list[str] = []
+        entries, _ = self.versions()
+        live = {str(e.get("modelVersion")): e for e in entries}
+        store = self.model_store.resolve()
+        for item in saved.get("versions", []):
+            version, mar = str(item["version"]), str(item["mar"])
+            lo, hi = int(item["min_workers"]), int(item["max_workers"])
+            if version not in live:
+                if "/" in mar or mar.startswith(".") or not (store / mar).is_file():
+                    warnings.append(f"version {version}: archive {mar} is not in {store}; "
+                                    "not restored")
+                    continue
+                self._call("POST", "/models", url=mar, model_name=self.model,
+                           initial_workers=lo, synchronous="true")
+            elif (live[version].get("minWorkers"), live[version].get("maxWorkers")) == (lo, hi):
+                continue
+            self.scale(version, lo, hi)
+        default = saved.get("default")
+        registered = {str(e.get("modelVersion")) for e in self.versions()[0]}
+        if default and default in registered:
+            self.set_default(str(default))
+        elif default:
+            warnings.append(f"the saved default {default} is not registered; the default "
+                            "stays as the server started")
+        return warnings
+
     def unregister(self, version: str) -> str:
         result = self._call("DELETE", f"/models/{self.model}/{version}")
         return result.get("status", str(result)) if isinstance(result, dict) else str(result)
@@ -130,6 +179,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--key-file", type=Path, default=None, help="TorchServe's key_file.json")
     p.add_argument("--model-name", default="msgnet")
     p.add_argument("--model-store", type=Path, default=None)
+    p.add_argument("--state-file", type=Path, default=None,
+                   help="where versions are saved for restore (default $TS_MODELS_STATE, "
+                        "else logs/run/model_versions.json)")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="registered versions, the default marked *")
     ls.add_argument("--json", action="store_true")
@@ -150,6 +202,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     rb.add_argument("--unregister-current", action="store_true")
     un = sub.add_parser("unregister", help="remove a version")
     un.add_argument("version")
+    sub.add_parser("restore", help="register the saved versions again after a restart")
     return p.parse_args(argv)
 
 
@@ -161,8 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         props = read_properties(config) if config.is_file() else {}
         store = Path(props.get("model_store", "model_store"))
         store = store if store.is_absolute() else ROOT / store
-    manager = Manager(Endpoints.from_config(config), args.key_file, args.model_name, store)
+    endpoints = Endpoints.from_config(config)
+    manager = Manager(endpoints, args.key_file, args.model_name, store)
+    state_file = args.state_file or Path(os.environ.get("TS_MODELS_STATE")
+                                         or DEFAULT_STATE_FILE)
     try:
+        if args.command == "restore":
+            return restore(state_file, endpoints, args.key_file, store)
         if args.command == "list":
             entries, default = manager.versions()
             if args.json:
@@ -189,8 +247,58 @@ def main(argv: list[str] | None = None) -> int:
             print(manager.unregister(args.version))
     except TorchServeError as exc:
         print(f"ts_models: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    else:
+        status = 0
+    if args.command != "list":  # even after a failure: register may have worked, set-default not
+        try:
+            save_state(state_file, args.model_name, manager.state())
+        except (TorchServeError, OSError) as exc:
+            print(f"ts_models: the versions were not saved to {state_file}: {exc}",
+                  file=sys.stderr)
+            status = 1
+    return status
+
+
+def save_state(path: Path, model: str, state: dict[str, Any]) -> None:
+    """Replace ``model``'s entry in the state file (written whole, then renamed: a crash never
+    leaves half a file), keeping the other models' entries."""
+    saved = _read_state(path)
+    saved[model] = state
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise TorchServeError(f"{path} is not valid JSON ({exc}); move it away to start "
+                              "from the versions the server has") from None
+    return data if isinstance(data, dict) else {}
+
+
+def restore(path: Path, endpoints: Endpoints, key_file: Path | None, store: Path) -> int:
+    """``restore`` for every model in the state file; 1 when anything was left out."""
+    saved = _read_state(path)
+    if not saved:
+        print(f"no saved model versions in {path}; nothing to restore")
+        return 0
+    status = 0
+    for model, state in sorted(saved.items()):
+        manager = Manager(endpoints, key_file, model, store)
+        warnings = manager.restore(state)
+        for warning in warnings:
+            print(f"ts_models restore: {model}: {warning}", file=sys.stderr)
+        status = 1 if warnings else status
+        entries, default = manager.versions()
+        print(f"{model}: versions {', '.join(str(e.get('modelVersion')) for e in entries)}, "
+              f"default {default}")
+    return status
 
 
 def _version_of(manager: Manager, mar: Path) -> str:

@@ -49,6 +49,11 @@ class Server(PrivateTorchServe):
         cfg.update(batchSize=4, maxBatchDelay=BATCH_DELAY_MS, minWorkers=1, maxWorkers=1)
         self.model_config.write_text(yaml.safe_dump(cfg))
 
+    @property
+    def state_file(self) -> Path:
+        """Where ``scripts/ts_models.py`` saves this server's versions (for ``restore``)."""
+        return self.base / "model_versions.json"
+
     def build_mar(self, weights: Path, version: str, archive_name: str = MODEL) -> Path:
         return super().build_mar(weights, "--version", version, "--model-config",
                                  str(self.model_config), "--previews", str(self.previews),
@@ -56,9 +61,11 @@ class Server(PrivateTorchServe):
 
     def script(self, name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run one of our scripts (``ts_models.py``: ``python -m scripts.ts_models``) against
-        this server (config + key file of the test)."""
+        this server (config + key file of the test; ts_models' state file in the test's
+        folder, never the checkout's logs/run/)."""
         cmd = [PYTHON, "-m", f"scripts.{Path(name).stem}", *args]
-        env = {**os.environ, "TS_CONFIG": str(self.config), "TS_KEY_FILE": str(self.key_file)}
+        env = {**os.environ, "TS_CONFIG": str(self.config), "TS_KEY_FILE": str(self.key_file),
+               "TS_MODELS_STATE": str(self.state_file)}
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                               cwd=ROOT)
 
