@@ -32,6 +32,24 @@ def group_lrs(lr: float, inspiration_lr: float | None) -> list[float]:
     return [lr] if inspiration_lr is None else [lr, inspiration_lr]
 
 
+def warmup_lrs(lr: float, inspiration_lr: float | None, step: int, warmup_steps: int
+               ) -> list[float]:
+    """The groups' learning rates at ``step`` (0-based) of a linear warm-up from 0.
+
+    A fresh Adam's first steps move every entry by ~lr in the sign of one batch's gradient
+    (its second moment is one sample): on trained weights that undid ~400 steps of progress
+    (docs/training.md, 2026-12-02 second session). The trainstate's step counter starts at 0
+    with the optimizer, so the warm-up counts from the optimizer's first step.
+    """
+    factor = 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
+    return [r * factor for r in group_lrs(lr, inspiration_lr)]
+
+
+def set_lrs(optimizer: torch.optim.Optimizer, lrs: list[float]) -> None:
+    for group, group_lr in zip(optimizer.param_groups, lrs, strict=True):
+        group["lr"] = group_lr
+
+
 def make_optimizer(net: Net, lr: float, inspiration_lr: float | None = None) -> torch.optim.Adam:
     groups = parameter_groups(net, inspiration_lr is not None)
     lrs = group_lrs(lr, inspiration_lr)
@@ -55,6 +73,4 @@ def load_optimizer_state(optimizer: torch.optim.Adam, saved: dict[str, Any], net
                           for new_i, p in enumerate(new_params)
                           if old_index[id(p)] in saved["state"]}
     optimizer.load_state_dict(converted)
-    for group, group_lr in zip(optimizer.param_groups, group_lrs(lr, inspiration_lr),
-                               strict=True):
-        group["lr"] = group_lr
+    set_lrs(optimizer, group_lrs(lr, inspiration_lr))

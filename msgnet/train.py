@@ -40,7 +40,7 @@ from msgnet.checkpoint import load_weights, save_weights
 from msgnet.imageio import image_to_bgr, load_image, resize_longest
 from msgnet.inspiration import inspiration_ranks, inverse_gram_init
 from msgnet.model import Net
-from msgnet.optimizer import load_optimizer_state, make_optimizer
+from msgnet.optimizer import load_optimizer_state, make_optimizer, set_lrs, warmup_lrs
 from msgnet.vgg import (
     CONTENT_LAYER,
     IMAGENET_MEAN_BGR,
@@ -81,6 +81,7 @@ class TrainConfig:
     init_inspiration: float | None = None
     inspiration_lr: float | None = None  # Adam lr of the Inspiration weight (msgnet.optimizer)
     inspiration_skip: bool = False  # a learned diagonal pass-through (msgnet.model.Inspiration)
+    warmup_steps: int = 0  # linear lr warm-up over the optimizer's first steps (msgnet.optimizer)
 
 
 def load_init_weights(net: Net, path: str | Path) -> None:
@@ -295,6 +296,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     while step < cfg.steps:
         name = names[step % len(names)]
         x = sampler.batch(cfg.batch_size).to(device)
+        if cfg.warmup_steps and step <= cfg.warmup_steps:  # the step after it restores lr
+            set_lrs(optimizer, warmup_lrs(cfg.lr, cfg.inspiration_lr, step, cfg.warmup_steps))
         c_loss, s_loss = train_step(net, vgg_for_loss, optimizer, x,
                                     encoder_styles[name].to(device), style_targets[name],
                                     cfg.content_weight, cfg.style_weight, use_amp)
@@ -365,6 +368,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Adam learning rate of the Inspiration weight (default: --lr); its "
                         "entries are ~1/LAMBDA after --init-inspiration, where --lr barely "
                         "moves them; resuming switches freely with or without it")
+    p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
+                   help="raise the learning rate linearly from 0 over the optimizer's first N "
+                        "steps; use ~200 with --init-weights on trained weights (a fresh "
+                        "Adam at full lr sets them back)")
     p.add_argument("--inspiration-skip", action="store_true",
                    help="add a learned per-channel pass-through to the Inspiration layer, "
                         "(W G)^T + diag(s), s starting at 0: lets the photo past the steep "

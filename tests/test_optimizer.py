@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from msgnet.model import Net
-from msgnet.optimizer import load_optimizer_state, make_optimizer
+from msgnet.optimizer import load_optimizer_state, make_optimizer, warmup_lrs
 
 
 def _step(net: Net, optimizer: torch.optim.Optimizer, seed: int) -> None:
@@ -65,3 +65,10 @@ def test_a_one_group_trainstate_resumes_into_two_groups_and_back():
     assert [g["lr"] for g in back.param_groups] == [1e-3]
     assert all(float(back.state[p]["step"]) == 3 for p in net.parameters())
     _step(net, back, 4)  # and it still steps
+
+
+def test_warmup_rises_linearly_to_the_configured_rates():
+    assert warmup_lrs(1e-3, None, 0, 4) == [2.5e-4]
+    assert warmup_lrs(1e-3, 0.5, 1, 4) == [5e-4, 0.25]
+    assert warmup_lrs(1e-3, None, 3, 4) == warmup_lrs(1e-3, None, 99, 4) == [1e-3]
+    assert warmup_lrs(1e-3, None, 0, 0) == [1e-3]  # off: the recipe

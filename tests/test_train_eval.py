@@ -325,3 +325,16 @@ def test_inspiration_skip_starts_at_zero_from_plain_weights_and_learns(data, tmp
     assert 0 < float(loaded.net.ins.skip.detach().abs().max()) < 0.01
     with pytest.raises(ValueError, match="--inspiration-skip"):  # a layout switch on resume
         train(_config(data, out, steps=4), progress=False)
+
+
+def test_warmup_counts_from_the_optimizers_first_step_and_survives_a_resume(data, tmp_path):
+    out = tmp_path / "w.pt"
+
+    def lr_of() -> list[float]:
+        state = torch.load(out.with_name("w.trainstate.pt"), weights_only=False)
+        return [g["lr"] for g in state["optimizer"]["param_groups"]]
+
+    train(_config(data, out, steps=2, warmup_steps=4), progress=False)
+    assert lr_of() == [pytest.approx(5e-4)]  # the second step ran at 2/4 of the rate
+    train(_config(data, out, steps=6, warmup_steps=4), progress=False)
+    assert lr_of() == [pytest.approx(1e-3)]
