@@ -29,6 +29,22 @@ def effective_rank(matrix: torch.Tensor) -> float:
     return float(s.sum() ** 2 / (s ** 2).sum()) if float(s.abs().sum()) > 0 else 0.0
 
 
+def transmitted_share(matrix: torch.Tensor, feats: torch.Tensor) -> float:
+    """How much of a photo's feature *variation* passes ``y = M x`` at the layer's full gain.
+
+    ``feats`` (C, N) are the encoder features of one photo; their channel means are removed
+    (the variation carries the picture). Each component along a right singular vector of
+    ``M`` counts with its gain squared relative to the largest: 1 when every direction passes
+    alike, near 0 when the photo lives where ``M`` is almost zero.
+    """
+    m = matrix.detach().double().reshape(matrix.shape[-2], matrix.shape[-1])
+    x = feats.detach().double().reshape(m.shape[1], -1)
+    x = x - x.mean(1, keepdim=True)
+    _, s, vh = torch.linalg.svd(m)
+    energy = (vh @ x).square().sum(1)
+    return float(((s / s[0]).square() * energy).sum() / energy.sum())
+
+
 def inspiration_ranks(net: Net, grams: dict[str, torch.Tensor]) -> dict[str, float]:
     """Median effective rank of ``P = W·G`` and of ``G`` over ``grams`` (name -> (1, C, C))."""
     w = net.ins.weight.detach().float().cpu()[0]

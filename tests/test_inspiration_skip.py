@@ -6,6 +6,7 @@ it is not zero, reach every inference path the same way, and survive the weights
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 from weights_factory import make_net, seeded_pixels
 
 from msgnet.checkpoint import load_weights, save_weights
-from msgnet.inspiration import inspiration_ranks
+from msgnet.inspiration import inspiration_ranks, transmitted_share
 from msgnet.model import SKIP_SCALE, Net, inspiration_matrix
 from msgnet.variants import VARIANTS, build_variant
 
@@ -86,3 +87,31 @@ def test_the_rank_diagnostic_counts_the_skip(base: Net, gram: torch.Tensor) -> N
     plain = inspiration_ranks(base, {"p": gram})["p_rank"]
     assert inspiration_ranks(_with_skip(base, None), {"p": gram})["p_rank"] == plain
     assert inspiration_ranks(_with_skip(base, 100.0), {"p": gram})["p_rank"] > plain
+
+
+def test_transmitted_share_is_one_for_the_identity_and_small_for_a_projection() -> None:
+    feats = seeded_pixels(16, 200, seed=1)
+    assert transmitted_share(torch.eye(16), feats) == pytest.approx(1.0)
+    one_direction = torch.zeros(16, 16)
+    one_direction[0, 0] = 5.0
+    assert transmitted_share(one_direction, feats) == pytest.approx(1 / 16, rel=0.5)
+
+
+def test_transmission_script_reports_each_weights_file(tmp_path: Path) -> None:
+    from PIL import Image
+    from weights_factory import TINY_PRESETS, make_tiny_weights
+
+    from scripts import inspiration_transmission as script
+
+    for i in range(2):
+        arr = (seeded_pixels(40, 48, 3, seed=i)).byte().numpy()
+        Image.fromarray(arr, "RGB").save(tmp_path / f"val_{i}.png")
+    weights = make_tiny_weights(tmp_path / "w.pt")
+    out = tmp_path / "t.json"
+    assert script.main([str(weights), "--content-dir", str(tmp_path), "--size", "32",
+                        "--styles", *TINY_PRESETS[:2], "-o", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert 0 < row["transmitted_share_median"] <= 1 and row["inspiration_skip"] is False
+    assert row["relative_singular_values"]["candy"][0] == 1.0
+    with pytest.raises(SystemExit):
+        script.main([str(weights), "--content-dir", str(tmp_path), "--content-prefix", "nope"])
