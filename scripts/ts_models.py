@@ -122,11 +122,15 @@ class Manager:
                     warnings.append(f"version {version}: archive {mar} is not in {store}; "
                                     "not restored")
                     continue
-                self._call("POST", "/models", url=mar, model_name=self.model,
-                           initial_workers=lo, synchronous="true")
             elif (live[version].get("minWorkers"), live[version].get("maxWorkers")) == (lo, hi):
                 continue
-            self.scale(version, lo, hi)
+            try:  # one archive that fails to load must not cost the others
+                if version not in live:
+                    self._call("POST", "/models", url=mar, model_name=self.model,
+                               initial_workers=lo, synchronous="true")
+                self.scale(version, lo, hi)
+            except TorchServeError as exc:
+                warnings.append(f"version {version} ({mar}): {exc}")
         default = saved.get("default")
         registered = {str(e.get("modelVersion")) for e in self.versions()[0]}
         if default and default in registered:
