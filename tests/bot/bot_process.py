@@ -38,6 +38,26 @@ class BotProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    async def start_polling(self, tg, timeout: float) -> None:
+        """Start, and wait until it asks the fake Bot API ``tg`` for updates."""
+        first = len(tg.events)
+        self.start()
+        try:
+            await tg.wait_event(lambda e: e.method == "getUpdates", timeout, first)
+        except AssertionError:
+            raise AssertionError(f"the bot did not start polling:\n{self.log()}") from None
+
+    async def stop_cleanly(self, token: str) -> None:
+        """Stop it; it must exit 0 (unless a test SIGKILLed it) and never have logged
+        ``token`` (whole or its secret half) or a traceback."""
+        code = await self.stop()
+        log = self.log()
+        if self.proc is not None and self.proc.returncode == -signal.SIGKILL:
+            return  # killed on purpose by the test
+        assert code == 0, f"the bot exited with {code}:\n{log[-3000:]}"
+        assert token not in log and token.split(":")[-1] not in log, "the token was logged"
+        assert "Traceback" not in log, log[-3000:]
+
     async def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (a graceful shutdown), then SIGKILL after ``timeout``; the exit code."""
         if self.proc is None:

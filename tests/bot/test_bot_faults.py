@@ -36,22 +36,12 @@ async def bot_proc(tg, fts, tmp_path):
         full = bot_env(tg.api_url, fts.url, LOG_LEVEL="DEBUG", **env)
         proc = BotProcess(full, tmp_path / f"bot{len(started)}.log")
         started.append(proc)
-        first = len(tg.events)
-        proc.start()
-        try:
-            await tg.wait_event(lambda e: e.method == "getUpdates", WAIT, first)
-        except AssertionError:
-            raise AssertionError(f"the bot did not start polling:\n{proc.log()}") from None
+        await proc.start_polling(tg, WAIT)
         return proc
 
     yield start
     for proc in started:
-        code = await proc.stop()
-        log = proc.log()
-        if proc.proc is not None and proc.proc.returncode == -9:
-            continue  # killed on purpose by the test
-        assert code == 0, f"the bot exited with {code}:\n{log[-3000:]}"
-        assert TOKEN not in log and "Traceback" not in log, log[-3000:]
+        await proc.stop_cleanly(TOKEN)
 
 
 def refused(tg, method: str, chat_id: int) -> list:

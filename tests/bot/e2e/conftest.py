@@ -35,18 +35,9 @@ async def run_bot(tg, proxy, torchserve, tmp_path):  # noqa: F811
                 "LOG_LEVEL": "DEBUG", **env}
         bot = BotProcess(full, tmp_path / f"bot{len(started)}.log")
         started.append(bot)
-        first_event = len(tg.events)
-        bot.start()
-        try:
-            await tg.wait_event(lambda e: e.method == "getUpdates", 60, first_event)
-        except AssertionError:
-            raise AssertionError(f"the bot did not start polling:\n{bot.log()}") from None
+        await bot.start_polling(tg, 60)
         return bot
 
     yield start
     for bot in started:
-        code = await bot.stop()
-        log = bot.log()
-        assert code == 0, f"the bot exited with {code}:\n{log[-3000:]}"
-        assert TOKEN not in log and TOKEN.split(":")[1] not in log, "the token was logged"
-        assert "Traceback" not in log, log[-3000:]
+        await bot.stop_cleanly(TOKEN)
