@@ -39,7 +39,7 @@ def expected_dims(w: int, h: int, size: int) -> tuple[int, int]:
     return (round(w * scale), round(h * scale))
 
 
-def plan(users: int, jobs: int) -> list[list[dict]]:
+def plan(users: int, jobs: int, presets: list[str] = PRESETS) -> list[list[dict]]:
     """Each user's jobs: two thirds presets (cycled), one third an uploaded style; one user in
     five asks 768 px, the rest the default 512."""
     out = []
@@ -49,7 +49,7 @@ def plan(users: int, jobs: int) -> list[list[dict]]:
         for j in range(jobs):
             w, h = CONTENT_SIZES[(u + j) % len(CONTENT_SIZES)]
             kind = "upload" if (u + j) % 3 == 2 else "preset"
-            mine.append({"kind": kind, "preset": PRESETS[(u * jobs + j) % len(PRESETS)],
+            mine.append({"kind": kind, "preset": presets[(u * jobs + j) % len(presets)],
                          "content": (w, h), "size": size})
         out.append(mine)
     return out
@@ -113,7 +113,7 @@ async def _user_jobs(tg, user, jobs: list[dict], record: list[dict]) -> None:
 
 
 async def run(users: int, jobs: int, workdir: Path, weights: Path = lc.WEIGHTS,
-              bot_env: dict[str, str] | None = None) -> dict:
+              bot_env: dict[str, str] | None = None, presets: list[str] = PRESETS) -> dict:
     """Start TorchServe, the fake Bot API and the bot; run the users; stop everything."""
     from bot_helpers import TOKEN
     from bot_process import BotProcess
@@ -158,7 +158,7 @@ async def run(users: int, jobs: int, workdir: Path, weights: Path = lc.WEIGHTS,
         people = [tg.user(10_000 + u, f"User{u}", "en") for u in range(users)]
         started = time.monotonic()
         await asyncio.gather(*(_user_jobs(tg, p, js, record)
-                               for p, js in zip(people, plan(users, jobs), strict=True)))
+                               for p, js in zip(people, plan(users, jobs, presets), strict=True)))
         wall = time.monotonic() - started
         await asyncio.sleep(2)  # anything sent late (a duplicate) is counted below
         memory = sampler.stop()
