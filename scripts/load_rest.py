@@ -79,8 +79,9 @@ async def _client(session: aiohttp.ClientSession, url: str, headers: dict, deadl
 
 async def run(clients: int, seconds: float, workdir: Path, weights: Path = lc.WEIGHTS,
               retries: int = 3, backoff: float = 0.5,
-              presets: list[str] = PRESETS) -> dict:
-    """Start TorchServe, run the clients for ``seconds``, stop it; the report."""
+              presets: list[str] = PRESETS, first: int = 0) -> dict:
+    """Start TorchServe, run the clients for ``seconds``, stop it; the report. ``first``: the
+    index of the first request (9 makes a short smoke run begin with a bad one)."""
     report: dict = {"tool": "scripts/load_rest.py", "clients": clients, "seconds": seconds,
                     "retries_on_503": retries, "backoff_s": backoff, "machine": lc.machine(),
                     "bad_fraction": 0.1, "bad_kinds": BAD_KINDS, "sizes": SIZES}
@@ -92,7 +93,7 @@ async def run(clients: int, seconds: float, workdir: Path, weights: Path = lc.WE
             "frontend_rss_mb": lambda: lc.rss_mb(lc.frontend_pid(server))})
         sampler.start()
         out: list[dict] = []
-        counter = [0]
+        counter = [first]
         timeout = aiohttp.ClientTimeout(total=300)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             started = time.monotonic()
