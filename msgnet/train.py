@@ -24,6 +24,7 @@ then encoded at that size too, so presets are what the decoder was trained on.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import platform
@@ -82,6 +83,7 @@ class TrainConfig:
     inspiration_lr: float | None = None  # Adam lr of the Inspiration weight (msgnet.optimizer)
     inspiration_skip: bool = False  # a learned diagonal pass-through (msgnet.model.Inspiration)
     warmup_steps: int = 0  # linear lr warm-up over the optimizer's first steps (msgnet.optimizer)
+    ema_decay: float | None = None  # ship an exponential moving average of the weights
 
 
 def load_init_weights(net: Net, path: str | Path) -> None:
@@ -163,6 +165,14 @@ def init_output_bias(net: Net) -> None:
 
 def _state_path(output: Path) -> Path:
     return output.with_name(output.stem + ".trainstate.pt")
+
+
+def update_ema(ema: Net, net: Net, decay: float) -> None:
+    """``ema ← decay·ema + (1 − decay)·net``, parameter by parameter (no buffers to average:
+    instance norm keeps no running statistics)."""
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), net.parameters(), strict=True):
+            e.mul_(decay).add_(p.detach(), alpha=1 - decay)
 
 
 def compute_presets(net: Net, styles: dict[str, torch.Tensor], device: torch.device
@@ -258,12 +268,22 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         sampler.order = state["order"]
         inspiration_init = state.get("inspiration_init")
 
+    ema = None
+    if cfg.ema_decay:
+        # successive checkpoints swing between style and content (docs/training.md): the
+        # weights file gets the average over the last ~1/(1 - decay) steps instead
+        ema = copy.deepcopy(net).requires_grad_(False)
+        if resuming and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+
     def checkpoint() -> None:
-        presets = compute_presets(net, encoder_styles, device)
+        shipped = ema if ema is not None else net
+        presets = compute_presets(shipped, encoder_styles, device)
         net.train()
         if history:  # the diagnostic the training issue asked for, once per checkpoint
-            history[-1].update(inspiration_ranks(net, presets))
+            history[-1].update(inspiration_ranks(shipped, presets))
         torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "ema": None if ema is None else ema.state_dict(),
                     "elapsed": elapsed, "history": history, "rng": rng.getstate(),
                     "torch_rng": torch.get_rng_state(), "order": sampler.order,
                     "config": asdict(cfg), "inspiration_init": inspiration_init}, state_file)
@@ -281,8 +301,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             "style_encoder_size": encoder_size,
             "inspiration_init": inspiration_init,
         }
-        save_weights(output, net.cpu(), presets, meta)
-        net.to(device)
+        save_weights(output, shipped.cpu(), presets, meta)
+        shipped.to(device)
 
     try:
         from tqdm import tqdm
@@ -301,6 +321,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         c_loss, s_loss = train_step(net, vgg_for_loss, optimizer, x,
                                     encoder_styles[name].to(device), style_targets[name],
                                     cfg.content_weight, cfg.style_weight, use_amp)
+        if ema is not None:
+            update_ema(ema, net, cfg.ema_decay)
         step += 1
         elapsed = time.monotonic() - started
         window.append((c_loss.item(), s_loss.item()))
@@ -372,6 +394,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="raise the learning rate linearly from 0 over the optimizer's first N "
                         "steps; use ~200 with --init-weights on trained weights (a fresh "
                         "Adam at full lr sets them back)")
+    p.add_argument("--ema-decay", type=float, metavar="D",
+                   help="write an exponential moving average of the weights (e.g. 0.999: "
+                        "~1 000 steps) to the weights file; training itself is unchanged")
     p.add_argument("--inspiration-skip", action="store_true",
                    help="add a learned per-channel pass-through to the Inspiration layer, "
                         "(W G)^T + diag(s), s starting at 0: lets the photo past the steep "

@@ -338,3 +338,15 @@ def test_warmup_counts_from_the_optimizers_first_step_and_survives_a_resume(data
     assert lr_of() == [pytest.approx(5e-4)]  # the second step ran at 2/4 of the rate
     train(_config(data, out, steps=6, warmup_steps=4), progress=False)
     assert lr_of() == [pytest.approx(1e-3)]
+
+
+def test_ema_weights_go_to_the_weights_file_and_resume(data, tmp_path):
+    out = tmp_path / "w.pt"
+    train(_config(data, out, steps=2, ema_decay=0.5), progress=False)
+    state = torch.load(out.with_name("w.trainstate.pt"), weights_only=False)
+    shipped = load_weights(out).net.state_dict()
+    key = "model1.0.conv2d.weight"
+    torch.testing.assert_close(shipped[key], state["ema"][key].float(), atol=2e-3, rtol=1e-2)
+    assert not torch.allclose(shipped[key], state["net"][key].float(), atol=1e-4)
+    train(_config(data, out, steps=4, ema_decay=0.5), progress=False)
+    assert torch.load(out.with_name("w.trainstate.pt"), weights_only=False)["step"] == 4
