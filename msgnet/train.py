@@ -399,8 +399,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "~1 000 steps) to the weights file; training itself is unchanged")
     p.add_argument("--inspiration-skip", action="store_true",
                    help="add a learned per-channel pass-through to the Inspiration layer, "
-                        "(W G)^T + diag(s), s starting at 0: lets the photo past the steep "
-                        "spectrum of W G (a new layout: old code cannot load the weights)")
+                        "(W G)^T + SKIP_SCALE·diag(s), s starting at 0: lets the photo past the "
+                        "steep spectrum of W G (a new layout: old code cannot load the weights)")
 
 
 def run(args: argparse.Namespace) -> int:
