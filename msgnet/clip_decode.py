@@ -207,7 +207,8 @@ def fmt_name(data: bytes) -> str:
 
 # ---------------------------------------------------------------------------- PyAV
 class _VideoSource(ClipSource):
-    """MP4 / MOV / WebM through PyAV; frames above ``max_fps`` are dropped evenly."""
+    """MP4 / MOV / WebM through PyAV; frames above ``max_fps`` are dropped evenly, and frames
+    are turned upright by the clip's display rotation."""
 
     def __init__(self, data: bytes, limits: ClipLimits):
         super().__init__(data, limits)
@@ -242,6 +243,9 @@ class _VideoSource(ClipSource):
             frames = round(seconds * self.out_fps) or int(stream.frames or 0)
             audio = container.streams.audio[0].codec_context.name if container.streams.audio \
                 else None
+            self.rotation = _first_rotation(container, stream)
+            if round(self.rotation / 90.0) % 2:  # a quarter turn: the clip is seen portrait
+                w, h = h, w
         finally:
             container.close()
         self.info = ClipInfo(kind=VIDEO, container=_container_name(data), codec=codec,
@@ -264,24 +268,36 @@ class _VideoSource(ClipSource):
         return self._open()
 
     def frames(self, container=None) -> Iterator[Frame]:
-        """Decoded frames at :attr:`out_fps`, from ``container`` when the caller demuxes."""
+        """Decoded frames, upright, at most :attr:`out_fps` of them a second, each shown until
+        the next kept one (the input's own timestamps, so a variable-frame-rate clip keeps
+        its timing and its sound stays in sync); ``container`` when the caller demuxes."""
         own = container is None
         container = container or self._open()
-        step = 1.0 / self.out_fps
+        # drop only frames closer than the cap allows: a variable-rate clip's mean rate is
+        # below its fast stretches, so capping at the mean would drop real frames
+        step = 1.0 / max(self.limits.max_fps, self.out_fps)
         kept, next_t, first_t = 0, 0.0, None
+        pending: tuple[Image.Image, float] | None = None  # shown until the next kept frame
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
-                t = frame.time if frame.time is not None else kept * step
+                t = frame.time if frame.time is not None else kept / self.out_fps
                 first_t = t if first_t is None else first_t
                 t -= first_t
                 if t < next_t - step / 4:  # above the fps cap: drop it (1/4 step for jitter)
                     continue
                 kept += 1
-                next_t += step
+                # the next slot on the grid, but never behind a frame that came late
+                next_t = max(next_t + step, t + step / 2)
                 self._count(kept, t)
-                yield Frame(frame.to_image(), step * 1000.0)
+                if pending is not None:
+                    yield Frame(pending[0], max(1.0, (t - pending[1]) * 1000.0))
+                pending = (upright(frame.to_image(), frame.rotation), t)
+            if pending is not None:  # the last frame: until the stream's end, if it says
+                rest = self.info.seconds - pending[1]
+                yield Frame(pending[0], 1000.0 * (rest if 0.001 <= rest <= 2 / self.out_fps
+                                                  else 1 / self.out_fps))
         except (ClipTooLongError, GeneratorExit):
             raise
         except self._av.error.FFmpegError as exc:
@@ -293,6 +309,27 @@ class _VideoSource(ClipSource):
         finally:
             if own:
                 container.close()
+
+
+def upright(image: Image.Image, rotation: float) -> Image.Image:
+    """The frame as it is meant to be seen: phones store a portrait clip landscape and say, in
+    the display matrix, by how much to turn it (``rotation`` degrees counter-clockwise)."""
+    quarter = round(rotation / 90.0) % 4
+    if not quarter:
+        return image
+    return image.transpose((Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180,
+                            Image.Transpose.ROTATE_270)[quarter - 1])
+
+
+def _first_rotation(container, stream) -> int:
+    """The display rotation, read off the first frame (PyAV exposes it per frame); 0 when the
+    frame cannot be decoded, which :meth:`_VideoSource.frames` then reports."""
+    try:
+        for frame in container.decode(stream):
+            return int(frame.rotation or 0)
+    except Exception:
+        pass
+    return 0
 
 
 def _container_name(data: bytes) -> str:

@@ -1,5 +1,6 @@
 """Encoders for stylized clips: GIF (per-frame durations and the loop count kept) and H.264 MP4
-(frame rate kept, the audio track copied unchanged when MP4 can hold its codec).
+(each frame's display time kept, so a variable-frame-rate video stays in sync with its sound;
+the audio track copied unchanged when MP4 can hold its codec).
 
 Both take frames one at a time. The MP4 encoder writes each frame as it comes, so only the
 encoded bytes grow; the GIF one keeps each frame palettised (1 byte a pixel: 130 kB at
@@ -20,6 +21,7 @@ GIF_TYPE, MP4_TYPE = "image/gif", "video/mp4"
 MP4_AUDIO = ("aac", "mp3", "opus", "alac", "ac3", "eac3", "flac")
 H264_CRF = "23"       # x264's default quality
 H264_PRESET = "veryfast"  # about 2x faster than "medium" for a few percent more bytes
+MP4_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: whole ticks for 24, 25, 30, 50, 60 fps
 
 
 class GifEncoder:
@@ -55,8 +57,9 @@ def even_size(width: int, height: int) -> tuple[int, int]:
 
 
 class Mp4Encoder:
-    """H.264 (libx264, yuv420p) MP4 at a constant ``fps``; ``audio_from`` is an input stream
-    whose packets :meth:`mux_audio` copies in."""
+    """H.264 (libx264, yuv420p) MP4, nominally at ``fps``, each frame stamped with the sum of
+    the durations before it; ``audio_from`` is an input stream whose packets
+    :meth:`mux_audio` copies in."""
 
     content_type = MP4_TYPE
 
@@ -73,6 +76,7 @@ class Mp4Encoder:
         self.rate = Fraction(fps).limit_denominator(1001)
         self.video = None
         self.count = 0
+        self.shown_s = 0.0  # where the next frame starts
         self.audio = None
         self.audio_note = "none"
         if audio_from is not None:
@@ -88,7 +92,7 @@ class Mp4Encoder:
                                          options={"crf": H264_CRF, "preset": H264_PRESET})
         self.video.width, self.video.height = even_size(width, height)
         self.video.pix_fmt = "yuv420p"
-        self.video.codec_context.time_base = 1 / self.rate
+        self.video.codec_context.time_base = MP4_TIME_BASE
 
     def add(self, image: Image.Image, duration_ms: float | None = None) -> None:
         if self.video is None:
@@ -97,8 +101,10 @@ class Mp4Encoder:
         if image.size != (w, h):
             image = image.crop((0, 0, w, h))
         frame = self._av.VideoFrame.from_image(image.convert("RGB"))
-        frame.pts = self.count
-        frame.time_base = 1 / self.rate
+        frame.pts = round(self.shown_s / MP4_TIME_BASE)
+        frame.time_base = MP4_TIME_BASE
+        self.shown_s += (1.0 / float(self.rate) if duration_ms is None
+                         else duration_ms / 1000.0)
         self.count += 1
         for packet in self.video.encode(frame):
             self.out.mux(packet)

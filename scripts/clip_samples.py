@@ -73,9 +73,13 @@ def animation(fmt: str = "GIF", n: int = 6, width: int = 64, height: int = 48,
 
 def video(n: int = 10, fps: float = 10, width: int = 64, height: int = 48,
           container: str = "mp4", codec: str = "libx264", audio: str | None = None,
-          seed: int = 0) -> bytes:
+          seed: int = 0, rotation: int = 0, times: list[float] | None = None,
+          left_band: bool = False) -> bytes:
     """A video of ``n`` frames at ``fps``; ``audio`` (e.g. ``"aac"``, ``"libopus"``) adds a
-    440 Hz tone as long as the video."""
+    440 Hz tone as long as the video. ``rotation`` (degrees counter-clockwise) is written as
+    the display matrix a phone writes for a portrait clip; ``times`` (seconds, one per frame)
+    makes a variable-frame-rate clip, as phones record in low light; ``left_band`` paints the
+    stored frames' left eighth white, to tell which way a frame was turned."""
     import av
 
     buf = io.BytesIO()
@@ -84,15 +88,22 @@ def video(n: int = 10, fps: float = 10, width: int = 64, height: int = 48,
     stream = out.add_stream(codec, rate=rate)
     stream.width, stream.height = width, height
     stream.pix_fmt = "yuv420p"
+    if rotation:
+        stream.set_display_rotation(rotation)
+    time_base = 1 / rate if times is None else Fraction(1, 1000)
+    if times is not None:
+        stream.codec_context.time_base = time_base
     a = None
     if audio:
         sample_rate = 48000 if "opus" in audio else 16000
         a = out.add_stream(audio, rate=sample_rate)
         a.layout = "mono"
     for k, arr in enumerate(frames(n, width, height, seed)):
+        if left_band:
+            arr[:, : max(1, width // 8)] = 255
         frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
-        frame.pts = k
-        frame.time_base = 1 / rate
+        frame.pts = k if times is None else round(times[k] * 1000)
+        frame.time_base = time_base
         for packet in stream.encode(frame):
             out.mux(packet)
     for packet in stream.encode():

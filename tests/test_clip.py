@@ -98,6 +98,57 @@ def test_webm_becomes_mp4_and_fps_is_capped(stylizer: Stylizer) -> None:
     assert out.seconds == pytest.approx(0.5, abs=0.01)
 
 
+def _frame_times(mp4: bytes) -> list[float]:
+    import av
+
+    with av.open(io.BytesIO(mp4)) as container:
+        return [round(float(f.time), 3) for f in container.decode(video=0)]
+
+
+def test_variable_frame_rate_keeps_each_frames_time(stylizer: Stylizer) -> None:
+    # a phone in low light: 20 fps, a 0.4 s gap, 20 fps again; the mean rate (8.4 fps) must
+    # neither drop the fast frames nor spread them evenly (that would drift from the sound)
+    times = [0.0, 0.1, 0.15, 0.2, 0.6, 0.7, 0.75, 0.8]
+    data = cs.video(len(times), fps=10, width=64, height=48, times=times, audio="aac")
+    result = stylize_clip(data, stylizer, stylizer.preset_target("candy"), size=64)
+    assert result.frames == len(times) and result.audio == "kept (aac)"
+    assert _frame_times(result.body) == pytest.approx(times, abs=0.002)
+    assert result.seconds == pytest.approx(0.9, abs=0.01)
+    gif = stylize_clip(data, stylizer, stylizer.preset_target("candy"), size=64,
+                       out_format="gif")
+    assert sum(_gif_frames(gif.body)) == 900  # Pillow merges frames that came out the same
+
+
+def test_frames_above_the_cap_are_dropped_but_the_timing_kept(stylizer: Stylizer) -> None:
+    times = [k * 0.025 for k in range(8)] + [0.4 + k * 0.1 for k in range(4)]  # 40, then 10 fps
+    data = cs.video(len(times), fps=20, width=48, height=32, times=times)
+    result = stylize_clip(data, stylizer, stylizer.preset_target("candy"), size=48,
+                          limits=ClipLimits(max_fps=20))
+    assert _frame_times(result.body) == pytest.approx(
+        [0.0, 0.05, 0.1, 0.15, 0.4, 0.5, 0.6, 0.7], abs=0.002)
+
+
+@pytest.mark.parametrize(("rotation", "marker"), [(-90, "top"), (90, "bottom"),
+                                                  (180, "right")])
+def test_a_phone_clips_display_rotation_is_applied(stylizer: Stylizer, rotation: int,
+                                                    marker: str) -> None:
+    # stored landscape 64x48 with a white band on the left; shown turned by ``rotation``
+    import numpy as np
+
+    data = cs.video(3, fps=10, width=64, height=48, rotation=rotation, left_band=True)
+    source = open_clip(data)
+    portrait = rotation % 180 != 0
+    assert (source.info.width, source.info.height) == ((48, 64) if portrait else (64, 48))
+    frame = np.asarray(next(iter(source.frames())).image.convert("L"), dtype=float)
+    assert frame.shape == ((64, 48) if portrait else (48, 64))
+    h, w = frame.shape
+    bands = {"top": frame[: h // 8].mean(), "bottom": frame[-(h // 8):].mean(),
+             "left": frame[:, : w // 8].mean(), "right": frame[:, -(w // 8):].mean()}
+    assert max(bands, key=bands.__getitem__) == marker
+    result = stylize_clip(data, stylizer, stylizer.preset_target("candy"), size=64)
+    assert (result.width, result.height) == ((48, 64) if portrait else (64, 48))
+
+
 def test_output_is_resized_to_the_requested_longest_side(stylizer: Stylizer) -> None:
     data = cs.video(3, fps=10, width=96, height=54)
     result = stylize_clip(data, stylizer, stylizer.preset_target("candy"), size=48)
