@@ -6,6 +6,9 @@ run: photos of the same server-side batch are stylized first, then each clip on 
 Keeping photos from waiting behind a clip at all is the deployment's part: ``scripts/serve.sh``
 registers the same archive a second time as ``msgnet_clip`` (its own worker process), and the
 bot sends clips there (docs/serving.md has the measurement).
+
+A clip with a ``cancel_token`` stops between two chunks of frames once a cancel request has
+named that token (:mod:`handler.cancel`), and is answered 409 ``cancelled``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 from handler import errors
 from handler.parsing import StylizeRequest
 from handler.settings import HandlerSettings
-from msgnet.clip import ClipResult, stylize_clip
+from msgnet.clip import ClipCancelled, ClipResult, stylize_clip
 from msgnet.clip_decode import is_clip
 from msgnet.controls import Controls
 
@@ -46,6 +49,7 @@ class ClipJob:
     size: int
     controls: Controls
     progress: bool = False  # stream {"done", "total"} lines, then the clip as base64 JSON
+    cancel_token: str | None = None  # a cancel request naming it stops the clip
 
 
 def wants_progress(fields: dict) -> bool:
@@ -76,14 +80,20 @@ def clip_size(request: StylizeRequest, settings: HandlerSettings) -> int:
 
 
 def run_clip(stylizer, job: ClipJob, settings: HandlerSettings,
-             progress: Callable[[int, int], None] | None = None) -> ClipResult:
+             progress: Callable[[int, int], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> ClipResult:
     """Stylize one clip; its errors carry ``code``/``http_status`` (msgnet.clip_limits), and
-    the message names the field."""
+    the message names the field; ``should_stop`` is asked before each chunk of frames."""
     try:
         with torch.inference_mode():
             return stylize_clip(job.data, stylizer, job.target, size=job.size,
                                 controls=job.controls, reference=settings.clip_reference,
-                                limits=settings.clip_limits(), progress=progress)
+                                limits=settings.clip_limits(), progress=progress,
+                                should_stop=should_stop)
+    except ClipCancelled as exc:  # the client's own doing, not the content's
+        log.info("clip request %d cancelled: %s", job.idx, exc)
+        raise errors.RequestError(exc.http_status, exc.code,
+                                  f"cancelled by a cancel request: {exc}") from exc
     except Exception as exc:
         err = errors.from_exception(exc)
         if err.code == errors.INTERNAL_ERROR:

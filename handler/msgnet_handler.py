@@ -25,6 +25,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from handler import errors
 from handler.batching import Batch, Job, SheetJob, run_in_budget
+from handler.cancel import CancelBox
 from handler.clips import (
     CLIP_HEADER,
     NDJSON_TYPE,
@@ -40,6 +41,7 @@ from handler.metrics import HandlerMetrics
 from handler.parsing import (
     SHEET_SIZES,
     ActionRequest,
+    CancelRequest,
     Payload,
     SheetRequest,
     StylizeRequest,
@@ -81,6 +83,7 @@ class MsgnetHandler(BaseHandler):
         self.warmup_s: float | None = None
         # how clip progress lines leave (None: TorchServe's intermediate responses)
         self.progress_send = None
+        self.cancels = CancelBox()  # cancelled clips' tokens, shared with the other workers
 
     # ---------------------------------------------------------------- loading
     def initialize(self, context: Any) -> None:
@@ -115,6 +118,11 @@ class MsgnetHandler(BaseHandler):
         # the first request would otherwise pay for kernel set-up and heap growth (~0.3 s)
         self.warmup_s = self.stylizer.warm_up() if self.settings.warmup else None
         self.cache = StyleCache(self.settings.cache_size)
+        self.cancels = CancelBox(self.settings.cancel_dir or None)
+        try:
+            self.cancels.ensure()
+        except OSError as exc:  # photos and clips still work; cancel requests answer 500
+            log.error("the cancel folder is unusable, clips cannot be cancelled: %s", exc)
         self.version = str(model_info.get("modelVersion", ""))
         self.metrics = HandlerMetrics(context.metrics, context.model_name)
         self.initialized = True
@@ -154,6 +162,8 @@ class MsgnetHandler(BaseHandler):
                 request = parse_request(fields or {}, self.settings)
                 if isinstance(request, ActionRequest):
                     batch.out[idx] = self._action(request, idx, self.context)
+                elif isinstance(request, CancelRequest):
+                    batch.out[idx] = self._cancel(request, idx, self.context)
                 elif isinstance(request, SheetRequest):
                     batch.sheets.append(self._prepare_sheet(idx, request))
                 elif wants_clip(request):
@@ -184,10 +194,17 @@ class MsgnetHandler(BaseHandler):
         for clip in batch.clips:
             stream = (ProgressStream(self.context, clip.idx, self.progress_send)
                       if clip.progress else None)
+            token = clip.cancel_token
+            if token is not None:
+                self.cancels.sweep()
             try:
-                result = run_clip(self.stylizer, clip, self.settings, progress=stream)
+                result = run_clip(self.stylizer, clip, self.settings, progress=stream,
+                                  should_stop=self.cancels.should_stop(token) if token else None)
             except Exception as exc:
                 result = exc
+            finally:
+                if token is not None:  # cancelled, or a cancel that came too late
+                    self.cancels.clear(token)
             if stream is not None and stream.sent:  # the status line has gone: answer in-band
                 self.context.set_response_content_type(clip.idx, NDJSON_TYPE)
                 batch.out[clip.idx] = stream.final(result)
@@ -241,7 +258,7 @@ class MsgnetHandler(BaseHandler):
         context.set_response_header(idx, CACHE_HEADER, cache_state)
         controls = Controls(strength=request.strength, keep_colors=request.keep_colors)
         return ClipJob(idx, request.content.data, target, clip_size(request, self.settings),
-                       controls)
+                       controls, cancel_token=request.cancel_token)
 
     def _prepare_sheet(self, idx: int, request: SheetRequest) -> SheetJob:
         """A contact sheet needs presets and the decoded photo; its cells run in inference."""
@@ -310,6 +327,18 @@ class MsgnetHandler(BaseHandler):
         return err.to_json()
 
     # ---------------------------------------------------------------- actions
+    def _cancel(self, request: CancelRequest, idx: int, context: Any) -> str:
+        """Record a clip's cancel in the folder every worker of this host shares (the clip's
+        own worker is busy with it): it stops before its next chunk of frames."""
+        try:
+            self.cancels.request(request.token)
+        except OSError as exc:
+            log.error("cancel not recorded in %s: %s", self.cancels.directory, exc)
+            raise errors.internal_error("the cancel could not be recorded") from exc
+        log.info("clip cancel recorded: %s", request.token)
+        context.set_response_content_type(idx, JSON_TYPE)
+        return json.dumps({"cancelled": request.token})
+
     def _action(self, request: ActionRequest, idx: int, context: Any) -> bytes | str:
         if request.action == "presets":
             context.set_response_content_type(idx, JSON_TYPE)
@@ -348,7 +377,7 @@ class MsgnetHandler(BaseHandler):
             "clips": {**settings.clip_limits().describe(), "reference": settings.clip_reference,
                       "inputs": ["gif", "webp", "apng", "mp4", "webm", "mov"],
                       "outputs": {"animation": "image/gif", "video": "video/mp4"},
-                      "summary": settings.clip_limits().summary()},
+                      "summary": settings.clip_limits().summary(), "cancel": True},
             "max_bytes": settings.max_bytes,
             "model_version": self.version,
             "weights": self._weights_summary(),

@@ -15,8 +15,10 @@ Images in form fields are raw file bytes; in a JSON body they are base64 strings
 
 Style controls (docs/serving.md): ``strength``, ``keep_colors``, ``brush``, several styles to
 mix (``style_id=candy:0.7,udnie:0.3`` and uploads ``style``, ``style_2`` ... with
-``style_weight``, ``style_2_weight`` ...), and ``action=sheet``. A bad value is a 400 whose
-``field`` is the field's name (and its message starts with it, for people).
+``style_weight``, ``style_2_weight`` ...), and ``action=sheet``. A clip may carry
+``cancel_token``; a request with only ``cancel=<token>`` cancels that clip
+(:mod:`handler.cancel`). A bad value is a 400 whose ``field`` is the field's name (and its
+message starts with it, for people).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from handler.cancel import check_token
 from handler.errors import bad_option, missing_field, short, shown, too_large
 from handler.settings import MIB, HandlerSettings
 from msgnet.control_values import (
@@ -88,6 +91,7 @@ class StylizeRequest:
     keep_colors: bool = False
     brush: str | None = None
     size_given: bool = False       # a clip's default size differs from a photo's
+    cancel_token: str | None = None  # a clip stops when a cancel request names it
 
     @property
     def style(self) -> Payload | None:
@@ -112,16 +116,29 @@ class SheetRequest:
 
 
 @dataclass(frozen=True)
+class CancelRequest:
+    """``cancel=<token>``: stop the clip whose request carried ``cancel_token=<token>``."""
+
+    token: str
+
+
+@dataclass(frozen=True)
 class ActionRequest:
     action: str            # "presets" | "preview"
     style_id: str | None
 
 
 def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
-                  ) -> StylizeRequest | SheetRequest | ActionRequest:
+                  ) -> StylizeRequest | SheetRequest | ActionRequest | CancelRequest:
     """Validate one request; raises :class:`handler.errors.RequestError` with its status."""
     form, encoded = _split_sources(fields)
     values = {**form, **encoded}
+
+    if _present(values.get("cancel")):
+        if any(_present(values.get(f)) for f in ("content", "content_tensor")):
+            raise bad_option("cancel: a cancel request carries only the cancel token of the "
+                             "clip to stop, no content", "cancel")
+        return CancelRequest(check_token(values["cancel"], "cancel"))
 
     action = _text(values.get("action"), "action").lower() or "stylize"
     if action not in ACTIONS:
@@ -175,6 +192,8 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
         keep_colors=keep_colors,
         brush=brush,
         size_given=_present(values.get("size")),
+        cancel_token=(check_token(values["cancel_token"], "cancel_token")
+                      if _present(values.get("cancel_token")) else None),
     )
 
 

@@ -22,7 +22,7 @@ MIB = 1024 * 1024
 STANDARD_SIZES = (512, 768, 1024, 1536, 2048, 3072, 4096)
 MAX_OUTPUT_SIZE = 4096  # tiled inference keeps 4096 px within ~2.5 GB; beyond is untested
 ENV_PREFIX = "MSGNET_"
-STRING_FIELDS = ("variant", "clip_reference")
+STRING_FIELDS = ("variant", "clip_reference", "cancel_dir")
 # fields whose environment variable only replaces the archive's automatic value (0): the
 # clip archive's one torch thread (scripts/clip_model.py) holds although a container sets
 # MSGNET_THREADS for the photo worker, which would otherwise count the host's cores
@@ -60,6 +60,9 @@ class HandlerSettings:
     clip_size: int = 480
     clip_max_size: int = 720
     clip_reference: str = "first"  # instance-norm statistics: first | running | off
+    # the folder the photo and clip workers share for cancelled clips' tokens (an absolute
+    # path; "": <temp dir>/msgnet-cancel; handler/cancel.py)
+    cancel_dir: str = ""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -73,6 +76,11 @@ class HandlerSettings:
                 if value not in REFERENCES:
                     raise ValueError(f"handler.clip_reference must be one of "
                                      f"{', '.join(REFERENCES)}, got {value!r}")
+                continue
+            if f.name == "cancel_dir":
+                if not isinstance(value, str) or (value and not os.path.isabs(value)):
+                    raise ValueError(f"handler.cancel_dir must be an absolute path or empty "
+                                     f"(<temp dir>/msgnet-cancel), got {value!r}")
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"handler.{f.name} must be a non-negative integer, got {value!r}")
