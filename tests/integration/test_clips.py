@@ -1,5 +1,6 @@
 """Clips through a real TorchServe (issue 14): a GIF and a video as ``content`` come back
-encoded with their Content-Type; a clip over the limits is a 413 JSON."""
+encoded with their Content-Type; a clip over the limits is a 413 JSON; a clip cancelled by a
+second request stops on the server (``msgnet_clip`` registered beside ``msgnet``)."""
 
 from __future__ import annotations
 
@@ -95,3 +96,100 @@ async def test_progress_streams_lines_then_the_clip(torchserve, http):
     assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)
     assert final["status"] == 200 and final["content_type"] == "video/mp4"
     assert open_clip(base64.b64decode(final["body"])).info.frames == 40
+
+
+# --- a clip cancelled on the server ----------------------------------------------------------
+
+CLIP_MODEL = "msgnet_clip"
+
+
+@pytest.fixture(scope="module")
+def clip_model(torchserve):
+    """The archive registered a second time as ``msgnet_clip``: a worker of its own, as
+    scripts/serve.sh does (there the clip archive also has batch size 1; here the photo
+    archive's 250 ms batch delay, so a lone clip is still alone in its batch)."""
+    import time
+
+    from scripts import ts_client
+
+    from .conftest import TIMINGS
+
+    management, key = torchserve.management, torchserve.keys().management
+    started = time.perf_counter()
+    ts_client.call("POST", f"{management}/models?url=msgnet.mar&model_name={CLIP_MODEL}"
+                   "&initial_workers=1&batch_size=1&synchronous=true", key, timeout=300)
+    TIMINGS[f"register {CLIP_MODEL} (1 worker)"] = time.perf_counter() - started
+    try:
+        yield f"{torchserve.endpoints.inference}/predictions/{CLIP_MODEL}"
+    finally:
+        ts_client.call("DELETE", f"{management}/models/{CLIP_MODEL}", key, timeout=120)
+
+
+async def test_a_cancelled_clip_stops_on_the_server_and_the_worker_serves_the_next(
+        torchserve, clip_model, http):
+    """A long clip on the clip model with a cancel_token; once its first progress line is
+    in, a second request (``cancel=<token>`` to the photo model, the other worker) records the
+    cancel, and the clip's stream ends with the ``cancelled`` line after a chunk or two, not
+    after its 210 frames. The clip worker then serves the next clip at once."""
+    import asyncio
+    import json
+    import re
+    import time
+
+    token = "itest_cancel-" + "0123456789"
+    frames = 210  # 14 s at 15 fps: minutes of work at 96 px on the 2 busy cores here
+    mp4 = cs.video(frames, fps=15, width=128, height=96)
+    auth = torchserve.auth()
+    lines: list[tuple[float, dict]] = []
+    first_line = asyncio.Event()
+
+    async def stream() -> None:
+        async with http.post(clip_model, headers=auth,
+                             data=form(content=mp4, style_id="candy", size="96",
+                                       progress="true", cancel_token=token)) as resp:
+            assert resp.status == 200, await resp.read()
+            assert resp.content_type == "application/x-ndjson"
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                *done, buffer = buffer.split(b"\n")
+                for line in done:
+                    if line:
+                        lines.append((time.monotonic(), json.loads(line)))
+                        first_line.set()
+
+    started = time.monotonic()
+    streaming = asyncio.create_task(stream())
+    try:
+        await asyncio.wait_for(first_line.wait(), 60)
+        seen = lines[-1][1]
+        assert seen.get("done", 0) < frames, seen  # still running when cancelled
+        reply = await post(http, torchserve.predictions_url(), auth,
+                           data=form(cancel=token))
+        cancelled_at = time.monotonic()
+        assert reply.status == 200, reply.body[:300]
+        assert reply.json() == {"cancelled": token}
+        await asyncio.wait_for(streaming, 60)
+    finally:
+        streaming.cancel()
+    ended_at, final = lines[-1]
+    assert (final["status"], final["code"]) == (409, "cancelled"), final
+    stopped = int(re.search(r"after (\d+) of (\d+) frames", final["message"]).group(1))
+    progress = [item["done"] for _, item in lines[:-1]]
+    assert progress and max(progress) <= stopped < frames // 2, (progress, final)
+    # after the cancel at most the chunk in flight and one more ran (8 frames each)
+    per_frame = (ended_at - started) / max(stopped, 1)
+    assert ended_at - cancelled_at < 16 * per_frame + 5.0, (ended_at - cancelled_at, per_frame)
+    folder = torchserve.tmp / "msgnet-cancel"  # both workers' TMPDIR: one shared folder
+    assert folder.is_dir() and not (folder / token).exists()  # the clip worker removed it
+
+    started = time.monotonic()
+    gif = cs.animation("GIF", 4, 64, 48)
+    reply = await post(http, clip_model, auth, data=form(content=gif, style_id="candy",
+                                                         size="64"))
+    assert reply.status == 200, reply.body[:300]
+    assert reply.content_type == "image/gif"
+    assert reply.headers["X-Msgnet-Clip"].startswith("frames=4;")
+    print(f"cancelled after {stopped} of {frames} frames, "
+          f"{ended_at - cancelled_at:.2f} s after the cancel's answer "
+          f"({per_frame:.3f} s a frame); the next clip took {time.monotonic() - started:.2f} s")
