@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -192,7 +193,10 @@ class JobRunner:
                     spec: dict[str, Any], status: StatusMessage, content: bytes,
                     style: bytes | None, style_id: str | None, options: dict[str, str]) -> None:
         """A clip on the clip model: frames done / total in the status message (edited at
-        most every ``status_interval``), the result as an animation, video or video note."""
+        most every ``status_interval``), the result as an animation, video or video note.
+        The clip carries a fresh cancel token: when the job is cancelled (/cancel, its
+        button, another replica, the job timeout, shutdown) the client also tells the server
+        to stop it, which it otherwise would not notice."""
 
         async def progress(done: int, total: int) -> None:
             spec["_frames"] = total
@@ -200,7 +204,8 @@ class JobRunner:
 
         try:
             result = await self.ts.stylize_clip(content, style=style, style_id=style_id,
-                                                options=options, on_progress=progress)
+                                                options=options, on_progress=progress,
+                                                cancel_token=secrets.token_urlsafe(16))
         except ts.TorchServeError as exc:
             raise self._failure(exc, spec) from None
         if result.content_type not in ("image/gif", "video/mp4"):

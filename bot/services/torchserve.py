@@ -8,6 +8,11 @@ retried once, at once: stylizing is idempotent, and TorchServe queues the retry 
 restarted the worker. Everything else fails at once with a :class:`TorchServeError` whose
 ``kind`` tells the bot which message to show. The server is the source of truth for presets
 and sizes: they are fetched from it and cached for a few minutes, never read from a local copy.
+
+A clip sent with a ``cancel_token`` that nobody waits for any more (its job cancelled, timed
+out or shut down) is also stopped on the server: closing the request does not reach the
+TorchServe worker, so the client sends ``cancel=<token>`` to the photo model (the clip model's
+one worker is busy with the clip) in the background; a failed cancel is only logged.
 """
 
 from __future__ import annotations
@@ -229,6 +234,7 @@ class TorchServeClient:
         self._info_at = 0.0
         self._info_lock = asyncio.Lock()
         self._previews: OrderedDict[str, bytes] = OrderedDict()
+        self._cancels: set[asyncio.Task] = set()  # cancels of abandoned clips, in flight
 
     @property
     def url(self) -> str:
@@ -240,7 +246,11 @@ class TorchServeClient:
             connector = aiohttp.TCPConnector(limit=self._max_connections)
             self._session = aiohttp.ClientSession(connector=connector)
 
-    async def close(self) -> None:
+    async def close(self, cancel_wait: float = 5.0) -> None:
+        """Close the session, once the cancels of abandoned clips have gone (at most
+        ``cancel_wait`` seconds)."""
+        if self._cancels:
+            await asyncio.wait(set(self._cancels), timeout=cancel_wait)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -274,16 +284,31 @@ class TorchServeClient:
 
     async def stylize_clip(self, content: bytes, *, style: bytes | None = None,
                            style_id: str | None = None, options: dict[str, str] | None = None,
-                           on_progress=None) -> StyledClip:
+                           on_progress=None, cancel_token: str | None = None) -> StyledClip:
         """Stylize a GIF or video on the clip model. The server streams ``{"done", "total"}``
         lines (``on_progress(done, total)`` is awaited for each), then one line with the clip
-        (base64) or its error; an error found before any frame is a plain 4xx answer."""
+        (base64) or its error; an error found before any frame is a plain 4xx answer.
+
+        With ``cancel_token`` (16-64 of ``A-Za-z0-9_-``) a call that is cancelled or times out
+        also asks the server to stop the clip (:meth:`cancel_clip`, in the background)."""
+        fields = {**(options or {}), "progress": "true"}
+        if cancel_token:
+            fields["cancel_token"] = cancel_token
 
         def form() -> aiohttp.FormData:
-            return _style_form(content, style, style_id, {**(options or {}), "progress": "true"})
+            return _style_form(content, style, style_id, fields)
 
-        status, ctype, lines = await self._post(form, self.clip_timeout, "clip",
-                                                model=self.clip_model, stream=on_progress)
+        try:
+            status, ctype, lines = await self._post(form, self.clip_timeout, "clip",
+                                                    model=self.clip_model, stream=on_progress)
+        except asyncio.CancelledError:
+            if cancel_token:
+                self._cancel_later(cancel_token)
+            raise
+        except TorchServeError as exc:
+            if cancel_token and exc.kind == TIMEOUT:  # the server may still be at it
+                self._cancel_later(cancel_token)
+            raise
         if ctype in ("image/gif", "video/mp4"):  # a server that did not stream
             return StyledClip(lines, ctype)
         if ctype.startswith("image/"):  # a still GIF: the server answered with a photo
@@ -299,6 +324,30 @@ class TorchServeClient:
         except (KeyError, ValueError, TypeError):
             raise TorchServeError(SERVER, "bad clip answer: no body") from None
         return StyledClip(body, str(final.get("content_type") or ""), str(final.get("clip", "")))
+
+    async def cancel_clip(self, token: str) -> bool:
+        """Ask the server to stop the clip sent with ``cancel_token=token``: ``cancel=<token>``
+        to the photo model, whose worker records it where the clip worker looks before each
+        chunk of frames. False (logged, never raised) when that fails."""
+        try:
+            _, _, body = await self._post(lambda: {"json": {"cancel": token}},
+                                          self.info_timeout, "cancel")
+        except TorchServeError as exc:
+            log.warning("clip cancel not delivered to TorchServe (%s, HTTP %s, %s): the server "
+                        "may finish the clip", exc.kind, exc.status, exc.code or "no code")
+            return False
+        except (aiohttp.ClientError, RuntimeError) as exc:  # e.g. the session closed meanwhile
+            log.warning("clip cancel not delivered to TorchServe: %s", type(exc).__name__)
+            return False
+        log.debug("clip cancel %s delivered: %s", token, body[:100])
+        return True
+
+    def _cancel_later(self, token: str) -> None:
+        """:meth:`cancel_clip` in a task of its own: the caller is being cancelled."""
+        task = asyncio.get_running_loop().create_task(self.cancel_clip(token),
+                                                      name="torchserve-clip-cancel")
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
 
     async def server_info(self, *, refresh: bool = False) -> ServerInfo:
         """Presets and sizes, cached for ``info_ttl`` seconds (a stale copy if the server is

@@ -6,12 +6,16 @@ It follows the REST contract the bot relies on (multipart ``content`` + ``style`
 ``keep_colors``, ``brush``, ``style_weight`` and ``action=sheet``;
 ``{"action": "presets"|"preview"}``; error JSON
 ``{"code", "message"}``; bearer-token auth) and can be scripted: fail the next requests with a
-status, hold requests until released, or count what it was asked.
+status, hold requests until released, or count what it was asked. The clip model
+(``msgnet_clip``) streams ``{"done", "total"}`` lines, a chunk of 8 "frames" every
+``Script.chunk_s``, then the clip's line, or the ``cancelled`` line once a request
+``cancel=<token>`` (to either model, as form or JSON) has named the clip's ``cancel_token``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 from dataclasses import dataclass, field
@@ -34,13 +38,20 @@ class Script:
     fail: list[tuple[int, dict]] = field(default_factory=list)
     gate: asyncio.Event | None = None
     pad: int = 0  # bytes appended to each result (decoders ignore them): a huge result
+    clip_frames: int = 16   # frames of every clip (a big number: a clip that runs until stopped)
+    chunk_s: float = 0.02   # per chunk of 8 frames
 
 
 class FakeTorchServe:
     def __init__(self, key: str = "inference-key", model: str = "msgnet",
-                 presets: tuple[str, ...] = PRESETS, previews: tuple[str, ...] = ("candy",)):
+                 presets: tuple[str, ...] = PRESETS, previews: tuple[str, ...] = ("candy",),
+                 clip_model: str = "msgnet_clip"):
         self.key = key
         self.model = model
+        self.clip_model = clip_model
+        self.clips: list[dict] = []        # each clip request's fields (but its content)
+        self.clip_ends: list[str] = []     # how each clip stream ended: done|cancelled|gone
+        self.cancels: list[tuple[str, str]] = []  # (model, token) of each cancel request
         self.presets = presets
         self.previews = previews
         self.script = Script()
@@ -79,17 +90,24 @@ class FakeTorchServe:
         if request.headers.get("Authorization") != f"Bearer {self.key}":
             return web.json_response({"code": 401, "type": "Unauthorized",
                                       "message": "Token Authorization failed"}, status=401)
-        if request.match_info["model"] != self.model:
+        model = request.match_info["model"]
+        if model not in (self.model, self.clip_model):
             return web.json_response({"code": 404, "type": "ModelNotFoundException",
                                       "message": "Model not found"}, status=404)
         if request.content_type == "application/json":
             body = await request.json()
+            if "cancel" in body:
+                return self._cancel(model, body)
             self.requests.append({"action": body.get("action")})
             return self._action(body)
         form = await request.post()
         fields = {k: (v.file.read() if isinstance(v, web.FileField) else v)
                   for k, v in form.items()}
+        if "cancel" in fields:
+            return self._cancel(model, fields)
         self.requests.append({"fields": sorted(fields)})
+        if model == self.clip_model:
+            return await self._clip(request, fields)
         if self.script.fail:
             status, body = self.script.fail.pop(0)
             return web.json_response(body, status=status)
@@ -97,6 +115,42 @@ class FakeTorchServe:
         if self.script.gate is not None:
             await self.script.gate.wait()
         return self._stylize(fields)
+
+    def _cancel(self, model: str, fields: dict) -> web.Response:
+        token = str(fields["cancel"])
+        self.cancels.append((model, token))
+        return web.json_response({"cancelled": token})
+
+    async def _clip(self, request: web.Request, fields: dict) -> web.StreamResponse:
+        """Progress lines until the clip's frames are done or its token is cancelled."""
+        token = fields.get("cancel_token")
+        self.clips.append({k: v for k, v in fields.items() if k != "content"})
+        total, done = self.script.clip_frames, 0
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        try:
+            while done < total:
+                if token and any(t == token for _, t in self.cancels):
+                    final = {"status": 409, "code": "cancelled", "message":
+                             f"cancelled by a cancel request: Stopped after {done} of {total} "
+                             "frames."}
+                    break
+                await asyncio.sleep(self.script.chunk_s)
+                done = min(total, done + 8)
+                await resp.write(json.dumps({"done": done, "total": total}).encode() + b"\n")
+            else:
+                buf = io.BytesIO()
+                Image.new("RGB", (32, 24), (30, 200, 90)).save(buf, "GIF")
+                final = {"status": 200, "content_type": "image/gif",
+                         "clip": f"frames={total};fps=10.000;size=32x24;audio=none",
+                         "body": base64.b64encode(buf.getvalue()).decode()}
+            await resp.write(json.dumps(final).encode() + b"\n")
+            await resp.write_eof()
+        except (ConnectionError, OSError):
+            self.clip_ends.append("gone")
+            return resp
+        self.clip_ends.append("cancelled" if final["status"] == 409 else "done")
+        return resp
 
     def _action(self, body: dict) -> web.Response:
         if body.get("action") == "presets":

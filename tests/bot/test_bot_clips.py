@@ -257,3 +257,100 @@ async def test_a_cancelled_clip_closes_its_request_to_the_server(unused_tcp_port
     finally:
         await client.close()
         await runner.cleanup()
+
+
+# --- a cancelled clip is stopped on the server too -----------------------------------------------
+
+TOKEN_RE = r"[A-Za-z0-9_-]{22}"  # secrets.token_urlsafe(16)
+
+
+async def test_cancel_of_a_running_clip_tells_the_server_with_the_clips_token(
+        make_bot, tg, fts, caplog) -> None:
+    """/cancel while the clip streams: the bot closes the request and sends ``cancel=<the
+    clip's cancel_token>`` to the photo model, where the clip worker is not busy; the next clip
+    gets a token of its own."""
+    import logging
+    import re
+
+    from bot_helpers import TOKEN
+    from test_bot_component import pick_preset
+
+    caplog.set_level(logging.DEBUG)
+    fts.script.clip_frames = 10**6  # runs until stopped
+    await make_bot(polling=True)
+    user = tg.user(621)
+    await pick_preset(user)
+    await user.expect(lambda s: "send" in s.text.lower() and "photo" in s.text.lower())
+    await user.send_clip("video", b"\x00\x00\x00\x18ftypmp42 not decoded by the fake",
+                         duration=2, width=64, height=48)
+    status = await user.expect(lambda s: "Styling your clip" in s.text)
+    await until(lambda: fts.clips, 10)
+    token = fts.clips[0].get("cancel_token", "")
+    assert re.fullmatch(TOKEN_RE, token), fts.clips[0]
+    assert fts.clips[0]["progress"] == "true" and fts.cancels == []
+    await user.send("/cancel")
+    await user.expect_edit(status.message_id, lambda s: s.text == "❌ Cancelled.")
+    await until(lambda: fts.cancels and fts.clip_ends, 10)
+    assert fts.cancels == [("msgnet", token)]  # the photo model, the clip's own token
+    assert fts.clip_ends in (["gone"], ["cancelled"])  # it did not run to its end
+
+    fts.script.clip_frames = 16  # the next clip runs to its end: no cancel sent
+    await user.send_clip("video", b"\x00\x00\x00\x18ftypmp42 another one", duration=2,
+                         width=64, height=48)
+    await user.expect(lambda s: s.method == "sendAnimation", 15)
+    assert len(fts.clips) == 2 and re.fullmatch(TOKEN_RE, fts.clips[1]["cancel_token"])
+    assert fts.clips[1]["cancel_token"] != token
+    assert fts.cancels == [("msgnet", token)] and fts.clip_ends[1] == "done"
+    assert TOKEN not in caplog.text and TOKEN.split(":")[1] not in caplog.text
+
+
+async def test_a_clip_that_times_out_is_cancelled_on_the_server(fts) -> None:
+    fts.script.clip_frames = 10**6
+    client = ts.TorchServeClient(fts.url, "msgnet", key=ts.InferenceKey("inference-key"),
+                                 clip_model="msgnet_clip", clip_timeout=0.5, retries=1)
+    seen = []
+
+    async def progress(done, total):
+        seen.append(done)
+
+    try:
+        with pytest.raises(ts.TorchServeError) as info:
+            await client.stylize_clip(b"x", style_id="candy", cancel_token="t" * 22,
+                                      on_progress=progress)
+        assert info.value.kind == ts.TIMEOUT and seen  # it was streaming when it timed out
+        await until(lambda: fts.cancels, 5)
+        assert fts.cancels == [("msgnet", "t" * 22)]
+    finally:
+        await client.close()
+
+
+async def test_a_failing_cancel_is_logged_not_raised(fts, unused_tcp_port, caplog) -> None:
+    """Refused (an older server answers 4xx), or nobody listening: False and a warning; a
+    cancelled clip call still ends in CancelledError, and close() waits for its cancel."""
+    import asyncio
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="bot.services.torchserve")
+    down = ts.TorchServeClient(f"http://127.0.0.1:{unused_tcp_port}", "msgnet", retries=2,
+                               retry_delay=0.01)
+    refused = ts.TorchServeClient(fts.url, "msgnet", key=ts.InferenceKey("wrong-key"),
+                                  retries=1)
+    try:
+        assert await down.cancel_clip("d" * 22) is False
+        assert await refused.cancel_clip("r" * 22) is False
+        assert fts.cancels == []
+        assert caplog.text.count("clip cancel not delivered to TorchServe") == 2
+        assert "(down, HTTP None" in caplog.text and "(server, HTTP 401" in caplog.text
+
+        task = asyncio.create_task(down.stylize_clip(b"x", style_id="candy",
+                                                     cancel_token="c" * 22))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert len(down._cancels) == 1
+    finally:
+        await down.close()
+        await refused.close()
+    assert not down._cancels  # close() let the cancel finish (and fail) first
+    assert caplog.text.count("clip cancel not delivered to TorchServe") == 3
