@@ -267,6 +267,8 @@ class JobRunner:
             return JobFailure("err_down", "down", attempts=exc.attempts)
         if exc.kind == ts.TIMEOUT:
             return JobFailure("err_timeout", "timeout")
+        if exc.code == ts.STREAM_CUT:  # the clip worker died (or the connection broke) mid-clip
+            return JobFailure("err_clip_interrupted", "clip_interrupted")
         if exc.kind != ts.CLIENT:
             return JobFailure("err_server", "server")
         which = self._which(exc.field, spec)

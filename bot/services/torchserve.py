@@ -13,6 +13,12 @@ A clip sent with a ``cancel_token`` that nobody waits for any more (its job canc
 out or shut down) is also stopped on the server: closing the request does not reach the
 TorchServe worker, so the client sends ``cancel=<token>`` to the photo model (the clip model's
 one worker is busy with the clip) in the background; a failed cancel is only logged.
+
+A clip's streamed answer that ends without its final line (when the clip worker dies,
+TorchServe 0.12 drops the connection after the 200 and the progress lines it has sent, with no
+error line or 5xx) is a :data:`STREAM_CUT` error, not retried: a clip is minutes of work, and what
+killed its worker (memory) may be the clip itself. The clip is cancelled on the server too, in
+case only the connection was lost and the worker is still at it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ SERVER = "server"    # 5xx, unexpected answers, wrong model name, rejected key
 # exited with status 137, as a SIGKILL or the OOM killer leaves it) for a request its worker
 # held when it died
 WORKER_DIED = "worker_died"
+# ``code`` of a SERVER error: a clip's NDJSON answer ended without its final line (the clip
+# worker died, or the connection was lost, while it streamed)
+STREAM_CUT = "stream_cut"
 
 
 NDJSON = "application/x-ndjson"  # the clip model's streamed answer (progress, then the clip)
@@ -50,9 +59,21 @@ NDJSON = "application/x-ndjson"  # the clip model's streamed answer (progress, t
 
 async def _last_line(resp: aiohttp.ClientResponse, on_progress) -> bytes:
     """Read an NDJSON answer: every ``{"done", "total"}`` line to ``on_progress``, and the
-    last line (the clip, several MB of base64: split by hand, not by readline's 64 kB cap)."""
+    last line (the clip, several MB of base64: split by hand, not by readline's 64 kB cap).
+    An answer that stops before a final line (a JSON object with ``status``) is a
+    :data:`STREAM_CUT` error: the chunked body cut off, or ended after progress lines only."""
     buffer, last = b"", b""
-    async for chunk in resp.content.iter_any():
+    progress, frames = 0, ""
+    while True:
+        try:
+            chunk = await resp.content.readany()
+        except TimeoutError:  # aiohttp's socket timeouts too: the caller's TIMEOUT
+            raise
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise _stream_cut(progress, frames,
+                              f"the answer broke off ({type(exc).__name__})") from None
+        if not chunk:
+            break
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
@@ -63,10 +84,25 @@ async def _last_line(resp: aiohttp.ClientResponse, on_progress) -> bytes:
             except ValueError:
                 item = None
             if isinstance(item, dict) and "done" in item and "body" not in item:
+                progress += 1
+                frames = f"{item['done']} of {item.get('total') or '?'} frames"
                 await on_progress(int(item["done"]), int(item.get("total") or 0))
             else:
                 last = line
-    return last or buffer
+    last = last or buffer
+    try:
+        final = json.loads(last)
+    except ValueError:
+        final = None
+    if not isinstance(final, dict) or "status" not in final:
+        raise _stream_cut(progress, frames, "the answer ended without its final line")
+    return last
+
+
+def _stream_cut(progress: int, frames: str, how: str) -> TorchServeError:
+    detail = f" ({frames})" if frames else ""
+    return TorchServeError(SERVER, f"clip stream cut after {progress} progress lines{detail}: "
+                           f"{how}", code=STREAM_CUT)
 
 
 class TorchServeError(Exception):
@@ -306,7 +342,10 @@ class TorchServeClient:
                 self._cancel_later(cancel_token)
             raise
         except TorchServeError as exc:
-            if cancel_token and exc.kind == TIMEOUT:  # the server may still be at it
+            if exc.code == STREAM_CUT:
+                log.warning("torchserve clip: %s", exc.message)
+            # the server may still be at it (a cut stream: only the connection may be gone)
+            if cancel_token and (exc.kind == TIMEOUT or exc.code == STREAM_CUT):
                 self._cancel_later(cancel_token)
             raise
         if ctype in ("image/gif", "video/mp4"):  # a server that did not stream

@@ -232,6 +232,10 @@ TEXTS: dict[str, str] = {
     "err_unsupported_codec": (
         "I can't read this clip's format ({detail}). Send a GIF, or an MP4 or WebM video."
     ),
+    "err_clip_interrupted": (
+        "The styling server stopped while making your clip, so nothing came back. "
+        "Please send it again: /result"
+    ),
 }
 
 # words in a caption that say which image it is

@@ -9,7 +9,9 @@ It follows the REST contract the bot relies on (multipart ``content`` + ``style`
 status, hold requests until released, or count what it was asked. The clip model
 (``msgnet_clip``) streams ``{"done", "total"}`` lines, a chunk of 8 "frames" every
 ``Script.chunk_s``, then the clip's line, or the ``cancelled`` line once a request
-``cancel=<token>`` (to either model, as form or JSON) has named the clip's ``cancel_token``.
+``cancel=<token>`` (to either model, as form or JSON) has named the clip's ``cancel_token``;
+with ``Script.clip_cut_after`` set, the connection is dropped after that many progress lines,
+the chunked answer left unfinished, as TorchServe 0.12 does when the clip worker dies.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Script:
     pad: int = 0  # bytes appended to each result (decoders ignore them): a huge result
     clip_frames: int = 16   # frames of every clip (a big number: a clip that runs until stopped)
     chunk_s: float = 0.02   # per chunk of 8 frames
+    clip_cut_after: int | None = None  # progress lines before the connection is dropped
 
 
 class FakeTorchServe:
@@ -50,7 +53,7 @@ class FakeTorchServe:
         self.model = model
         self.clip_model = clip_model
         self.clips: list[dict] = []        # each clip request's fields (but its content)
-        self.clip_ends: list[str] = []     # how each clip stream ended: done|cancelled|gone
+        self.clip_ends: list[str] = []     # how each clip stream ended: done|cancelled|gone|cut
         self.cancels: list[tuple[str, str]] = []  # (model, token) of each cancel request
         self.presets = presets
         self.previews = previews
@@ -125,7 +128,7 @@ class FakeTorchServe:
         """Progress lines until the clip's frames are done or its token is cancelled."""
         token = fields.get("cancel_token")
         self.clips.append({k: v for k, v in fields.items() if k != "content"})
-        total, done = self.script.clip_frames, 0
+        total, done, lines = self.script.clip_frames, 0, 0
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
         try:
@@ -135,9 +138,14 @@ class FakeTorchServe:
                              f"cancelled by a cancel request: Stopped after {done} of {total} "
                              "frames."}
                     break
+                if lines == self.script.clip_cut_after:
+                    request.transport.abort()  # no last chunk: a truncated answer
+                    self.clip_ends.append("cut")
+                    return resp
                 await asyncio.sleep(self.script.chunk_s)
                 done = min(total, done + 8)
                 await resp.write(json.dumps({"done": done, "total": total}).encode() + b"\n")
+                lines += 1
             else:
                 buf = io.BytesIO()
                 Image.new("RGB", (32, 24), (30, 200, 90)).save(buf, "GIF")

@@ -264,6 +264,20 @@ async def test_a_cancelled_clip_closes_its_request_to_the_server(unused_tcp_port
 TOKEN_RE = r"[A-Za-z0-9_-]{22}"  # secrets.token_urlsafe(16)
 
 
+async def clip_sent(make_bot, tg, user_id: int):
+    """A polling in-process bot, and a user who picked a preset and sent a clip: the user and
+    the clip's status message ("Styling your clip")."""
+    from test_bot_component import pick_preset
+
+    await make_bot(polling=True)
+    user = tg.user(user_id)
+    await pick_preset(user)
+    await user.expect(lambda s: "send" in s.text.lower() and "photo" in s.text.lower())
+    await user.send_clip("video", b"\x00\x00\x00\x18ftypmp42 not decoded by the fake",
+                         duration=2, width=64, height=48)
+    return user, await user.expect(lambda s: "Styling your clip" in s.text)
+
+
 async def test_cancel_of_a_running_clip_tells_the_server_with_the_clips_token(
         make_bot, tg, fts, caplog) -> None:
     """/cancel while the clip streams: the bot closes the request and sends ``cancel=<the
@@ -273,17 +287,10 @@ async def test_cancel_of_a_running_clip_tells_the_server_with_the_clips_token(
     import re
 
     from bot_helpers import TOKEN
-    from test_bot_component import pick_preset
 
     caplog.set_level(logging.DEBUG)
     fts.script.clip_frames = 10**6  # runs until stopped
-    await make_bot(polling=True)
-    user = tg.user(621)
-    await pick_preset(user)
-    await user.expect(lambda s: "send" in s.text.lower() and "photo" in s.text.lower())
-    await user.send_clip("video", b"\x00\x00\x00\x18ftypmp42 not decoded by the fake",
-                         duration=2, width=64, height=48)
-    status = await user.expect(lambda s: "Styling your clip" in s.text)
+    user, status = await clip_sent(make_bot, tg, 621)
     await until(lambda: fts.clips, 10)
     token = fts.clips[0].get("cancel_token", "")
     assert re.fullmatch(TOKEN_RE, token), fts.clips[0]
@@ -304,24 +311,30 @@ async def test_cancel_of_a_running_clip_tells_the_server_with_the_clips_token(
     assert TOKEN not in caplog.text and TOKEN.split(":")[1] not in caplog.text
 
 
-async def test_a_clip_that_times_out_is_cancelled_on_the_server(fts) -> None:
-    fts.script.clip_frames = 10**6
+async def failing_clip(fts, token: str, **client_kw) -> tuple[ts.TorchServeError, list[int]]:
+    """A clip call to the fake's clip model that fails: its error and the progress it saw,
+    once the client is closed (which waits for the cancels it sent)."""
     client = ts.TorchServeClient(fts.url, "msgnet", key=ts.InferenceKey("inference-key"),
-                                 clip_model="msgnet_clip", clip_timeout=0.5, retries=1)
-    seen = []
+                                 clip_model="msgnet_clip", **client_kw)
+    seen: list[int] = []
 
     async def progress(done, total):
         seen.append(done)
 
     try:
         with pytest.raises(ts.TorchServeError) as info:
-            await client.stylize_clip(b"x", style_id="candy", cancel_token="t" * 22,
+            await client.stylize_clip(b"x", style_id="candy", cancel_token=token,
                                       on_progress=progress)
-        assert info.value.kind == ts.TIMEOUT and seen  # it was streaming when it timed out
-        await until(lambda: fts.cancels, 5)
-        assert fts.cancels == [("msgnet", "t" * 22)]
     finally:
         await client.close()
+    return info.value, seen
+
+
+async def test_a_clip_that_times_out_is_cancelled_on_the_server(fts) -> None:
+    fts.script.clip_frames = 10**6
+    error, seen = await failing_clip(fts, "t" * 22, clip_timeout=0.5, retries=1)
+    assert error.kind == ts.TIMEOUT and seen  # it was streaming when it timed out
+    assert fts.cancels == [("msgnet", "t" * 22)]
 
 
 async def test_a_failing_cancel_is_logged_not_raised(fts, unused_tcp_port, caplog) -> None:
@@ -354,3 +367,57 @@ async def test_a_failing_cancel_is_logged_not_raised(fts, unused_tcp_port, caplo
         await refused.close()
     assert not down._cancels  # close() let the cancel finish (and fail) first
     assert caplog.text.count("clip cancel not delivered to TorchServe") == 3
+
+
+# --- a clip whose worker dies while it streams ---------------------------------------------------
+# TorchServe 0.12 has sent the 200 and the first progress lines; when the clip worker dies it
+# drops the connection without the chunked answer's last chunk (no error line, no 5xx):
+# measured in tests/integration/test_server_faults.py; the fake does the same.
+
+
+async def test_a_clip_stream_cut_by_a_dying_worker_is_a_stream_cut_error(fts) -> None:
+    """Not retried (a clip is minutes of work, and what killed the worker may be the clip),
+    and the clip is cancelled on the server in case only the connection was lost."""
+    fts.script.clip_frames, fts.script.clip_cut_after = 10**6, 2
+    error, seen = await failing_clip(fts, "k" * 22, retries=3, retry_delay=0.01)
+    assert (error.kind, error.code) == (ts.SERVER, ts.STREAM_CUT)
+    assert "after 2 progress lines (16 of 1000000 frames)" in error.message
+    assert seen == [8, 16] and fts.clip_ends == ["cut"] and len(fts.clips) == 1
+    assert fts.cancels == [("msgnet", "k" * 22)]
+
+
+@pytest.mark.parametrize("tail", [b"", b'{"status": 200, "content_type": "video/mp4", "bo'],
+                         ids=["no final line", "half a final line"])
+async def test_a_clip_stream_that_ends_without_its_final_line_is_a_stream_cut(
+        clip_server, tail) -> None:
+    """Even when the chunked answer itself is complete (a proxy that ends it cleanly)."""
+    client, answers = clip_server
+    answers.append([b'{"done": 8, "total": 20}\n', tail])
+
+    async def progress(done, total):
+        pass
+
+    with pytest.raises(ts.TorchServeError) as info:
+        await client.stylize_clip(b"x", style_id="candy", on_progress=progress)
+    assert (info.value.kind, info.value.code) == (ts.SERVER, ts.STREAM_CUT)
+
+
+async def test_a_clip_cut_by_a_dying_worker_tells_the_user_and_frees_the_clip_slot(
+        make_bot, tg, fts, caplog) -> None:
+    """The status message goes, the user is told the server stopped while making the clip
+    (not "something went wrong on my side"), no traceback is logged, and /result makes the
+    same clip again once the server is back."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    fts.script.clip_frames, fts.script.clip_cut_after = 10**6, 1
+    user, status = await clip_sent(make_bot, tg, 631)
+    told = await user.expect(lambda s: "stopped while making your clip" in s.text)
+    assert "/result" in told.text and fts.clip_ends == ["cut"]
+    await user.expect_deleted(status.message_id)
+    assert "crashed" not in caplog.text and "Traceback" not in caplog.text
+
+    fts.script.clip_frames, fts.script.clip_cut_after = 16, None  # the worker is back
+    await user.send("/result")
+    await user.expect(lambda s: s.method == "sendAnimation", 15)
+    assert fts.clip_ends == ["cut", "done"] and len(fts.clips) == 2
