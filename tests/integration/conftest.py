@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from scripts.ts_private import PrivateTorchServe
 ROOT = ts_client.ROOT
 PYTHON = sys.executable
 MODEL = "msgnet"
+CLIP_MODEL = "msgnet_clip"
 CLIP_SIZE = 96  # the test server's default clip output size
 BATCH_DELAY_MS = 250  # long enough for concurrent test requests to meet in one batch
 TIMINGS: dict[str, float] = {}
@@ -68,6 +71,25 @@ class Server(PrivateTorchServe):
                "TS_MODELS_STATE": str(self.state_file)}
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                               cwd=ROOT)
+
+
+@contextmanager
+def clip_model_registered(server: Server) -> Iterator[str]:
+    """The server's archive registered a second time as ``msgnet_clip``: a worker of its own,
+    as scripts/serve.sh does (there the clip archive also has batch size 1; here the photo
+    archive's 250 ms batch delay, so a lone clip is still alone in its batch). Yields its
+    predictions URL; the model is unregistered at the end."""
+    management, key = server.management, server.keys().management
+    started = time.perf_counter()
+    ts_client.call("POST", f"{management}/models?url={server.model}.mar&model_name="
+                   f"{CLIP_MODEL}&initial_workers=1&batch_size=1&synchronous=true", key,
+                   timeout=300)
+    TIMINGS[f"register {CLIP_MODEL} on {server.base.name} (1 worker)"] = (
+        time.perf_counter() - started)
+    try:
+        yield f"{server.inference}/predictions/{CLIP_MODEL}"
+    finally:
+        ts_client.call("DELETE", f"{management}/models/{CLIP_MODEL}", key, timeout=120)
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -68,3 +70,15 @@ async def post(session: aiohttp.ClientSession, url: str, headers: dict, *,
                data=None, json=None) -> Reply:
     async with session.post(url, data=data, json=json, headers=headers) as resp:
         return Reply(resp.status, dict(resp.headers), await resp.read())
+
+
+async def ndjson_lines(resp: aiohttp.ClientResponse) -> AsyncIterator[dict]:
+    """The lines of a streamed ``application/x-ndjson`` answer (a clip's progress, then its
+    final line), each as it arrives; aiohttp's errors (a cut answer) come through."""
+    buffer = b""
+    async for chunk in resp.content.iter_any():
+        buffer += chunk
+        *done, buffer = buffer.split(b"\n")
+        for line in done:
+            if line:
+                yield json.loads(line)

@@ -11,7 +11,8 @@ from PIL import Image
 from msgnet.clip_decode import open_clip
 from scripts import clip_samples as cs
 
-from .helpers import form, post
+from .conftest import clip_model_registered
+from .helpers import form, ndjson_lines, post
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +78,6 @@ def test_batch_stylize_handles_clips_beside_photos(torchserve, tmp_path):
 
 async def test_progress_streams_lines_then_the_clip(torchserve, http):
     import base64
-    import json
 
     mp4 = cs.video(40, fps=10, width=64, height=48)
     lines: list[dict] = []
@@ -86,11 +86,7 @@ async def test_progress_streams_lines_then_the_clip(torchserve, http):
                                    progress="true")) as resp:
         assert resp.status == 200
         assert resp.content_type == "application/x-ndjson"
-        buffer = b""
-        async for chunk in resp.content.iter_any():
-            buffer += chunk
-            *done, buffer = buffer.split(b"\n")
-            lines += [json.loads(line) for line in done if line]
+        lines += [item async for item in ndjson_lines(resp)]
     progress, final = lines[:-1], lines[-1]
     assert progress and all(p["total"] == 40 for p in progress)
     assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)
@@ -100,29 +96,10 @@ async def test_progress_streams_lines_then_the_clip(torchserve, http):
 
 # --- a clip cancelled on the server ----------------------------------------------------------
 
-CLIP_MODEL = "msgnet_clip"
-
-
 @pytest.fixture(scope="module")
 def clip_model(torchserve):
-    """The archive registered a second time as ``msgnet_clip``: a worker of its own, as
-    scripts/serve.sh does (there the clip archive also has batch size 1; here the photo
-    archive's 250 ms batch delay, so a lone clip is still alone in its batch)."""
-    import time
-
-    from scripts import ts_client
-
-    from .conftest import TIMINGS
-
-    management, key = torchserve.management, torchserve.keys().management
-    started = time.perf_counter()
-    ts_client.call("POST", f"{management}/models?url=msgnet.mar&model_name={CLIP_MODEL}"
-                   "&initial_workers=1&batch_size=1&synchronous=true", key, timeout=300)
-    TIMINGS[f"register {CLIP_MODEL} (1 worker)"] = time.perf_counter() - started
-    try:
-        yield f"{torchserve.endpoints.inference}/predictions/{CLIP_MODEL}"
-    finally:
-        ts_client.call("DELETE", f"{management}/models/{CLIP_MODEL}", key, timeout=120)
+    with clip_model_registered(torchserve) as url:
+        yield url
 
 
 async def test_a_cancelled_clip_stops_on_the_server_and_the_worker_serves_the_next(
@@ -132,7 +109,6 @@ async def test_a_cancelled_clip_stops_on_the_server_and_the_worker_serves_the_ne
     cancel, and the clip's stream ends with the ``cancelled`` line after a chunk or two, not
     after its 210 frames. The clip worker then serves the next clip at once."""
     import asyncio
-    import json
     import re
     import time
 
@@ -149,14 +125,9 @@ async def test_a_cancelled_clip_stops_on_the_server_and_the_worker_serves_the_ne
                                        progress="true", cancel_token=token)) as resp:
             assert resp.status == 200, await resp.read()
             assert resp.content_type == "application/x-ndjson"
-            buffer = b""
-            async for chunk in resp.content.iter_any():
-                buffer += chunk
-                *done, buffer = buffer.split(b"\n")
-                for line in done:
-                    if line:
-                        lines.append((time.monotonic(), json.loads(line)))
-                        first_line.set()
+            async for item in ndjson_lines(resp):
+                lines.append((time.monotonic(), item))
+                first_line.set()
 
     started = time.monotonic()
     streaming = asyncio.create_task(stream())

@@ -4,6 +4,9 @@ module (free ports, its own folders), never the session's or a developer's:
 * the worker process SIGKILLed while it runs a request: what a REST client and the bot's
   client get, that TorchServe restarts the worker, how long that takes, that the next request
   is served;
+* the clip model's worker (``msgnet_clip`` registered beside ``msgnet``) SIGKILLed while it
+  streams a clip's progress lines: how the answer ends for a REST client and for the bot's
+  client, that the photo model is unaffected, that a new clip worker serves the next clip;
 * TorchServe restarted: the versions registered with scripts/ts_models.py come back with
   ``ts_models restore`` (what scripts/serve.sh runs after a start), the default too; a saved
   version whose archive was deleted is reported and skipped.
@@ -20,17 +23,20 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
+import aiohttp
 import psutil
 import pytest
 from PIL import Image
 from weights_factory import make_tiny_weights
 
 from bot.services import torchserve as bot_ts
+from scripts import clip_samples as cs
 from scripts import ts_client
 
-from .conftest import Server
-from .helpers import encode, noise_image
+from .conftest import CLIP_MODEL, Server, clip_model_registered
+from .helpers import encode, form, ndjson_lines, noise_image, post
 
 pytestmark = pytest.mark.integration
 
@@ -51,16 +57,17 @@ def server(tmp_path_factory, tiny_weights_path) -> Server:
         srv.stop()
 
 
-def describe(server: Server, version: str | None = None) -> dict:
-    path = f"/models/{server.model}" + (f"/{version}" if version else "")
+def describe(server: Server, version: str | None = None, model: str | None = None) -> dict:
+    path = f"/models/{model or server.model}" + (f"/{version}" if version else "")
     _, body = ts_client.call("GET", server.management + path, server.keys().management)
     return body[0]
 
 
-def worker_pid(server: Server) -> int:
-    """The pid of the default version's only worker, checked to be one of this server's
-    processes (the server runs in a session of its own), so nothing else is ever killed."""
-    workers = describe(server)["workers"]
+def worker_pid(server: Server, model: str | None = None) -> int:
+    """The pid of the default version's only worker of ``model`` (the photo model unless
+    named), checked to be one of this server's processes (the server runs in a session of its
+    own), so nothing else is ever killed."""
+    workers = describe(server, model=model)["workers"]
     assert len(workers) == 1, workers
     pid = int(workers[0]["pid"])
     assert server.proc is not None and os.getsid(pid) == server.proc.pid
@@ -90,19 +97,27 @@ def received_since(server: Server, offset: int) -> int:
         return log.read().count(b"Backend received inference at")
 
 
-def kill_worker_once_busy(server: Server, offset: int) -> tuple[int, float]:
-    """SIGKILL the worker as soon as it has taken a request; (its pid, when it was killed)."""
-    pid = worker_pid(server)
-    wait_for(lambda: received_since(server, offset) >= 1, 120, "the worker took the request")
+def kill_worker(server: Server, model: str | None = None, pid: int | None = None,
+                ) -> tuple[int, float]:
+    """SIGKILL ``model``'s worker (``pid`` when found before); (its pid, when it was killed)."""
+    pid = pid or worker_pid(server, model)
     os.kill(pid, signal.SIGKILL)
     return pid, time.monotonic()
 
 
-def wait_restarted(server: Server, old_pid: int, killed_at: float) -> float:
-    """Seconds from the kill until a new worker process of this server is READY."""
+def kill_worker_once_busy(server: Server, offset: int) -> tuple[int, float]:
+    """SIGKILL the worker as soon as it has taken a request; (its pid, when it was killed)."""
+    pid = worker_pid(server)
+    wait_for(lambda: received_since(server, offset) >= 1, 120, "the worker took the request")
+    return kill_worker(server, pid=pid)
+
+
+def wait_restarted(server: Server, old_pid: int, killed_at: float,
+                   model: str | None = None) -> float:
+    """Seconds from the kill until a new worker process of ``model`` is READY."""
     def ready_new():
         try:
-            workers = describe(server)["workers"]
+            workers = describe(server, model=model)["workers"]
         except ts_client.TorchServeError:
             return False
         return any(w.get("status") == "READY" and int(w.get("pid") or -1) not in (-1, old_pid)
@@ -233,3 +248,153 @@ def _versions(server: Server) -> list[dict]:
     _, body = ts_client.call("GET", f"{server.management}/models/{server.model}/all",
                              server.keys().management)
     return sorted(body, key=lambda v: v["modelVersion"])
+
+
+# --- the clip worker killed while it streams a clip's progress ---------------------------------
+# (last in the module: the restart test above drops every model but the photo one)
+
+CLIP_FRAMES = 210  # 14 s at 15 fps: tens of seconds at 96 px on busy cores; killed after 8
+
+
+@pytest.fixture(scope="module")
+def clip_model(server) -> Iterator[str]:
+    with clip_model_registered(server) as url:
+        yield url
+
+
+def access_log_size(server: Server) -> int:
+    path = server.logs / "access_log.log"
+    return path.stat().st_size if path.is_file() else 0
+
+
+def posts_since(server: Server, offset: int, model: str) -> int:
+    """How many requests to ``model``'s predictions the access log shows since ``offset``."""
+    with open(server.logs / "access_log.log", "rb") as log:
+        log.seek(offset)
+        return log.read().count(f'"POST /predictions/{model} '.encode())
+
+
+async def photo_served(server: Server, photo_pid: int, http: aiohttp.ClientSession) -> float:
+    """A photo on the photo model answers 200, by the same worker process; its seconds."""
+    started = time.monotonic()
+    reply = await post(http, server.predictions_url(), server.auth(),
+                       data=form(content=encode(noise_image(96, 64), "PNG"),
+                                 style_id="candy", size="64"))
+    assert reply.status == 200 and reply.content_type == "image/jpeg", reply.body[:300]
+    assert worker_pid(server) == photo_pid  # the photo model's worker was not touched
+    return time.monotonic() - started
+
+
+async def clip_served(clip_url: str, server: Server, http: aiohttp.ClientSession) -> float:
+    """A short clip on the clip model answers 200; its seconds."""
+    started = time.monotonic()
+    reply = await post(http, clip_url, server.auth(),
+                       data=form(content=cs.animation("GIF", 4, 64, 48), style_id="candy",
+                                 size="64"))
+    assert reply.status == 200, reply.body[:300]
+    assert reply.content_type == "image/gif"
+    assert reply.headers["X-Msgnet-Clip"].startswith("frames=4;")
+    return time.monotonic() - started
+
+
+async def test_a_clip_worker_killed_while_it_streams_cuts_the_answer_off_and_comes_back(
+        server, clip_model):
+    """TorchServe 0.12 has answered 200 with the first progress line; the clip worker is
+    SIGKILLed. The answer breaks off, its chunked body unfinished (no last chunk, the
+    connection dropped): no error line and no 5xx, so a client knows it failed only because
+    the stream ended without its final line. The photo model goes on; a new clip worker
+    serves the next clip."""
+    photo_pid, clip_pid = worker_pid(server), worker_pid(server, CLIP_MODEL)
+    assert photo_pid != clip_pid
+    mp4 = cs.video(CLIP_FRAMES, fps=15, width=128, height=96)
+    lines: list[dict] = []
+    first_line = asyncio.Event()
+    seen: dict = {}
+
+    async def stream(http: aiohttp.ClientSession) -> None:
+        async with http.post(clip_model, headers=server.auth(),
+                             data=form(content=mp4, style_id="candy", size="96",
+                                       progress="true")) as resp:
+            seen["status"], seen["type"] = resp.status, resp.content_type
+            try:
+                async for item in ndjson_lines(resp):
+                    lines.append(item)
+                    first_line.set()
+            except aiohttp.ClientPayloadError as exc:
+                seen["error"] = exc
+        seen["ended_at"] = time.monotonic()
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=180)) as http:
+        streaming = asyncio.create_task(stream(http))
+        try:
+            await asyncio.wait_for(first_line.wait(), 120)
+            pid, killed_at = kill_worker(server, pid=clip_pid)
+            try:
+                await asyncio.wait_for(streaming, 60)
+            except TimeoutError:
+                pytest.fail("the clip's answer did not end within 60 s of its worker's death")
+        finally:
+            streaming.cancel()
+        ended = seen["ended_at"] - killed_at
+        assert (seen["status"], seen["type"]) == (200, "application/x-ndjson")
+        error = seen.get("error")
+        assert isinstance(error, aiohttp.ClientPayloadError), (seen, lines)
+        assert "Not enough data to satisfy transfer length header" in str(error)
+        assert lines and all(set(item) == {"done", "total"} for item in lines), lines
+        assert lines[-1]["done"] < CLIP_FRAMES
+        photo = await photo_served(server, photo_pid, http)  # the clip worker restarting
+        restart = await asyncio.to_thread(wait_restarted, server, pid, killed_at, CLIP_MODEL)
+        clip = await clip_served(clip_model, server, http)
+    print(f"\nclip worker killed after {len(lines)} progress line(s) ({lines[-1]['done']} of "
+          f"{CLIP_FRAMES} frames): the answer (HTTP 200, x-ndjson) broke off "
+          f"{ended:.2f} s after the kill, no final line ({type(error).__name__}: {error}); "
+          f"a photo meanwhile: 200 in {photo:.2f} s; a new clip worker READY {restart:.1f} s "
+          f"after the kill; the next clip: 200 in {clip:.2f} s")
+
+
+def test_the_bot_client_reports_a_clip_cut_by_its_workers_death(server, clip_model):
+    """What the bot's client makes of that answer: a ``stream_cut`` server error (the bot
+    tells the user the server stopped while making the clip), the clip not sent again, and a
+    cancel of its token to the photo model (harmless here: the worker is gone)."""
+    mp4 = cs.video(CLIP_FRAMES, fps=15, width=128, height=96)
+    token = "itest_cut-" + "0123456789ab"
+    offset = access_log_size(server)
+    seen: list[int] = []
+    killed: dict = {}
+
+    async def scenario() -> bot_ts.TorchServeError:
+        client = bot_ts.TorchServeClient(server.inference, server.model, clip_model=CLIP_MODEL,
+                                         key=bot_ts.InferenceKey(key_file=str(server.key_file)),
+                                         retries=3)
+        first_line = asyncio.Event()
+
+        async def progress(done: int, total: int) -> None:
+            seen.append(done)
+            first_line.set()
+
+        try:
+            task = asyncio.create_task(client.stylize_clip(
+                mp4, style_id="candy", options={"size": "96"}, on_progress=progress,
+                cancel_token=token))
+            await asyncio.wait_for(first_line.wait(), 120)
+            killed["pid"], killed["at"] = kill_worker(server, CLIP_MODEL)
+            try:
+                await asyncio.wait_for(task, 60)
+            except bot_ts.TorchServeError as exc:
+                killed["told_at"] = time.monotonic()
+                return exc
+            raise AssertionError("the clip call did not fail")
+        finally:
+            await client.close()  # waits for the cancel
+
+    error = asyncio.run(scenario())
+    told = killed["told_at"] - killed["at"]
+    assert (error.kind, error.code) == (bot_ts.SERVER, bot_ts.STREAM_CUT), repr(error)
+    assert "the answer broke off (ClientPayloadError)" in error.message
+    assert seen and seen[-1] < CLIP_FRAMES and told < 30
+    assert posts_since(server, offset, CLIP_MODEL) == 1  # not sent again
+    assert posts_since(server, offset, server.model) == 1  # the cancel
+    assert (server.tmp / "msgnet-cancel" / token).exists()  # recorded; nobody to remove it
+    restart = wait_restarted(server, killed["pid"], killed["at"], CLIP_MODEL)
+    print(f"\nbot client: {error.message!r} {told:.2f} s after the kill; the cancel delivered; "
+          f"a new clip worker READY {restart:.1f} s after the kill")
