@@ -234,7 +234,7 @@ TEXTS: dict[str, str] = {
     ),
     "err_clip_interrupted": (
         "The styling server stopped while making your clip, so nothing came back. "
-        "Please send it again: /result"
+        "Send /result to make it again."
     ),
 }
 
