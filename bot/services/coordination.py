@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
 
 from bot.services.results import SHARED_RESULTS_TOTAL_BYTES, SharedResultBudget, StoredResult
+from bot.services.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Coordinator:
         self._tasks: list[asyncio.Task] = []
         self._handling: set[asyncio.Task] = set()  # cancels in progress (each may wait)
         self._subscribed = asyncio.Event()
+        self._closing = False
         self._beat_ms = 15_000  # how long a beat says "alive" (3 beats; start_recovery)
 
     @classmethod
@@ -105,6 +107,7 @@ class Coordinator:
         """Listen for cancel requests addressed to this replica and keep its locks alive."""
         self._on_cancel = on_cancel
         if not self._tasks:
+            self._closing = False
             self._subscribed.clear()
             self._tasks = [asyncio.create_task(self._listen(), name="coordination-cancel"),
                            asyncio.create_task(self._keep_alive(), name="coordination-locks")]
@@ -113,9 +116,8 @@ class Coordinator:
                 await asyncio.wait_for(self._subscribed.wait(), 5)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closing = True  # the loops end at their next turn even if a cancel is lost
+        await stop_tasks(self._tasks)
         self._tasks = []
         if self._handling:
             await asyncio.wait(self._handling, timeout=5)
@@ -205,7 +207,7 @@ class Coordinator:
         return value.decode().split(":", 1)[0] if value else None
 
     async def _keep_alive(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.refresh_every)
             for user_id, token in list(self._held.items()):
                 try:
@@ -240,7 +242,7 @@ class Coordinator:
                                             name="coordination-recovery")]
 
     async def _beat(self, every: float) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(every)
             try:
                 await self.redis.set(self._alive_key(self.replica), "1", px=self._beat_ms)
@@ -249,7 +251,7 @@ class Coordinator:
 
     async def _recover(self, on_orphan: OrphanHandler, every: float) -> None:
         suspects: dict[str, bytes] = {}
-        while True:
+        while not self._closing:
             try:
                 suspects = await self.sweep(on_orphan, suspects)
             except (RedisError, OSError) as exc:
@@ -316,7 +318,7 @@ class Coordinator:
 
     async def _listen(self) -> None:
         delay = 0.5
-        while True:
+        while not self._closing:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel(self.replica))

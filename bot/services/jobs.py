@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot.services.tasks import stop_tasks
+
 if TYPE_CHECKING:
     from bot.services.coordination import Coordinator
 
@@ -214,9 +216,7 @@ class JobQueue:
                     asyncio.gather(*(j.done.wait() for j in running)), grace)
         for job in [j for j in self._by_user.values() if j.state == RUNNING]:
             await self.cancel(job.user_id, SHUTDOWN)
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await stop_tasks(self._workers)
         self._workers = []
         if self._notify_tasks:
             await asyncio.wait(self._notify_tasks, timeout=5)
