@@ -23,7 +23,10 @@ import torch
 from msgnet.model import EXPANSION, Net
 
 FORMAT = "image-styling/msgnet"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# version 2 added the relative Inspiration skip; every other file is still written as 1, so
+# code that predates it loads them, and refuses (rather than misreads) a relative skip
+RELATIVE_SKIP_VERSION = 2
 ENCODER_PREFIXES = ("model1.", "model.0.")
 RUNNING_STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 
@@ -140,7 +143,8 @@ def _load_ours(raw: dict) -> LoadedWeights:
                               f"this code understands ({FORMAT_VERSION})")
     ngf = int(raw.get("ngf", 128))
     net = Net(ngf=ngf, n_blocks=int(raw.get("n_blocks", 6)),
-              inspiration_skip=bool(raw.get("inspiration_skip", False)))
+              inspiration_skip=raw.get("inspiration_skip_mode")
+              or bool(raw.get("inspiration_skip", False)))
     state = _mirror_encoder(raw["state_dict"])
     for name in ("weight", "skip"):  # the Inspiration layer is ``ins`` and ``model.1``
         if f"ins.{name}" in state and f"model.1.{name}" not in state:
@@ -168,8 +172,10 @@ def save_weights(path: str | Path, net: Net, presets: dict[str, torch.Tensor] | 
             for name, g in (presets or {}).items()}
     meta = {"saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     meta.update(metadata or {})
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "ngf": net.ngf,
+    version = RELATIVE_SKIP_VERSION if net.inspiration_skip_mode == "relative" else 1
+    payload = {"format": FORMAT, "format_version": version, "ngf": net.ngf,
                "n_blocks": net.n_blocks, "inspiration_skip": net.inspiration_skip,
+               "inspiration_skip_mode": net.inspiration_skip_mode,
                "state_dict": state,
                "presets": bank, "metadata": meta}
     path = Path(path)

@@ -271,6 +271,7 @@ class FastMSGNet:
         self.channels = net.channels
         self.ins_weight = net.ins.weight.detach().float()[0].clone()
         self.ins_skip = None if net.ins.skip is None else net.ins.skip.detach().float().clone()
+        self.ins_skip_relative = net.ins.skip_relative
         self.conv_in = _wkxk(enc[0].conv2d)  # its bias is irrelevant: an instance norm follows
         self.pad_in = enc[0].conv2d.kernel_size[0] // 2
         self.enc = [_block_weights(enc[3]), _block_weights(enc[4])]
@@ -319,7 +320,7 @@ class FastMSGNet:
         """``P = (W G)^T (+ diag(skip))``: the Inspiration layer as a (C, C) 1x1-conv weight."""
         return inspiration_matrix(self.ins_weight,
                                   gram.float().reshape(self.channels, self.channels),
-                                  self.ins_skip)
+                                  self.ins_skip, self.ins_skip_relative)
 
     def stylize_one(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
         """One image (1, 3, H, W) with one target (C, C) or (1, C, C)."""

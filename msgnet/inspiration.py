@@ -52,7 +52,8 @@ def inspiration_ranks(net: Net, grams: dict[str, torch.Tensor]) -> dict[str, flo
     p_ranks, g_ranks = [], []
     for g in grams.values():
         g2 = g.detach().float().cpu().reshape(w.shape)
-        p_ranks.append(effective_rank(inspiration_matrix(w, g2, skip)))
+        p_ranks.append(effective_rank(inspiration_matrix(w, g2, skip,
+                                                         net.ins.skip_relative)))
         g_ranks.append(effective_rank(g2))
     return {"p_rank": round(statistics.median(p_ranks), 2),
             "gram_rank": round(statistics.median(g_ranks), 2)}

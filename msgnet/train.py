@@ -40,7 +40,7 @@ from PIL import Image
 from msgnet.checkpoint import load_weights, save_weights
 from msgnet.imageio import image_to_bgr, load_image, resize_longest
 from msgnet.inspiration import inspiration_ranks, inverse_gram_init
-from msgnet.model import Net
+from msgnet.model import SKIP_MODES, Net, skip_mode
 from msgnet.optimizer import load_optimizer_state, make_optimizer, set_lrs, warmup_lrs
 from msgnet.vgg import (
     CONTENT_LAYER,
@@ -81,7 +81,8 @@ class TrainConfig:
     style_encoder_size: int | None = None
     init_inspiration: float | None = None
     inspiration_lr: float | None = None  # Adam lr of the Inspiration weight (msgnet.optimizer)
-    inspiration_skip: bool = False  # a learned diagonal pass-through (msgnet.model.Inspiration)
+    # a learned diagonal pass-through: False, True/"fixed" or "relative" (msgnet.model.Inspiration)
+    inspiration_skip: bool | str = False
     warmup_steps: int = 0  # linear lr warm-up over the optimizer's first steps (msgnet.optimizer)
     ema_decay: float | None = None  # ship an exponential moving average of the weights
 
@@ -255,11 +256,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     step, elapsed, history = 0, 0.0, []
     if resuming:
         state = torch.load(state_file, map_location=device, weights_only=False)
-        if ("ins.skip" in state["net"]) != cfg.inspiration_skip:
-            raise ValueError(f"{state_file} was trained "
-                             f"{'with' if 'ins.skip' in state['net'] else 'without'} "
-                             "--inspiration-skip; resume it the same way, or start a new "
-                             "folder with --init-weights")
+        saved_mode = skip_mode(state.get("config", {}).get("inspiration_skip")
+                               or ("ins.skip" in state["net"]))
+        if saved_mode != net.inspiration_skip_mode:
+            how = f"with --inspiration-skip {saved_mode}" if saved_mode else "without it"
+            raise ValueError(f"{state_file} was trained {how} (--inspiration-skip); resume it "
+                             "the same way, or start a new folder with --init-weights")
         net.load_state_dict(state["net"])
         load_optimizer_state(optimizer, state["optimizer"], net, cfg.lr, cfg.inspiration_lr)
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
@@ -397,10 +399,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-decay", type=float, metavar="D",
                    help="write an exponential moving average of the weights (e.g. 0.999: "
                         "~1 000 steps) to the weights file; training itself is unchanged")
-    p.add_argument("--inspiration-skip", action="store_true",
+    p.add_argument("--inspiration-skip", nargs="?", const="fixed", default=False,
+                   choices=SKIP_MODES, metavar="{fixed,relative}",
                    help="add a learned per-channel pass-through to the Inspiration layer, "
-                        "(W G)^T + SKIP_SCALE·diag(s), s starting at 0: lets the photo past the "
-                        "steep spectrum of W G (a new layout: old code cannot load the weights)")
+                        "(W G)^T + k·diag(s), s starting at 0: lets the photo past the steep "
+                        "spectrum of W G; k = SKIP_SCALE (fixed, the default) or ‖W G‖_F "
+                        "(relative) (a new layout: old code cannot load the weights)")
 
 
 def run(args: argparse.Namespace) -> int:

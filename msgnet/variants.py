@@ -108,10 +108,12 @@ class _Functional(nn.Module):
         self.encoder = net.model1
         self.weight = net.ins.weight
         self.skip = net.ins.skip
+        self.skip_relative = net.ins.skip_relative
         self.rest = nn.Sequential(*list(net.model)[2:])
 
     def forward(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
-        return self.rest(inspire(self.encoder(content), self.weight, gram, self.skip))
+        return self.rest(inspire(self.encoder(content), self.weight, gram, self.skip,
+                                 self.skip_relative))
 
 
 def _per_item(gram: torch.Tensor, batch: int) -> torch.Tensor:

@@ -38,14 +38,17 @@ def measure(weights: str, photos: list[Path], styles: tuple[str, ...], size: int
                  for p in photos]
     shares, gains = [], {}
     for name in styles:
-        m = inspiration_matrix(w, loaded.presets[name].float().reshape(w.shape), skip)
+        m = inspiration_matrix(w, loaded.presets[name].float().reshape(w.shape), skip,
+                               net.ins.skip_relative)
         shares += [transmitted_share(m, f) for f in feats]
         s = torch.linalg.svdvals(m.double())
         gains[name] = [round(float(s[i - 1] / s[0]), 4) for i in GAIN_AT if i <= len(s)]
     return {"weights": weights, "steps": loaded.metadata.get("steps"),
             "inspiration_skip": net.inspiration_skip,
-            "skip_gain_mean_abs": (None if skip is None
-                                   else round(float(SKIP_SCALE * skip.abs().mean()), 4)),
+            "inspiration_skip_mode": net.inspiration_skip_mode,
+            # fixed: the gain itself; relative: as a fraction of ‖W G‖_F
+            "skip_gain_mean_abs": (None if skip is None else round(float(
+                (1.0 if net.ins.skip_relative else SKIP_SCALE) * skip.abs().mean()), 4)),
             "transmitted_share_median": round(statistics.median(shares), 4),
             "transmitted_share_range": [round(min(shares), 4), round(max(shares), 4)],
             "relative_singular_values": {"at": list(GAIN_AT), **gains}}

@@ -1,4 +1,5 @@
-"""The Inspiration layer's opt-in pass-through, ``(W G)^T + SKIP_SCALE·diag(skip)``.
+"""The Inspiration layer's opt-in pass-through, ``(W G)^T + k·diag(skip)``, with k = SKIP_SCALE
+("fixed") or ``‖W G‖_F`` ("relative").
 
 It must change nothing at zero (so trained weights resume unchanged), change the output once
 it is not zero, reach every inference path the same way, and survive the weights file.
@@ -15,15 +16,15 @@ from weights_factory import make_net, seeded_pixels
 
 from msgnet.checkpoint import load_weights, save_weights
 from msgnet.inspiration import inspiration_ranks, transmitted_share
-from msgnet.model import SKIP_SCALE, Net, inspiration_matrix
+from msgnet.model import SKIP_SCALE, Net, inspiration_matrix, skip_mode
 from msgnet.variants import VARIANTS, build_variant
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
-def _with_skip(net: Net, value: float | None) -> Net:
+def _with_skip(net: Net, value: float | None, mode: str = "fixed") -> Net:
     """A copy of ``net`` with a skip, at zero or at seeded values around ``value``."""
-    twin = Net(ngf=net.ngf, inspiration_skip=True).eval()
+    twin = Net(ngf=net.ngf, inspiration_skip=mode).eval()
     state = net.state_dict()
     state["ins.skip"] = state["model.1.skip"] = torch.zeros(net.channels)
     twin.load_state_dict(state)
@@ -49,9 +50,10 @@ def _out(net: Net, gram: torch.Tensor) -> torch.Tensor:
         return net.stylize(seeded_pixels(1, 3, 48, 32, seed=4), gram)
 
 
-def test_a_zero_skip_changes_nothing(base: Net, gram: torch.Tensor) -> None:
-    assert not base.inspiration_skip
-    assert torch.equal(_out(_with_skip(base, None), gram), _out(base, gram))
+@pytest.mark.parametrize("mode", ["fixed", "relative"])
+def test_a_zero_skip_changes_nothing(base: Net, gram: torch.Tensor, mode: str) -> None:
+    assert not base.inspiration_skip and base.inspiration_skip_mode is None
+    assert torch.equal(_out(_with_skip(base, None, mode), gram), _out(base, gram))
 
 
 def test_a_nonzero_skip_passes_the_features_through(base: Net, gram: torch.Tensor) -> None:
@@ -61,10 +63,31 @@ def test_a_nonzero_skip_passes_the_features_through(base: Net, gram: torch.Tenso
     assert float((_out(net, gram) - _out(base, gram)).abs().max()) > 1.0  # grey levels
 
 
+def test_a_relative_skip_scales_with_each_targets_matrix(base: Net, gram: torch.Tensor) -> None:
+    net = _with_skip(base, 0.05, "relative")
+    w, s = net.ins.weight[0].detach(), net.ins.skip.detach()
+    grams = torch.cat([gram, 3 * gram])  # a batch of two targets, one 3× the other
+    got = inspiration_matrix(w, grams, s, relative=True)
+    for i in range(2):
+        p = (w @ grams[i]).T
+        torch.testing.assert_close(got[i], p + torch.linalg.matrix_norm(p) * torch.diag(s))
+    # the same relative skip, whatever the scale of the style's Gram matrix
+    torch.testing.assert_close(got[1], 3 * got[0])
+    assert float((_out(net, gram) - _out(base, gram)).abs().max()) > 1.0
+
+
+def test_unknown_skip_modes_are_refused() -> None:
+    assert [skip_mode(v) for v in (False, None, True, "fixed", "relative")] == [
+        None, None, "fixed", "fixed", "relative"]
+    with pytest.raises(ValueError, match="unknown Inspiration skip"):
+        Net(ngf=8, inspiration_skip="diagonal")
+
+
+@pytest.mark.parametrize("mode", ["fixed", "relative"])
 @pytest.mark.parametrize("name", [n for n in VARIANTS if n != "compile"])
 def test_every_inference_variant_applies_the_skip(base: Net, gram: torch.Tensor,
-                                                  name: str) -> None:
-    net = _with_skip(base, 1.0)
+                                                  name: str, mode: str) -> None:
+    net = _with_skip(base, 1.0 if mode == "fixed" else 0.05, mode)
     content = seeded_pixels(1, 3, 48, 32, seed=4)
     torch.testing.assert_close(build_variant(name, net)(content, gram), _out(net, gram),
                                atol=1e-2, rtol=0)
@@ -79,8 +102,24 @@ def test_the_weights_file_keeps_the_skip(base: Net, gram: torch.Tensor, tmp_path
     loaded = load_weights(path).net
     assert loaded.inspiration_skip and torch.equal(loaded.ins.skip, net.ins.skip)
     torch.testing.assert_close(_out(loaded, gram), _out(net, gram))
+    assert raw["format_version"] == 1  # readable by code that predates the relative skip
     plain = load_weights(save_weights(tmp_path / "plain.pt", base, {"p": gram}))
     assert not plain.net.inspiration_skip
+
+
+def test_the_weights_file_keeps_a_relative_skip(base: Net, gram: torch.Tensor,
+                                                 tmp_path: Path) -> None:
+    net = _with_skip(base, 0.05, "relative")
+    path = save_weights(tmp_path / "w.pt", net, {"p": gram}, half=False)
+    raw = torch.load(path, weights_only=True)
+    # version 2: code that knows only the fixed skip refuses the file instead of misreading it
+    assert raw["inspiration_skip_mode"] == "relative" and raw["format_version"] == 2
+    loaded = load_weights(path).net
+    assert loaded.inspiration_skip_mode == "relative"
+    torch.testing.assert_close(_out(loaded, gram), _out(net, gram))
+    raw.pop("inspiration_skip_mode")  # a file from before the modes: a fixed skip
+    torch.save(raw, tmp_path / "old.pt")
+    assert load_weights(tmp_path / "old.pt").net.inspiration_skip_mode == "fixed"
 
 
 def test_the_rank_diagnostic_counts_the_skip(base: Net, gram: torch.Tensor) -> None:

@@ -325,6 +325,23 @@ def test_inspiration_skip_starts_at_zero_from_plain_weights_and_learns(data, tmp
     assert 0 < float(loaded.net.ins.skip.detach().abs().max()) < 0.01
     with pytest.raises(ValueError, match="--inspiration-skip"):  # a layout switch on resume
         train(_config(data, out, steps=4), progress=False)
+    with pytest.raises(ValueError, match="with --inspiration-skip fixed"):  # a mode switch
+        train(_config(data, out, steps=4, inspiration_skip="relative"), progress=False)
+
+
+def test_relative_inspiration_skip_trains_and_resumes(data, tmp_path):
+    plain = train(_config(data, tmp_path / "plain.pt", steps=2), progress=False)
+    out = tmp_path / "rel.pt"
+    cfg = _config(data, out, steps=2, init_weights=str(plain), inspiration_skip="relative")
+    train(cfg, progress=False)
+    loaded = load_weights(out)
+    assert loaded.net.inspiration_skip_mode == "relative"
+    assert loaded.metadata["recipe"]["inspiration_skip"] == "relative"
+    assert 0 < float(loaded.net.ins.skip.detach().abs().max()) < 0.01
+    train(_config(data, out, steps=3, inspiration_skip="relative"), progress=False)
+    assert torch.load(out.with_name("rel.trainstate.pt"), weights_only=False)["step"] == 3
+    with pytest.raises(ValueError, match="with --inspiration-skip relative"):
+        train(_config(data, out, steps=4, inspiration_skip=True), progress=False)
 
 
 def test_warmup_counts_from_the_optimizers_first_step_and_survives_a_resume(data, tmp_path):
