@@ -23,10 +23,9 @@ import torch
 from msgnet.model import EXPANSION, Net
 
 FORMAT = "image-styling/msgnet"
-FORMAT_VERSION = 2
 # version 2 added the relative Inspiration skip; every other file is still written as 1, so
 # code that predates it loads them, and refuses (rather than misreads) a relative skip
-RELATIVE_SKIP_VERSION = 2
+FORMAT_VERSION = 2
 ENCODER_PREFIXES = ("model1.", "model.0.")
 RUNNING_STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 
@@ -172,7 +171,7 @@ def save_weights(path: str | Path, net: Net, presets: dict[str, torch.Tensor] | 
             for name, g in (presets or {}).items()}
     meta = {"saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     meta.update(metadata or {})
-    version = RELATIVE_SKIP_VERSION if net.inspiration_skip_mode == "relative" else 1
+    version = FORMAT_VERSION if net.inspiration_skip_mode == "relative" else 1
     payload = {"format": FORMAT, "format_version": version, "ngf": net.ngf,
                "n_blocks": net.n_blocks, "inspiration_skip": net.inspiration_skip,
                "inspiration_skip_mode": net.inspiration_skip_mode,
