@@ -19,6 +19,13 @@ Cheaper steps, the same maths (each measured; see docs/training.md):
 One measured deviation, opt-in: ``--style-encoder-size`` feeds the siamese encoder a smaller
 style image than the VGG Gram targets use (those stay at ``--style-size``). The preset bank is
 then encoded at that size too, so presets are what the decoder was trained on.
+
+One design change under test, opt-in: ``--identity-every K`` makes every K-th step an
+*identity step*, where each photo of the batch is its own style (its own encoder Gram for the
+Inspiration layer, its own VGG Grams as the style target), so the best output is the photo
+itself. It is the identity loss of SANet (Park & Lee 2019) in this recipe's own losses: the
+network must learn to carry the whole photo past ``W G``, which the style steps alone do not
+ask of it (docs/training.md: ~7% of a photo's feature variation passes).
 """
 
 from __future__ import annotations
@@ -85,6 +92,7 @@ class TrainConfig:
     inspiration_skip: bool | str = False
     warmup_steps: int = 0  # linear lr warm-up over the optimizer's first steps (msgnet.optimizer)
     ema_decay: float | None = None  # ship an exponential moving average of the weights
+    identity_every: int = 0  # every K-th step the photos are their own style (0: off)
 
 
 def load_init_weights(net: Net, path: str | Path) -> None:
@@ -185,6 +193,17 @@ def compute_presets(net: Net, styles: dict[str, torch.Tensor], device: torch.dev
                 for name, img in styles.items()}
 
 
+def is_identity_step(step: int, every: int) -> bool:
+    """Whether 0-based ``step`` is an identity step of ``--identity-every``: the K-th, 2K-th, ..."""
+    return every > 0 and (step + 1) % every == 0
+
+
+def identity_targets(vgg: Vgg16Features, x: torch.Tensor) -> list[torch.Tensor]:
+    """Each photo's own VGG style Grams, (B, C, C) per layer: the batch as its own style."""
+    with torch.no_grad():
+        return [g.detach() for g in style_grams(vgg(x))]
+
+
 def train_step(net: Net, vgg: Vgg16Features, optimizer: torch.optim.Optimizer,
                x: torch.Tensor, encoder_style: torch.Tensor, targets: list[torch.Tensor],
                content_weight: float, style_weight: float, use_amp: bool = False,
@@ -208,8 +227,29 @@ def train_step(net: Net, vgg: Vgg16Features, optimizer: torch.optim.Optimizer,
     return c_loss.detach(), s_loss.detach()
 
 
+def _history_entry(step: int, elapsed: float, window: list[tuple[float, float]],
+                   id_window: list[tuple[float, float]], window_started: float | None) -> dict:
+    """The log line of a checkpoint: mean weighted losses of the style steps since the last
+    one, those of the identity steps apart (they are not comparable), and the step time."""
+    entry: dict = {"step": step}
+    if window:
+        c, s = np.mean(window, axis=0)
+        entry.update(content=float(c), style=float(s))
+    if id_window:
+        c, s = np.mean(id_window, axis=0)
+        entry.update(identity_content=float(c), identity_style=float(s))
+    entry["seconds"] = round(elapsed, 1)
+    if window_started is not None:
+        entry["s_per_step"] = round((time.monotonic() - window_started)
+                                    / (len(window) + len(id_window)), 3)
+    return entry
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Run (or resume) training; returns the path of the weights file."""
+    if cfg.identity_every == 1 or cfg.identity_every < 0:
+        raise ValueError("--identity-every must be 0 (off) or at least 2: with 1 every step "
+                         "would be an identity step and no style would be learned")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
@@ -313,33 +353,32 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         bar = None
     net.train()
     started = time.monotonic() - elapsed
-    window: list[tuple[float, float]] = []
+    window: list[tuple[float, float]] = []  # the style steps' losses since the checkpoint
+    id_window: list[tuple[float, float]] = []  # the identity steps' (logged apart)
     window_started = time.monotonic()
     while step < cfg.steps:
         name = names[step % len(names)]
         x = sampler.batch(cfg.batch_size).to(device)
         if cfg.warmup_steps and step <= cfg.warmup_steps:  # the step after it restores lr
             set_lrs(optimizer, warmup_lrs(cfg.lr, cfg.inspiration_lr, step, cfg.warmup_steps))
-        c_loss, s_loss = train_step(net, vgg_for_loss, optimizer, x,
-                                    encoder_styles[name].to(device), style_targets[name],
+        identity = is_identity_step(step, cfg.identity_every)
+        encoder_style, targets = ((x, identity_targets(vgg_for_loss, x)) if identity else
+                                  (encoder_styles[name].to(device), style_targets[name]))
+        c_loss, s_loss = train_step(net, vgg_for_loss, optimizer, x, encoder_style, targets,
                                     cfg.content_weight, cfg.style_weight, use_amp)
         if ema is not None:
             update_ema(ema, net, cfg.ema_decay)
         step += 1
         elapsed = time.monotonic() - started
-        window.append((c_loss.item(), s_loss.item()))
+        (id_window if identity else window).append((c_loss.item(), s_loss.item()))
         if bar is not None:
             bar.update(1)
-            if step % 10 == 0 or step == cfg.steps:
+            if (step % 10 == 0 or step == cfg.steps) and window:
                 c, s = np.mean(window[-len(names):], axis=0)
                 bar.set_postfix(content=f"{c:.3g}", style=f"{s:.3g}", style_name=name)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            c, s = np.mean(window, axis=0)
-            history.append({"step": step, "content": float(c), "style": float(s),
-                            "seconds": round(elapsed, 1),
-                            "s_per_step": round((time.monotonic() - window_started)
-                                                / len(window), 3)})
-            window = []
+            history.append(_history_entry(step, elapsed, window, id_window, window_started))
+            window, id_window = [], []
             checkpoint()
             window_started = time.monotonic()
         if cfg.max_seconds and elapsed >= cfg.max_seconds:
@@ -347,10 +386,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if bar is not None:
         bar.close()
     if not output.exists() or (history and history[-1]["step"] != step) or not history:
-        if window:
-            c, s = np.mean(window, axis=0)
-            history.append({"step": step, "content": float(c), "style": float(s),
-                            "seconds": round(elapsed, 1)})
+        if window or id_window:
+            entry = _history_entry(step, elapsed, window, id_window, None)
+            history.append(entry)
         checkpoint()
     return output
 
@@ -405,6 +443,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(W G)^T + k·diag(s), s starting at 0: lets the photo past the steep "
                         "spectrum of W G; k = SKIP_SCALE (fixed, the default) or ‖W G‖_F "
                         "(relative) (a new layout: old code cannot load the weights)")
+    p.add_argument("--identity-every", type=int, default=0, metavar="K",
+                   help="every K-th step each photo of the batch is its own style, so the "
+                        "best output is the photo itself (an identity loss, as SANet's); "
+                        "0, the default, is the recipe")
 
 
 def run(args: argparse.Namespace) -> int:
