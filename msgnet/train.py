@@ -199,10 +199,11 @@ def is_identity_step(step: int, every: int) -> bool:
     return every > 0 and (step + 1) % every == 0
 
 
-def identity_targets(vgg: Vgg16Features, x: torch.Tensor) -> list[torch.Tensor]:
-    """Each photo's own VGG style Grams, (B, C, C) per layer: the batch as its own style."""
+def gram_targets(vgg: Vgg16Features, images: torch.Tensor) -> list[torch.Tensor]:
+    """The style-loss targets of ``images``: their VGG Grams, (B, C, C) per layer, constants.
+    A style image's once up front; on an identity step each photo's own."""
     with torch.no_grad():
-        return [g.detach() for g in style_grams(vgg(x))]
+        return style_grams(vgg(images))
 
 
 def train_step(net: Net, vgg: Vgg16Features, optimizer: torch.optim.Optimizer,
@@ -273,9 +274,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     sampler = ContentSampler(content_files, cfg.image_size, rng, cfg.crop_size)
 
     vgg_for_loss = Vgg16Features.from_file(cfg.vgg).to(device)
-    with torch.no_grad():
-        style_targets = {n: [g.detach() for g in style_grams(vgg_for_loss(s.to(device)))]
-                         for n, s in styles.items()}
+    style_targets = {n: gram_targets(vgg_for_loss, s.to(device)) for n, s in styles.items()}
 
     net = Net(ngf=cfg.ngf, inspiration_skip=cfg.inspiration_skip)
     if cfg.init_weights:
@@ -363,7 +362,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         if cfg.warmup_steps and step <= cfg.warmup_steps:  # the step after it restores lr
             set_lrs(optimizer, warmup_lrs(cfg.lr, cfg.inspiration_lr, step, cfg.warmup_steps))
         identity = is_identity_step(step, cfg.identity_every)
-        encoder_style, targets = ((x, identity_targets(vgg_for_loss, x)) if identity else
+        encoder_style, targets = ((x, gram_targets(vgg_for_loss, x)) if identity else
                                   (encoder_styles[name].to(device), style_targets[name]))
         c_loss, s_loss = train_step(net, vgg_for_loss, optimizer, x, encoder_style, targets,
                                     cfg.content_weight, cfg.style_weight, use_amp)

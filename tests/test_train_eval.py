@@ -370,7 +370,7 @@ def test_ema_weights_go_to_the_weights_file_and_resume(data, tmp_path):
 
 
 def test_identity_steps_make_the_photo_its_own_style(data, tmp_path):
-    from msgnet.train import identity_targets, is_identity_step
+    from msgnet.train import gram_targets, is_identity_step
     from msgnet.vgg import content_loss, style_loss
 
     assert [s for s in range(9) if is_identity_step(s, 3)] == [2, 5, 8]
@@ -378,11 +378,11 @@ def test_identity_steps_make_the_photo_its_own_style(data, tmp_path):
     torch.manual_seed(1)
     vgg = Vgg16Features((4, 8, 8, 8))
     x = torch.rand(3, 3, 24, 24) * 255
-    targets = identity_targets(vgg, x)
+    targets = gram_targets(vgg, x)
     assert targets[0].shape[0] == 3  # one Gram per photo, not one for the batch
     feats = vgg(x)
     assert style_loss(feats, targets).item() == 0.0 and content_loss(feats, feats).item() == 0.0
-    assert style_loss(feats, identity_targets(vgg, x.flip(0))).item() > 0
+    assert style_loss(feats, gram_targets(vgg, x.flip(0))).item() > 0
 
     out = train(_config(data, tmp_path / "w.pt", steps=4, identity_every=2), progress=False)
     history = torch.load(out.with_name("w.trainstate.pt"), weights_only=False)["history"]
