@@ -27,6 +27,10 @@ itself. It is the identity loss of SANet (Park & Lee 2019) in this recipe's own 
 network must learn to carry the whole photo past ``W G``, which the style steps alone do not
 ask of it (docs/training.md: ~7% of a photo's feature variation passes). Over 1 200 steps it
 traded style for content like a higher content weight, and its own losses stayed flat.
+
+One loss change, opt-in: ``--style-balance ALPHA`` weights each style's loss by how far photos
+start from it (:mod:`msgnet.style_balance`), so the styles far from photos (mosaic, starry_night)
+stop drowning the content loss.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from msgnet.imageio import image_to_bgr, load_image, resize_longest
 from msgnet.inspiration import inspiration_ranks, inverse_gram_init
 from msgnet.model import SKIP_MODES, Net, skip_mode
 from msgnet.optimizer import load_optimizer_state, make_optimizer, set_lrs, warmup_lrs
+from msgnet.style_balance import balance_weights, unstylized_losses
 from msgnet.vgg import (
     CONTENT_LAYER,
     IMAGENET_MEAN_BGR,
@@ -60,6 +65,7 @@ from msgnet.vgg import (
 )
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+BALANCE_PHOTOS = 16  # training crops that measure each style's distance (--style-balance)
 
 
 @dataclass
@@ -94,6 +100,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear lr warm-up over the optimizer's first steps (msgnet.optimizer)
     ema_decay: float | None = None  # ship an exponential moving average of the weights
     identity_every: int = 0  # every K-th step the photos are their own style (0: off)
+    style_balance: float = 0.0  # per-style loss weights (msgnet.style_balance); 0: the recipe
 
 
 def load_init_weights(net: Net, path: str | Path) -> None:
@@ -275,6 +282,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     vgg_for_loss = Vgg16Features.from_file(cfg.vgg).to(device)
     style_targets = {n: gram_targets(vgg_for_loss, s.to(device)) for n, s in styles.items()}
+    style_balance = None
+    balance = dict.fromkeys(names, 1.0)
+    if cfg.style_balance:
+        # its own sampler and seed: the training draws (and an exact resume) stay the same
+        probe = ContentSampler(content_files, cfg.image_size, random.Random(cfg.seed + 1),
+                               cfg.crop_size).batch(BALANCE_PHOTOS).to(device)
+        unstylized = unstylized_losses(vgg_for_loss, probe, style_targets)
+        balance = balance_weights(unstylized, cfg.style_balance)
+        style_balance = {"alpha": cfg.style_balance, "photos": BALANCE_PHOTOS,
+                         "weights": {n: round(w, 4) for n, w in balance.items()},
+                         "unstylized_style_loss": {n: round(v) for n, v in unstylized.items()}}
 
     net = Net(ngf=cfg.ngf, inspiration_skip=cfg.inspiration_skip)
     if cfg.init_weights:
@@ -342,6 +360,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             "losses_recent": history[-1] if history else None,
             "style_encoder_size": encoder_size,
             "inspiration_init": inspiration_init,
+            "style_balance": style_balance,
         }
         save_weights(output, shipped.cpu(), presets, meta)
         shipped.to(device)
@@ -364,8 +383,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         identity = is_identity_step(step, cfg.identity_every)
         encoder_style, targets = ((x, gram_targets(vgg_for_loss, x)) if identity else
                                   (encoder_styles[name].to(device), style_targets[name]))
+        style_weight = cfg.style_weight * (1.0 if identity else balance[name])
         c_loss, s_loss = train_step(net, vgg_for_loss, optimizer, x, encoder_style, targets,
-                                    cfg.content_weight, cfg.style_weight, use_amp)
+                                    cfg.content_weight, style_weight, use_amp)
         if ema is not None:
             update_ema(ema, net, cfg.ema_decay)
         step += 1
@@ -446,6 +466,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="every K-th step each photo of the batch is its own style, so the "
                         "best output is the photo itself (an identity loss, as SANet's); "
                         "0, the default, is the recipe")
+    p.add_argument("--style-balance", type=float, default=0.0, metavar="ALPHA",
+                   help="weight each style's loss by (geometric mean / its own unstylized "
+                        "loss)^ALPHA, so styles far from photos do not drown the content "
+                        "(msgnet.style_balance); 0, the default, is the recipe; resuming "
+                        "switches freely")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -394,3 +394,34 @@ def test_identity_steps_make_the_photo_its_own_style(data, tmp_path):
 def test_identity_every_one_is_refused(data, tmp_path):
     with pytest.raises(ValueError, match="at least 2"):
         train(_config(data, tmp_path / "w.pt", steps=2, identity_every=1), progress=False)
+
+
+def test_style_balance_weights_even_out_the_styles():
+    from msgnet.style_balance import balance_weights
+
+    losses = {"near": 1e5, "mid": 4e5, "far": 1.6e6}
+    assert balance_weights(losses, 0.0) == {"near": 1.0, "mid": 1.0, "far": 1.0}
+    full = balance_weights(losses, 1.0)
+    # the geometric mean is 4e5: each weighted loss lands on it, the mean log-weight is 0
+    assert {n: round(w * losses[n]) for n, w in full.items()} == dict.fromkeys(losses, 400000)
+    half = balance_weights(losses, 0.5)
+    assert half["near"] == pytest.approx(2.0) and half["far"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="positive"):
+        balance_weights({"a": 1.0, "b": 0.0}, 1.0)
+
+
+def test_style_balance_scales_each_styles_loss_and_keeps_the_draws(data, tmp_path):
+    plain = train(_config(data, tmp_path / "a.pt", steps=1), progress=False)
+    balanced = train(_config(data, tmp_path / "b.pt", steps=1, style_balance=1.0),
+                     progress=False)
+    meta = load_weights(balanced).metadata["style_balance"]
+    weights, unstylized = meta["weights"], meta["unstylized_style_loss"]
+    assert set(weights) == {"candy", "wave"} and meta["alpha"] == 1.0
+    assert weights["candy"] * weights["wave"] == pytest.approx(1.0, rel=1e-3)
+    assert (weights["candy"] > 1) == (unstylized["candy"] < unstylized["wave"])
+    assert load_weights(plain).metadata["style_balance"] is None
+    h_plain, h_bal = (torch.load(p.with_name(p.stem + ".trainstate.pt"),
+                                 weights_only=False)["history"] for p in (plain, balanced))
+    # the one step (candy) is the same draw on the same weights: only its style term scales
+    assert h_bal[0]["content"] == pytest.approx(h_plain[0]["content"], rel=1e-4)
+    assert h_bal[0]["style"] == pytest.approx(h_plain[0]["style"] * weights["candy"], rel=1e-3)
