@@ -30,7 +30,7 @@ traded style for content like a higher content weight, and its own losses stayed
 
 One loss change, opt-in: ``--style-balance ALPHA`` weights each style's loss by how far photos
 start from it (:mod:`msgnet.style_balance`), so the styles far from photos (mosaic, starry_night)
-stop drowning the content loss.
+stop drowning the content loss; ``--style-factor NAME=F`` multiplies one style's weight on top.
 """
 
 from __future__ import annotations
@@ -54,7 +54,12 @@ from msgnet.imageio import image_to_bgr, load_image, resize_longest
 from msgnet.inspiration import inspiration_ranks, inverse_gram_init
 from msgnet.model import SKIP_MODES, Net, skip_mode
 from msgnet.optimizer import load_optimizer_state, make_optimizer, set_lrs, warmup_lrs
-from msgnet.style_balance import balance_weights, unstylized_losses
+from msgnet.style_balance import (
+    apply_style_factors,
+    balance_weights,
+    parse_style_factors,
+    unstylized_losses,
+)
 from msgnet.vgg import (
     CONTENT_LAYER,
     IMAGENET_MEAN_BGR,
@@ -101,6 +106,8 @@ class TrainConfig:
     ema_decay: float | None = None  # ship an exponential moving average of the weights
     identity_every: int = 0  # every K-th step the photos are their own style (0: off)
     style_balance: float = 0.0  # per-style loss weights (msgnet.style_balance); 0: the recipe
+    # named styles' loss weights multiplied on top of the balance, ["candy=1.5", ...]
+    style_factor: list[str] = field(default_factory=list)
 
 
 def load_init_weights(net: Net, path: str | Path) -> None:
@@ -293,6 +300,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         style_balance = {"alpha": cfg.style_balance, "photos": BALANCE_PHOTOS,
                          "weights": {n: round(w, 4) for n, w in balance.items()},
                          "unstylized_style_loss": {n: round(v) for n, v in unstylized.items()}}
+    factors = parse_style_factors(cfg.style_factor)
+    if factors:
+        balance = apply_style_factors(balance, factors)
 
     net = Net(ngf=cfg.ngf, inspiration_skip=cfg.inspiration_skip)
     if cfg.init_weights:
@@ -361,6 +371,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             "style_encoder_size": encoder_size,
             "inspiration_init": inspiration_init,
             "style_balance": style_balance,
+            "style_factors": factors or None,
         }
         save_weights(output, shipped.cpu(), presets, meta)
         shipped.to(device)
@@ -471,6 +482,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "loss)^ALPHA, so styles far from photos do not drown the content "
                         "(msgnet.style_balance); 0, the default, is the recipe; resuming "
                         "switches freely")
+    p.add_argument("--style-factor", action="append", default=[], metavar="NAME=FACTOR",
+                   help="multiply one style's loss weight (repeatable), e.g. candy=1.5 keeps "
+                        "a style with a near twin stylized at a higher --content-weight; "
+                        "resuming switches freely")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -425,3 +425,30 @@ def test_style_balance_scales_each_styles_loss_and_keeps_the_draws(data, tmp_pat
     # the one step (candy) is the same draw on the same weights: only its style term scales
     assert h_bal[0]["content"] == pytest.approx(h_plain[0]["content"], rel=1e-4)
     assert h_bal[0]["style"] == pytest.approx(h_plain[0]["style"] * weights["candy"], rel=1e-3)
+
+
+def test_style_factor_parses_and_refuses_what_it_cannot_use():
+    from msgnet.style_balance import apply_style_factors, parse_style_factors
+
+    assert parse_style_factors(["candy=1.5", "wave=0.5"]) == {"candy": 1.5, "wave": 0.5}
+    assert parse_style_factors(None) == {}
+    for bad in ("candy", "=2", "candy=x", "candy=0", "candy=-1", "candy=nan"):
+        with pytest.raises(ValueError, match="NAME=FACTOR"):
+            parse_style_factors([bad])
+    assert apply_style_factors({"candy": 2.0, "wave": 0.5}, {"candy": 1.5}) == {
+        "candy": 3.0, "wave": 0.5}
+    with pytest.raises(ValueError, match=r"unknown styles \['mosiac'\]"):
+        apply_style_factors({"candy": 1.0, "mosaic": 1.0}, {"mosiac": 2.0})
+
+
+def test_style_factor_scales_one_styles_loss(data, tmp_path):
+    plain = train(_config(data, tmp_path / "a.pt", steps=1), progress=False)
+    scaled = train(_config(data, tmp_path / "b.pt", steps=1, style_factor=["candy=3"]),
+                   progress=False)
+    assert load_weights(scaled).metadata["style_factors"] == {"candy": 3.0}
+    assert load_weights(plain).metadata["style_factors"] is None
+    h_plain, h_scaled = (torch.load(p.with_name(p.stem + ".trainstate.pt"),
+                                    weights_only=False)["history"] for p in (plain, scaled))
+    # the one step is candy's, on the same draw and weights: only its style term scales
+    assert h_scaled[0]["content"] == pytest.approx(h_plain[0]["content"], rel=1e-4)
+    assert h_scaled[0]["style"] == pytest.approx(h_plain[0]["style"] * 3.0, rel=1e-3)
