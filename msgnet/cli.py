@@ -9,7 +9,13 @@ official weights, and run training/evaluation.
 CONTENT may be a clip (GIF, animated WebP/APNG, MP4/WebM/MOV): OUT is then a .gif or an
 .mp4, with a progress bar over the frames (msgnet/clip_cli.py).
     python -m msgnet sheet CONTENT -o OUT [--size N] [--strength S] [--keep-colors]
-    python -m msgnet presets [--weights PATH]
+    python -m msgnet presets [--weights PATH] [--store DIR]
+    python -m msgnet learn STYLE_IMAGE --name NAME [--store DIR] [--photos DIR]
+    python -m msgnet forget NAME [--store DIR]
+
+A learned style (msgnet/learn.py) is used like a preset: ``--preset NAME`` looks in the style
+store (``$MSGNET_STYLE_STORE``, else ~/.local/share/msgnet/styles) for names the weights do not
+ship; ``sheet`` and ``presets`` show them after the built-in ones.
     python -m msgnet download [-o PATH]
     python -m msgnet train ... | python -m msgnet evaluate ...
 
@@ -27,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from msgnet.control_values import BRUSHES
+from msgnet.learn_cli import add_learn_parser, add_store_argument
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "msgnet-21styles.pt"
@@ -94,9 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="leave out the first cell, the photo itself")
     _add_common(sh)
 
-    p = sub.add_parser("presets", help="list the presets shipped with a weights file")
+    p = sub.add_parser("presets", help="list the presets shipped with a weights file, then "
+                                       "the learned styles")
     p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
                    help=f"weights file (default {_rel(DEFAULT_WEIGHTS)})")
+    add_store_argument(p)
+    add_learn_parser(sub)
 
     d = sub.add_parser("download", help="download the authors' 21styles.model")
     d.add_argument("-o", "--output", type=Path, default=None,
@@ -122,6 +132,7 @@ def _add_common(s: argparse.ArgumentParser) -> None:
     s.add_argument("--max-size", type=int, default=2048, help="largest allowed --size")
     s.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     s.add_argument("--quality", type=int, default=92, help="JPEG quality (default 92)")
+    add_store_argument(s)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -211,7 +222,11 @@ def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     style_size = stylizer.default_style_size
     if args.brush:
         style_size = stylizer.brush_style_size(args.brush)
-    targets = [stylizer.preset_target(name) for kind, name, _ in styles if kind == "preset"]
+    from msgnet.learn_cli import learned_target, open_store
+
+    store = open_store(args)
+    targets = [learned_target(stylizer, store, name)
+               for kind, name, _ in styles if kind == "preset"]
     from msgnet.clip_cli import is_clip_file
 
     clip = is_clip_file(args.content)
@@ -241,20 +256,36 @@ def cmd_sheet(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                               max_size=max(args.max_size, args.size),
                               default_size=min(256, args.max_size))
     content = _load_image(args.content, "content")
+    from msgnet.learn_cli import learned_names, learned_target, open_store
+
+    store = open_store(args)
+    learned = learned_names(stylizer, store)[0]
+    for name in learned:  # after the built-in presets, under their own names
+        stylizer.presets[name] = learned_target(stylizer, store, name)
     sheet = contact_sheet(stylizer, content, size=args.size, controls=controls,
+                          presets=[*sorted(set(stylizer.presets) - set(learned)), *learned]
+                          if learned else None,
                           include_original=not args.no_original, columns=args.columns)
     _write(args, sheet, started)
     return 0
 
 
 def cmd_presets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from msgnet.learn_cli import learned_names, open_store
+
     stylizer = _load_stylizer(args.weights)
     names = stylizer.preset_names()
     if not names:
         print(f"{args.weights}: these weights ship no presets ({stylizer.layout} layout); "
               "use --style IMAGE", file=sys.stderr)
-        return 0
     print("\n".join(names))
+    store = open_store(args)
+    usable, stale = learned_names(stylizer, store)
+    if usable or stale:
+        print(f"\nlearned ({_rel(store.root)}):")
+        print("\n".join(usable))
+        for name in stale:
+            print(f"{name}  (learned with other weights: learn it again)")
     return 0
 
 
@@ -271,9 +302,24 @@ def cmd_download(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return 0
 
 
+def cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from msgnet.learn_cli import cmd_learn as learn
+
+    weights = args.weights or DEFAULT_WEIGHTS
+    if not weights.is_file():
+        raise _weights_missing(weights)
+    return learn(args, parser, CliError, _load_image, weights)
+
+
+def cmd_forget(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from msgnet.learn_cli import cmd_forget as forget
+
+    return forget(args, parser)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, argparse.ArgumentParser], int]] = {
     "stylize": cmd_stylize, "sheet": cmd_sheet, "presets": cmd_presets,
-    "download": cmd_download}
+    "download": cmd_download, "learn": cmd_learn, "forget": cmd_forget}
 
 
 def _run_lazy(name: str, argv: list[str]) -> int:
@@ -298,10 +344,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from msgnet.download import DownloadError
     from msgnet.imageio import ImageError
     from msgnet.sheet import SheetError
+    from msgnet.style_store import StyleStoreError
     from msgnet.stylize import UnknownPresetError
 
     return (CliError, ImageError, UnknownPresetError, CheckpointError, DownloadError,
-            ControlError, SheetError, FileNotFoundError, ClipCliError)
+            ControlError, SheetError, FileNotFoundError, ClipCliError, StyleStoreError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -187,13 +187,16 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
              styles: list[str] | None = None, limit: int = 8, gatys_pairs: int = 2,
              gatys_steps: int = 300, gatys_size: int = 256, threads: int | None = None,
              gallery_styles: list[str] | None = None, content_prefix: str = "",
-             uploads: bool = False, upload_size: int | None = None) -> dict:
+             uploads: bool = False, upload_size: int | None = None,
+             learned: dict[str, torch.Tensor] | None = None, content_skip: int = 0) -> dict:
     """Stylize held-out photos with each style through the served code path; write the report.
 
     Presets come from the weights' bank; a style the bank lacks (and every style with
     ``uploads``) is encoded from its image at ``upload_size`` (default: the size the weights'
     encoder was trained at, as the server encodes an upload); the VGG targets are always at
-    ``style_size``.
+    ``style_size``. ``learned`` (name -> target, every evaluated style) measures learned styles
+    (:mod:`msgnet.learn`) as a third kind. ``content_skip`` leaves out the first matching
+    photos (those another protocol tuned on).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -210,7 +213,8 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     if missing:
         raise EvaluationInputError(f"style images not found in {style_dir}: "
                                    f"{', '.join(missing)}")
-    contents = [p for p in list_images(content_dir) if p.name.startswith(content_prefix)][:limit]
+    contents = [p for p in list_images(content_dir)
+                if p.name.startswith(content_prefix)][content_skip:content_skip + limit]
     if not contents:
         raise EvaluationInputError(f"no content images in {content_dir}")
 
@@ -222,6 +226,11 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
                for n in names}
     gen_targets = {n: loaded.presets[n] if n in loaded.presets else encoded[n] for n in names}
     kinds = {"preset": gen_targets, **({"upload": encoded} if uploads else {})}
+    if learned is not None:
+        unlearned = [n for n in names if n not in learned]
+        if unlearned:
+            raise EvaluationInputError(f"no learned style for {', '.join(unlearned)}")
+        kinds["learned"] = learned
 
     pairs, rows = [], []
     outputs: dict[str, list[_Output]] = {k: [] for k in kinds}
@@ -269,8 +278,8 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
             summary["model"]["content"] / summary["style_image"]["content"],
     }
     for kind, items in outputs.items():
-        summary["styles" if kind == "preset" else "uploads"] = style_figures(
-            items, vgg_targets, unstylized, as_style)
+        key = {"preset": "styles", "upload": "uploads", "learned": "learned"}[kind]
+        summary[key] = style_figures(items, vgg_targets, unstylized, as_style)
     gatys_rows = []
     for k in range(min(gatys_pairs, len(contents) * len(names))):
         path, n = contents[k % len(contents)], names[k % len(names)]
@@ -337,6 +346,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-size", type=int, default=512)
     p.add_argument("--styles", nargs="*", help="style names (default: all in --style-dir)")
     p.add_argument("--limit", type=int, default=8, help="number of content photos")
+    p.add_argument("--content-skip", type=int, default=0, metavar="N",
+                   help="leave out the first N matching photos (e.g. those another protocol "
+                        "was tuned on)")
     p.add_argument("--gatys-pairs", type=int, default=2)
     p.add_argument("--gatys-steps", type=int, default=300)
     p.add_argument("--gatys-size", type=int, default=256)
@@ -354,8 +366,9 @@ def run(args: argparse.Namespace) -> int:
     except EvaluationInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = {k: v for k, v in report["summary"].items() if k not in ("styles", "uploads")}
-    for kind in ("styles", "uploads"):
+    summary = {k: v for k, v in report["summary"].items()
+               if k not in ("styles", "uploads", "learned")}
+    for kind in ("styles", "uploads", "learned"):
         if kind in report["summary"]:
             summary[kind] = {k: v for k, v in report["summary"][kind].items()
                              if k != "per_style"}
@@ -370,7 +383,7 @@ def _evaluate_from_args(args: argparse.Namespace) -> dict:
                     gatys_steps=args.gatys_steps, gatys_size=args.gatys_size,
                     threads=args.threads, gallery_styles=args.gallery_styles,
                     content_prefix=args.content_prefix, uploads=args.uploads,
-                    upload_size=args.upload_size)
+                    upload_size=args.upload_size, content_skip=args.content_skip)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -119,6 +119,7 @@ class Stylizer:
             for name, g in loaded.presets.items()}
         self.metadata = dict(loaded.metadata)
         self.layout = loaded.layout
+        self._fingerprint: str | None = None
         self.max_size = max_size
         self.default_size = self._check_size(default_size, max_size, "default size")
         if default_style_size is None:  # encode uploads as the presets were in training
@@ -146,6 +147,15 @@ class Stylizer:
     def from_file(cls, path: str | Path, **kw) -> Stylizer:
         """Load weights (ours or the official file) and wrap them."""
         return cls(load_weights(path, map_location="cpu"), **kw)
+
+    @property
+    def fingerprint(self) -> str:
+        """The weights' fingerprint, which learned styles are keyed by (msgnet.style_store)."""
+        if self._fingerprint is None:
+            from msgnet.style_store import weights_fingerprint
+
+            self._fingerprint = weights_fingerprint(self.net.state_dict())
+        return self._fingerprint
 
     # ------------------------------------------------------------------ presets / styles
     def preset_names(self) -> list[str]:

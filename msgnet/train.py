@@ -108,6 +108,10 @@ class TrainConfig:
     style_balance: float = 0.0  # per-style loss weights (msgnet.style_balance); 0: the recipe
     # named styles' loss weights multiplied on top of the balance, ["candy=1.5", ...]
     style_factor: list[str] = field(default_factory=list)
+    # training-only style folders (not presets) and the share of steps drawn from them
+    extra_style_dir: list[str] = field(default_factory=list)
+    extra_share: float = 0.5
+    freeze_decoder: bool = False  # train only the encoder and the Inspiration layer
 
 
 def load_init_weights(net: Net, path: str | Path) -> None:
@@ -169,6 +173,24 @@ class ContentSampler:
 
     def batch(self, n: int) -> torch.Tensor:
         return torch.stack([self.sample() for _ in range(n)])
+
+
+def step_style(step: int, presets: list[str], extras: list[str], share: float,
+               order: list[int]) -> str:
+    """The style of 0-based ``step``: presets cycle; with extras, ``share`` of the steps
+    (spread evenly) go through ``order``, a fixed permutation of the extras. A function of the
+    step alone, so an exact resume draws the same styles."""
+    if not extras or share <= 0:
+        return presets[step % len(presets)]
+    extra_before = int(step * share)  # extra steps among steps 0..step-1
+    if int((step + 1) * share) > extra_before:
+        return extras[order[extra_before % len(order)]]
+    return presets[(step - extra_before) % len(presets)]
+
+
+def decoder_parameters(net: Net) -> list[torch.nn.Parameter]:
+    """The generator after the Inspiration layer: what ``--freeze-decoder`` keeps fixed."""
+    return [p for layer in list(net.model)[2:] for p in layer.parameters()]
 
 
 def load_styles(files: list[Path], style_size: int) -> dict[str, torch.Tensor]:
@@ -280,10 +302,22 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     style_files = list_images(cfg.style_dir)
     if not style_files:
         raise ValueError(f"no style images in {cfg.style_dir}")
-    styles = load_styles(style_files, cfg.style_size)
+    preset_stems = {p.stem for p in style_files}
+    extra_files = [p for d in cfg.extra_style_dir for p in list_images(d)
+                   if p.stem not in preset_stems]
+    if not 0 <= cfg.extra_share < 1:
+        raise ValueError(f"--extra-share must be in [0, 1), got {cfg.extra_share}")
+    if cfg.extra_style_dir and not extra_files:
+        raise ValueError(f"no style images besides the presets in "
+                         f"{', '.join(cfg.extra_style_dir)}")
+    styles = load_styles(style_files + extra_files, cfg.style_size)
     encoder_size = cfg.style_encoder_size or cfg.style_size
     encoder_styles = (styles if encoder_size == cfg.style_size
-                      else load_styles(style_files, encoder_size))
+                      else load_styles(style_files + extra_files, encoder_size))
+    preset_names = [p.stem for p in style_files]
+    extra_names = [n for n in styles if n not in preset_stems]
+    extra_order = list(range(len(extra_names)))
+    random.Random(cfg.seed + 2).shuffle(extra_order)
     names = list(styles)
     sampler = ContentSampler(content_files, cfg.image_size, rng, cfg.crop_size)
 
@@ -320,6 +354,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         inspiration_init = {"lambda": cfg.init_inspiration, "max_abs_weight": round(peak, 3),
                             **inspiration_ranks(net, dict(zip(names, grams, strict=True)))}
     net = net.to(device)
+    if cfg.freeze_decoder:
+        for p in decoder_parameters(net):
+            p.requires_grad_(False)
     optimizer = make_optimizer(net, cfg.lr, cfg.inspiration_lr)
     step, elapsed, history = 0, 0.0, []
     if resuming:
@@ -348,7 +385,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     def checkpoint() -> None:
         shipped = ema if ema is not None else net
-        presets = compute_presets(shipped, encoder_styles, device)
+        presets = compute_presets(shipped, {n: encoder_styles[n] for n in preset_names},
+                                  device)
         net.train()
         if history:  # the diagnostic the training issue asked for, once per checkpoint
             history[-1].update(inspiration_ranks(shipped, presets))
@@ -362,7 +400,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                        if k not in ("content_dir", "style_dir", "vgg", "output")},
             "steps": step, "train_seconds": round(elapsed, 1),
             "images_seen": step * cfg.batch_size,
-            "data": {"content_images": len(content_files), "styles": len(names),
+            "data": {"content_images": len(content_files), "styles": len(preset_names),
+                     "extra_styles": len(extra_names),
                      "held_out_prefixes": cfg.exclude_prefix},
             "hardware": f"{device.type}: {platform.processor() or platform.machine()}, "
                         f"{torch.get_num_threads()} threads",
@@ -387,7 +426,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     id_window: list[tuple[float, float]] = []  # the identity steps' (logged apart)
     window_started = time.monotonic()
     while step < cfg.steps:
-        name = names[step % len(names)]
+        name = step_style(step, preset_names, extra_names, cfg.extra_share, extra_order)
         x = sampler.batch(cfg.batch_size).to(device)
         if cfg.warmup_steps and step <= cfg.warmup_steps:  # the step after it restores lr
             set_lrs(optimizer, warmup_lrs(cfg.lr, cfg.inspiration_lr, step, cfg.warmup_steps))
@@ -486,6 +525,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="multiply one style's loss weight (repeatable), e.g. candy=1.5 keeps "
                         "a style with a near twin stylized at a higher --content-weight; "
                         "resuming switches freely")
+    p.add_argument("--extra-style-dir", action="append", default=[], metavar="DIR",
+                   help="more style images to train on (repeatable); they are training "
+                        "targets only: the preset bank keeps the --style-dir styles")
+    p.add_argument("--extra-share", type=float, default=0.5, metavar="F",
+                   help="share of the steps that train on an --extra-style-dir style "
+                        "(default 0.5: the presets keep half of the steps)")
+    p.add_argument("--freeze-decoder", action="store_true",
+                   help="train only the encoder and the Inspiration layer, which map a style "
+                        "to its target; the decoder after them stays as it is")
 
 
 def run(args: argparse.Namespace) -> int:

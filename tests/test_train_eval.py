@@ -57,7 +57,8 @@ def test_train_writes_weights_with_presets_and_metadata(data, tmp_path):
     assert loaded.presets["candy"].shape == (1, 32, 32)
     meta = loaded.metadata
     assert meta["steps"] == 3
-    assert meta["data"] == {"content_images": 5, "styles": 2, "held_out_prefixes": []}
+    assert meta["data"] == {"content_images": 5, "styles": 2, "extra_styles": 0,
+                            "held_out_prefixes": []}
     assert meta["recipe"]["style_weight"] == 5.0 and meta["recipe"]["lr"] == 1e-3
     assert len(meta["losses_recent"]) and meta["losses_recent"]["step"] == 3
 
@@ -452,3 +453,43 @@ def test_style_factor_scales_one_styles_loss(data, tmp_path):
     # the one step is candy's, on the same draw and weights: only its style term scales
     assert h_scaled[0]["content"] == pytest.approx(h_plain[0]["content"], rel=1e-4)
     assert h_scaled[0]["style"] == pytest.approx(h_plain[0]["style"] * 3.0, rel=1e-3)
+
+
+def test_step_style_gives_the_extras_their_share_and_keeps_every_preset():
+    from msgnet.train import step_style
+
+    presets, extras = ["a", "b", "c"], ["x", "y", "z", "w"]
+    drawn = [step_style(s, presets, extras, 0.5, [2, 0, 3, 1]) for s in range(24)]
+    assert sum(d in extras for d in drawn) == 12
+    assert [d for d in drawn if d in presets] == presets * 4  # the presets still cycle
+    assert [d for d in drawn if d in extras][:4] == ["z", "x", "w", "y"]
+    assert [step_style(s, presets, [], 0.5, []) for s in range(4)] == ["a", "b", "c", "a"]
+    assert sum(step_style(s, presets, extras, 0.25, [0, 1, 2, 3]) in extras
+               for s in range(100)) == 25
+
+
+def test_extra_styles_train_but_stay_out_of_the_preset_bank(data, tmp_path):
+    from msgnet.train import decoder_parameters
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for i, name in enumerate(("ink", "fire", "candy")):  # candy: a preset's twin, skipped
+        _noise_image(extra / f"{name}.png", (40, 30), seed=50 + i)
+    before = load_weights(train(_config(data, tmp_path / "a.pt", steps=1), progress=False))
+    out = train(_config(data, tmp_path / "w.pt", steps=4, extra_style_dir=[str(extra)],
+                        freeze_decoder=True, init_weights=str(tmp_path / "a.pt")),
+                progress=False)
+    loaded = load_weights(out)
+    assert sorted(loaded.presets) == ["candy", "wave"]
+    assert loaded.metadata["data"]["extra_styles"] == 2
+    frozen = {id(p) for p in decoder_parameters(loaded.net)}
+    old, new = before.net.state_dict(keep_vars=True), loaded.net.state_dict(keep_vars=True)
+    moved = {k for k in old if not torch.equal(old[k].data, new[k].data)}
+    assert moved and all(id(new[k]) not in frozen for k in moved)
+    assert any(k.startswith("model1.") for k in moved)
+
+
+def test_extra_share_out_of_range_is_refused(data, tmp_path):
+    with pytest.raises(ValueError, match="--extra-share"):
+        train(_config(data, tmp_path / "w.pt", steps=1, extra_style_dir=[str(data["styles"])],
+                      extra_share=1.0), progress=False)

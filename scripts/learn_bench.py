@@ -1,0 +1,140 @@
+"""Benchmark learning styles: seconds per style, and the quality figures before and after.
+
+For each style picture (held-out ones: ``../shared/data/styles/unseen_dev``), learn its target
+(:mod:`msgnet.learn`) on photos from ``--photos``, then measure on held-out photos, through the
+served code path (:func:`msgnet.evaluate.evaluate`), the style sent as an upload against the
+learned style. Prints a table and writes JSON (docs/learn_bench.json is the committed run).
+
+    .venv/bin/python scripts/learn_bench.py --styles-first 8 -o /tmp/learn.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from msgnet.checkpoint import load_weights  # noqa: E402
+from msgnet.evaluate import evaluate  # noqa: E402
+from msgnet.imageio import load_image  # noqa: E402
+from msgnet.learn import LearnConfig, PhotoCrops, learn_style  # noqa: E402
+from msgnet.train import list_images  # noqa: E402
+from msgnet.vgg import Vgg16Features  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+FIGURES = ("identification", "style_ratio", "content_ratio", "separation")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default=str(ROOT / "weights" / "msgnet-21styles.pt"))
+    p.add_argument("--vgg", default=str(SHARED / "weights" / "vgg16_caffe_conv1_1-conv4_3.pt"))
+    p.add_argument("--photos", default=str(SHARED / "data" / "content"),
+                   help="photos the styles are learned on")
+    p.add_argument("--photos-exclude", default="val_", help="leave out these (held out)")
+    p.add_argument("--photo-count", type=int, default=16)
+    p.add_argument("--style-dir", default=str(SHARED / "data" / "styles" / "unseen_dev"))
+    p.add_argument("--styles", nargs="*", help="style names (default: see --styles-first)")
+    p.add_argument("--styles-first", type=int, default=8,
+                   help="the first N styles of --style-dir (by name), skipping --styles-skip")
+    p.add_argument("--styles-skip", type=int, default=0)
+    p.add_argument("--content-dir", default=str(SHARED / "data" / "content" / "bsds500"))
+    p.add_argument("--content-prefix", default="val_")
+    p.add_argument("--content-skip", type=int, default=8,
+                   help="held-out photos start after the bar protocol's 8")
+    p.add_argument("--limit", type=int, default=4)
+    p.add_argument("--size", type=int, default=384)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--gallery", help="write the evaluation gallery here")
+    p.add_argument("-o", "--output", required=True, help="JSON results")
+    for f in fields(LearnConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = {"str": str, "int": int, "float": float}.get(str(f.type).split(" ")[0], float)
+        if f.name == "content_budget":
+            p.add_argument(flag, type=float, default=f.default,
+                           help="adaptive content weight's target (0: fixed weights)")
+        else:
+            p.add_argument(flag, type=kind, default=f.default)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg_kw = {f.name: getattr(args, f.name) for f in fields(LearnConfig)}
+    if not cfg_kw["content_budget"]:
+        cfg_kw["content_budget"] = None
+    cfg = LearnConfig(**cfg_kw)
+
+    names = args.styles or [q.stem for q in list_images(args.style_dir)][
+        args.styles_skip:args.styles_skip + args.styles_first]
+    style_files = {q.stem: q for q in list_images(args.style_dir)}
+    photo_files = list_images(args.photos, [args.photos_exclude])
+    random.Random(0).shuffle(photo_files)
+    loaded = load_weights(args.weights)
+    vgg = Vgg16Features.from_file(args.vgg)
+    crops = PhotoCrops(photo_files[:args.photo_count], cfg)
+    learned, rows = {}, []
+    for name in names:
+        result = learn_style(loaded.net, vgg, load_image(style_files[name]), crops, cfg)
+        learned[name] = result.target
+        rows.append({"style": name, "seconds": round(result.seconds, 2),
+                     "fit_style_ratio": round(result.style_ratio, 3),
+                     "fit_content_ratio": round(result.content_ratio, 3),
+                     "content_weight": round(result.content_weight, 3)})
+        print(f"{name:32s} {result.seconds:6.1f} s  fit style {result.style_ratio:.3f} "
+              f"content {result.content_ratio:.3f} cw {result.content_weight:.2f}", flush=True)
+    started = time.monotonic()
+    report = evaluate(args.weights, args.content_dir, args.style_dir, args.vgg,
+                      str(Path(args.output).with_suffix(".eval.json")), args.gallery,
+                      size=args.size, styles=names, limit=args.limit, gatys_pairs=0,
+                      content_prefix=args.content_prefix, content_skip=args.content_skip,
+                      uploads=True, learned=learned)
+    summary = report["summary"]
+    result = {
+        "protocol": f"{len(names)} styles of {args.style_dir} x {args.limit} photos "
+                    f"({args.content_prefix}* after the first {args.content_skip}) at "
+                    f"{args.size} px, through Stylizer; chance 1/{len(names)}",
+        "cpu": cpu_name(), "threads": args.threads, "config": cfg_kw,
+        "photos": len(photo_files[:args.photo_count]),
+        "median_seconds": statistics.median(r["seconds"] for r in rows),
+        "uploads": {k: round(summary["uploads"][k], 4) for k in FIGURES},
+        "learned": {k: round(summary["learned"][k], 4) for k in FIGURES},
+        "per_style": [{**r, "upload_nearest": summary["uploads"]["per_style"][r["style"]][
+                           "most_often_nearest"],
+                       **{f"learned_{k}": round(v, 3) for k, v in
+                          summary["learned"]["per_style"][r["style"]].items()
+                          if isinstance(v, float)}} for r in rows],
+        "eval_seconds": round(time.monotonic() - started, 1),
+        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+    }
+    print(f"\n{'':10s} " + " ".join(f"{k:>15s}" for k in FIGURES))
+    for kind in ("uploads", "learned"):
+        print(f"{kind:10s} " + " ".join(f"{result[kind][k]:15.3f}" for k in FIGURES))
+    print(f"median learning time {result['median_seconds']:.1f} s ({result['cpu']}, "
+          f"{args.threads} threads)")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
