@@ -155,27 +155,31 @@ def cmd_forget(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return 0
 
 
-def learned_target(stylizer, store: StyleStore, name: str) -> torch.Tensor:
-    """The target of ``name``: a built-in preset, else a learned style of these weights."""
+def learned_target(stylizer, store: StyleStore, name: str,
+                   owner: str = DEFAULT_OWNER) -> torch.Tensor:
+    """The target of ``name``: a built-in preset, else ``owner``'s learned style of these
+    weights (:class:`UnknownPresetError` lists both; a style of other weights is refused)."""
     from msgnet.stylize import UnknownPresetError
 
-    if name in stylizer.presets or not NAME_PATTERN.match(name) or not store.exists(name):
+    if (name in stylizer.presets or not NAME_PATTERN.match(name)
+            or not store.exists(name, owner)):
         try:
             return stylizer.preset_target(name)
         except UnknownPresetError as exc:
             raise UnknownPresetError(name, [*stylizer.preset_names(),
-                                            *store.names()]) from exc
-    return store.load(name, DEFAULT_OWNER, stylizer.fingerprint).target
+                                            *store.names(owner)]) from exc
+    return store.load(name, owner, stylizer.fingerprint).target
 
 
-def learned_names(stylizer, store: StyleStore) -> tuple[list[str], list[str]]:
-    """(usable, learned with other weights) names of the store's styles, built-ins apart."""
+def learned_names(stylizer, store: StyleStore, owner: str = DEFAULT_OWNER
+                  ) -> tuple[list[str], list[str]]:
+    """(usable, learned with other weights) names of ``owner``'s styles, built-ins apart."""
     usable, stale = [], []
-    for name in store.names():
+    for name in store.names(owner):
         if name in stylizer.presets:
             continue
         try:
-            store.load(name, DEFAULT_OWNER, stylizer.fingerprint)
+            store.load(name, owner, stylizer.fingerprint)
             usable.append(name)
         except StyleStoreError:
             stale.append(name)
