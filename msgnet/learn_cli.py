@@ -17,14 +17,16 @@ from pathlib import Path
 import torch
 
 from msgnet.style_store import (
-    DEFAULT_OWNER,
     ENV_VAR,
-    NAME_PATTERN,
     StyleStore,
-    StyleStoreError,
     check_name,
     default_root,
+    learned_names,
+    learned_target,
 )
+
+__all__ = ["add_learn_parser", "add_store_argument", "cmd_forget", "cmd_learn",
+           "learned_names", "learned_target", "open_store"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VGG_ENV, PHOTOS_ENV = "MSGNET_VGG", "MSGNET_LEARN_PHOTOS"
@@ -153,34 +155,3 @@ def cmd_forget(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     store.delete(check_name(args.name))
     print(f"deleted {args.name!r} from {store.root}")
     return 0
-
-
-def learned_target(stylizer, store: StyleStore, name: str,
-                   owner: str = DEFAULT_OWNER) -> torch.Tensor:
-    """The target of ``name``: a built-in preset, else ``owner``'s learned style of these
-    weights (:class:`UnknownPresetError` lists both; a style of other weights is refused)."""
-    from msgnet.stylize import UnknownPresetError
-
-    if (name in stylizer.presets or not NAME_PATTERN.match(name)
-            or not store.exists(name, owner)):
-        try:
-            return stylizer.preset_target(name)
-        except UnknownPresetError as exc:
-            raise UnknownPresetError(name, [*stylizer.preset_names(),
-                                            *store.names(owner)]) from exc
-    return store.load(name, owner, stylizer.fingerprint).target
-
-
-def learned_names(stylizer, store: StyleStore, owner: str = DEFAULT_OWNER
-                  ) -> tuple[list[str], list[str]]:
-    """(usable, learned with other weights) names of ``owner``'s styles, built-ins apart."""
-    usable, stale = [], []
-    for name in store.names(owner):
-        if name in stylizer.presets:
-            continue
-        try:
-            store.load(name, owner, stylizer.fingerprint)
-            usable.append(name)
-        except StyleStoreError:
-            stale.append(name)
-    return usable, stale

@@ -249,6 +249,37 @@ class StyleStore:
                                    f"{exc.strerror or exc}") from exc
 
 
+def learned_target(stylizer, store: StyleStore, name: str,
+                   owner: str = DEFAULT_OWNER) -> torch.Tensor:
+    """The target of ``name``: a built-in preset, else ``owner``'s learned style of these
+    weights (:class:`UnknownPresetError` lists both; a style of other weights is refused)."""
+    from msgnet.stylize import UnknownPresetError
+
+    if (name in stylizer.presets or not NAME_PATTERN.match(name)
+            or not store.exists(name, owner)):
+        try:
+            return stylizer.preset_target(name)
+        except UnknownPresetError as exc:
+            raise UnknownPresetError(name, [*stylizer.preset_names(),
+                                            *store.names(owner)]) from exc
+    return store.load(name, owner, stylizer.fingerprint).target
+
+
+def learned_names(stylizer, store: StyleStore, owner: str = DEFAULT_OWNER
+                  ) -> tuple[list[str], list[str]]:
+    """(usable, learned with other weights) names of ``owner``'s styles, built-ins apart."""
+    usable, stale = [], []
+    for name in store.names(owner):
+        if name in stylizer.presets:
+            continue
+        try:
+            store.load(name, owner, stylizer.fingerprint)
+            usable.append(name)
+        except StyleStoreError:
+            stale.append(name)
+    return usable, stale
+
+
 def _atomic_write(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
