@@ -60,6 +60,7 @@ class Batch:
     jobs: list[Job] = field(default_factory=list)
     sheets: list[SheetJob] = field(default_factory=list)
     clips: list = field(default_factory=list)  # handler.clips.ClipJob, after the photos
+    learns: list = field(default_factory=list)  # handler.learning.LearnJob, last
     results: dict[int, object] = field(default_factory=dict)  # tensor, sheet, clip or error
 
 

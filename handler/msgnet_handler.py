@@ -7,6 +7,10 @@ gets its own 4xx JSON answer; ``inference`` stylizes the good ones together with
 sizes and styles are fine), retrying them one by one if that batched run fails so that a
 single failure cannot take its neighbours down; ``postprocess`` encodes each answer.
 
+A ``style_id`` that is no preset of the weights names one of the requester's learned styles
+(``owner``; :mod:`handler.learned`). On the ``msgnet_learn`` model the same handler learns
+styles (``action=learn``; :mod:`handler.learning`).
+
 The model code lives in the ``msgnet`` package, shipped inside the .mar next to this file.
 """
 
@@ -37,11 +41,14 @@ from handler.clips import (
     wants_clip,
     wants_progress,
 )
+from handler.learned import LearnedStyles, open_store
+from handler.learning import LEARN_MODEL, Learner, LearnJob, LearnStream
 from handler.metrics import HandlerMetrics
 from handler.parsing import (
     SHEET_SIZES,
     ActionRequest,
     CancelRequest,
+    LearnRequest,
     Payload,
     SheetRequest,
     StylizeRequest,
@@ -56,6 +63,7 @@ from msgnet.clip import ClipResult
 from msgnet.control_values import BRUSHES, MAX_STYLES
 from msgnet.controls import Controls, mix_targets
 from msgnet.sheet import contact_sheet, sheet_names
+from msgnet.style_store import DEFAULT_OWNER
 from msgnet.stylize import Stylizer, UnknownPresetError
 
 log = logging.getLogger(__name__)
@@ -84,6 +92,9 @@ class MsgnetHandler(BaseHandler):
         # how clip progress lines leave (None: TorchServe's intermediate responses)
         self.progress_send = None
         self.cancels = CancelBox()  # cancelled clips' tokens, shared with the other workers
+        self.store = open_store(self.settings)  # learned styles, shared by every worker
+        self.learned = LearnedStyles(self.store, self.cache)
+        self.learner = Learner(self.settings)  # fits styles on the msgnet_learn model only
 
     # ---------------------------------------------------------------- loading
     def initialize(self, context: Any) -> None:
@@ -118,6 +129,10 @@ class MsgnetHandler(BaseHandler):
         # the first request would otherwise pay for kernel set-up and heap growth (~0.3 s)
         self.warmup_s = self.stylizer.warm_up() if self.settings.warmup else None
         self.cache = StyleCache(self.settings.cache_size)
+        self.store = open_store(self.settings)
+        self.learned = LearnedStyles(self.store, self.cache)
+        self.learner = Learner(self.settings)
+        self.learner.load(self.settings, self.stylizer.net)
         self.cancels = CancelBox(self.settings.cancel_dir or None)
         try:
             self.cancels.ensure()
@@ -127,11 +142,14 @@ class MsgnetHandler(BaseHandler):
         self.metrics = HandlerMetrics(context.metrics, context.model_name)
         self.initialized = True
         log.info("msgnet handler ready: version=%s weights=%s layout=%s presets=%d device=%s "
-                 "threads=%d variant=%s max_size=%d tile_pixels=%d warm-up=%s msgnet=%s",
+                 "threads=%d variant=%s max_size=%d tile_pixels=%d warm-up=%s style store=%s "
+                 "learn=%s msgnet=%s",
                  self.version, serialized, self.weights.layout,
                  len(self.stylizer.preset_names()), device, threads, self.stylizer.variant_name,
                  self.settings.max_size, self.settings.tile_pixels,
-                 "off" if self.warmup_s is None else f"{self.warmup_s:.2f} s", imageio.__file__)
+                 "off" if self.warmup_s is None else f"{self.warmup_s:.2f} s", self.store.root,
+                 ("off" if not self.learner.enabled
+                  else self.learner.unavailable or "ready"), imageio.__file__)
 
     # ---------------------------------------------------------------- serving
     def handle(self, data: list[dict], context: Any) -> list[bytes | str]:
@@ -164,6 +182,11 @@ class MsgnetHandler(BaseHandler):
                     batch.out[idx] = self._action(request, idx, self.context)
                 elif isinstance(request, CancelRequest):
                     batch.out[idx] = self._cancel(request, idx, self.context)
+                elif isinstance(request, LearnRequest):
+                    job = self.learner.prepare(idx, request, self.stylizer, self.store,
+                                               self._decode)
+                    job.progress = len(data) == 1 and _learn_streams(fields or {})
+                    batch.learns.append(job)
                 elif isinstance(request, SheetRequest):
                     batch.sheets.append(self._prepare_sheet(idx, request))
                 elif wants_clip(request):
@@ -210,6 +233,34 @@ class MsgnetHandler(BaseHandler):
                 batch.out[clip.idx] = stream.final(result)
                 continue
             batch.results[clip.idx] = result
+        for learn in batch.learns:
+            self._learn(learn, batch)
+
+    def _learn(self, job: LearnJob, batch: Batch) -> None:
+        """One fit: streamed when asked, its result (or error) answered in-band once a line
+        has gone (the HTTP status went with it)."""
+        stream = LearnStream(self.context, job.idx, self.progress_send) if job.progress else None
+        token = job.request.cancel_token
+        if token is not None:
+            self.cancels.sweep()
+        try:
+            if stream is not None:
+                stream.start(job, job.request.steps or self.learner.cfg.steps)
+            result: dict | BaseException = self.learner.run(
+                job, self.stylizer, self.store, self.weights_file, progress=stream,
+                should_stop=self.cancels.should_stop(token) if token else None)
+        except Exception as exc:
+            result = exc
+        finally:
+            if token is not None:
+                self.cancels.clear(token)
+        if stream is not None and stream.sent:
+            self.context.set_response_content_type(job.idx, NDJSON_TYPE)
+            if isinstance(result, BaseException):
+                self._count_error(result)
+            batch.out[job.idx] = stream.final(result)
+            return
+        batch.results[job.idx] = result
 
     def postprocess(self, batch: Batch) -> float:
         """Encode every result (or its error) into ``batch.out``; the megapixels answered."""
@@ -220,6 +271,10 @@ class MsgnetHandler(BaseHandler):
             try:
                 if isinstance(result, BaseException):
                     raise result
+                if isinstance(result, dict):  # a learned style's figures
+                    self.context.set_response_content_type(idx, JSON_TYPE)
+                    batch.out[idx] = json.dumps(result)
+                    continue
                 if isinstance(result, ClipResult):
                     self.context.set_response_content_type(idx, result.content_type)
                     self.context.set_response_header(idx, CLIP_HEADER, clip_header(result))
@@ -294,11 +349,13 @@ class MsgnetHandler(BaseHandler):
         for spec in request.styles:
             if spec.preset is not None:
                 try:
-                    targets.append(self.stylizer.preset_target(spec.preset))
+                    target, state = self.learned.target(self.stylizer, spec.preset,
+                                                        request.owner)
                 except (UnknownPresetError, KeyError) as exc:
                     raise errors.unknown_preset(spec.preset,
                                                 self.stylizer.preset_names()) from exc
-                states.append("preset")
+                targets.append(target)
+                states.append(state)
             else:
                 target, state = self._upload_target(spec.payload, style_size)
                 targets.append(target)
@@ -318,13 +375,17 @@ class MsgnetHandler(BaseHandler):
         return target, "miss"
 
     def _fail(self, idx: int, exc: BaseException, context: Any) -> str:
+        err = self._count_error(exc, idx)
+        context.set_response_status(err.status, err.phrase, idx)
+        context.set_response_content_type(idx, JSON_TYPE)
+        return err.to_json()
+
+    def _count_error(self, exc: BaseException, idx: int = -1) -> errors.RequestError:
         err = errors.from_exception(exc)
         if err.code == errors.INTERNAL_ERROR and err is not exc:
             log.error("request %d failed", idx, exc_info=exc)
-        context.set_response_status(err.status, err.phrase, idx)
-        context.set_response_content_type(idx, JSON_TYPE)
         self.metrics.request_error(err.code)
-        return err.to_json()
+        return err
 
     # ---------------------------------------------------------------- actions
     def _cancel(self, request: CancelRequest, idx: int, context: Any) -> str:
@@ -342,10 +403,20 @@ class MsgnetHandler(BaseHandler):
     def _action(self, request: ActionRequest, idx: int, context: Any) -> bytes | str:
         if request.action == "presets":
             context.set_response_content_type(idx, JSON_TYPE)
-            return json.dumps(self._presets_listing())
+            return json.dumps(self._presets_listing(request.owner))
         names = self.stylizer.preset_names()
         if request.style_id not in names:
-            raise errors.unknown_preset(request.style_id, names)
+            learned, _ = self.learned.listing(self.stylizer, request.owner)
+            if request.style_id not in learned:
+                raise errors.unknown_preset(request.style_id, [*names, *learned])
+            # a learned style's preview is the thumbnail of its picture (a known name)
+            path = self.store.thumbnail_path(request.style_id, request.owner)
+            if not path.is_file():
+                raise errors.RequestError(
+                    404, errors.NO_PREVIEW,
+                    f"learned style {errors.shown(request.style_id)} has no preview image")
+            context.set_response_content_type(idx, "image/jpeg")
+            return path.read_bytes()
         path = self._preview_path(request.style_id)
         if path is None:
             raise errors.RequestError(
@@ -359,8 +430,9 @@ class MsgnetHandler(BaseHandler):
         path = self.model_dir / PREVIEW_DIR / f"{name}.jpg"
         return path if path.is_file() else None
 
-    def _presets_listing(self) -> dict:
+    def _presets_listing(self, owner: str = DEFAULT_OWNER) -> dict:
         settings = self.settings
+        usable, stale = self.learned.listing(self.stylizer, owner)
         return {
             "presets": [{"name": n, "preview": self._preview_path(n) is not None}
                         for n in self.stylizer.preset_names()],
@@ -379,6 +451,11 @@ class MsgnetHandler(BaseHandler):
                       "outputs": {"animation": "image/gif", "video": "video/mp4"},
                       "summary": settings.clip_limits().summary(), "cancel": True},
             "max_bytes": settings.max_bytes,
+            # the owner's learned styles: usable by name as style_id; other_weights were
+            # learned with other weights and are refused (409 weights_mismatch)
+            "learned": {"owner": owner, "styles": usable, "other_weights": stale,
+                        "max_per_owner": settings.store_max_per_owner,
+                        "learn_model": LEARN_MODEL, "max_steps": settings.learn_max_steps},
             "model_version": self.version,
             "weights": self._weights_summary(),
         }
@@ -392,3 +469,10 @@ class MsgnetHandler(BaseHandler):
             elif isinstance(value, str):
                 summary.setdefault(str(key), value[:200])
         return summary
+
+
+def _learn_streams(fields: dict) -> bool:
+    """A learn request streams its progress unless it sends ``progress=false``."""
+    body = fields.get("body")
+    given = "progress" in fields or (isinstance(body, dict) and "progress" in body)
+    return wants_progress(fields) if given else True

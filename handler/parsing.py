@@ -17,8 +17,10 @@ Style controls (docs/serving.md): ``strength``, ``keep_colors``, ``brush``, seve
 mix (``style_id=candy:0.7,udnie:0.3`` and uploads ``style``, ``style_2`` ... with
 ``style_weight``, ``style_2_weight`` ...), and ``action=sheet``. A clip may carry
 ``cancel_token``; a request with only ``cancel=<token>`` cancels that clip
-(:mod:`handler.cancel`). A bad value is a 400 whose ``field`` is the field's name (and its
-message starts with it, for people).
+(:mod:`handler.cancel`). ``owner`` (default ``local``) picks whose learned styles a
+``style_id`` may name; ``action=learn`` (the ``msgnet_learn`` model, :mod:`handler.learning`)
+takes a ``style`` image, a ``name``, optional ``steps`` and ``overwrite``. A bad value is a
+400 whose ``field`` is the field's name (and its message starts with it, for people).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 from handler.cancel import check_token
 from handler.errors import bad_option, missing_field, short, shown, too_large
 from handler.settings import MIB, HandlerSettings
+from msgnet import style_store
 from msgnet.control_values import (
     BRUSHES,
     FALLBACK_STYLE_SIZE,
@@ -49,7 +52,7 @@ from msgnet.control_values import (
 
 IMAGE_FIELDS = ("content", "style")
 TENSOR_FIELDS = ("content_tensor", "style_tensor")
-ACTIONS = ("stylize", "presets", "preview", "sheet")
+ACTIONS = ("stylize", "presets", "preview", "sheet", "learn")
 FORMATS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}
 SHEET_SIZES = (64, 512)     # msgnet.sheet.MIN_CELL, MAX_CELL
 DEFAULT_SHEET_SIZE = 256    # msgnet.sheet.DEFAULT_CELL
@@ -92,6 +95,7 @@ class StylizeRequest:
     brush: str | None = None
     size_given: bool = False       # a clip's default size differs from a photo's
     cancel_token: str | None = None  # a clip stops when a cancel request names it
+    owner: str = style_store.DEFAULT_OWNER  # whose learned styles ``style_id`` may name
 
     @property
     def style(self) -> Payload | None:
@@ -126,10 +130,23 @@ class CancelRequest:
 class ActionRequest:
     action: str            # "presets" | "preview"
     style_id: str | None
+    owner: str = style_store.DEFAULT_OWNER
+
+
+@dataclass(frozen=True)
+class LearnRequest:
+    """``action=learn``: fit ``style`` as the learned style ``name`` of ``owner``."""
+
+    style: Payload
+    name: str
+    owner: str = style_store.DEFAULT_OWNER
+    steps: int | None = None         # None: the measured default (msgnet.learn.LearnConfig)
+    overwrite: bool = False          # replace a learned style of that name
+    cancel_token: str | None = None  # a cancel request naming it stops the fit
 
 
 def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
-                  ) -> StylizeRequest | SheetRequest | ActionRequest | CancelRequest:
+                  ) -> StylizeRequest | SheetRequest | ActionRequest | CancelRequest | LearnRequest:
     """Validate one request; raises :class:`handler.errors.RequestError` with its status."""
     form, encoded = _split_sources(fields)
     values = {**form, **encoded}
@@ -145,12 +162,15 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
         raise bad_option(f"unknown action {shown(action)}; use one of {', '.join(ACTIONS)}",
                          "action")
     style_id = _style_id_text(values.get("style_id"))
+    owner = _owner(values)
     if action == "presets":
-        return ActionRequest("presets", style_id)
+        return ActionRequest("presets", style_id, owner)
     if action == "preview":
         if style_id is None:
             raise missing_field("action 'preview' needs a style_id", "style_id")
-        return ActionRequest("preview", style_id)
+        return ActionRequest("preview", style_id, owner)
+    if action == "learn":
+        return _learn_request(form, encoded, values, owner, settings)
 
     content = _payload(form, encoded, "content", settings)
     if content is None:
@@ -194,7 +214,43 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
         size_given=_present(values.get("size")),
         cancel_token=(check_token(values["cancel_token"], "cancel_token")
                       if _present(values.get("cancel_token")) else None),
+        owner=owner,
     )
+
+
+def _owner(values: Mapping[str, Any]) -> str:
+    """``owner`` (default ``local``): one folder of the style store, so never a path."""
+    raw = _text(values.get("owner"), "owner").strip()
+    if not raw:
+        return style_store.DEFAULT_OWNER
+    try:
+        return style_store.check_owner(raw)
+    except style_store.StyleStoreError:
+        raise bad_option(f"owner must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or "
+                         f"digit, got {shown(raw)}", "owner") from None
+
+
+def _learn_request(form: dict[str, Any], encoded: dict[str, Any], values: Mapping[str, Any],
+                   owner: str, settings: HandlerSettings) -> LearnRequest:
+    """``action=learn``: every field checked here, before the worker spends a minute."""
+    raw_name = _text(values.get("name"), "name").strip()
+    if not raw_name:
+        raise missing_field("action 'learn' needs a name to store the style under", "name")
+    try:
+        name = style_store.check_name(raw_name)
+    except style_store.StyleStoreError as exc:
+        raise bad_option(f"name: {exc}", "name") from None
+    style = _payload(form, encoded, "style", settings)
+    if style is None or style.kind != "image":
+        raise missing_field("action 'learn' needs the style picture as 'style' (an image)",
+                            "style")
+    steps = None
+    if _present(values.get("steps")):
+        steps = _int_option(values, "steps", 0, 1, settings.learn_max_steps, unit="steps")
+    overwrite = _control(parse_bool, values.get("overwrite"), "overwrite", False)
+    token = (check_token(values["cancel_token"], "cancel_token")
+             if _present(values.get("cancel_token")) else None)
+    return LearnRequest(style, name, owner, steps, overwrite, token)
 
 
 def _control(check, raw: Any, field: str, default):
@@ -384,7 +440,8 @@ def _text(value: Any, field: str) -> str:
     raise bad_option(f"field {field!r} must be text, got {type(value).__name__}", field)
 
 
-def _int_option(values: Mapping[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+def _int_option(values: Mapping[str, Any], name: str, default: int, lo: int, hi: int,
+                unit: str = "pixels") -> int:
     raw = _text(values.get(name), name).strip()
     if not raw:
         return default
@@ -394,10 +451,10 @@ def _int_option(values: Mapping[str, Any], name: str, default: int, lo: int, hi:
             raise ValueError(raw)
         result = int(number)
     except (ValueError, OverflowError) as exc:
-        raise bad_option(f"{name} must be an integer number of pixels, got {raw[:40]!r}",
+        raise bad_option(f"{name} must be an integer number of {unit}, got {raw[:40]!r}",
                          name) from exc
     if not lo <= result <= hi:
-        raise bad_option(f"{name} must be between {lo} and {hi} pixels, got {result}", name)
+        raise bad_option(f"{name} must be between {lo} and {hi} {unit}, got {result}", name)
     return result
 
 

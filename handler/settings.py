@@ -5,7 +5,9 @@ limits there means one archive carries its own serving policy (sizes, cache, thr
 bad value fails the model load with a message instead of surfacing later as odd 4xx answers.
 An environment variable ``MSGNET_<FIELD>`` (e.g. ``MSGNET_MAX_SIZE=4096``) set for TorchServe
 overrides the archive's value, so a deployment can change a limit without rebuilding the .mar;
-``MSGNET_THREADS`` only where the archive leaves ``threads`` automatic (0).
+``MSGNET_THREADS`` only where the archive leaves ``threads`` automatic (0). The learned
+styles' folder and what learning needs come the same way: ``MSGNET_STYLE_STORE``,
+``MSGNET_VGG`` and ``MSGNET_LEARN_PHOTOS`` (the names the ``python -m msgnet learn`` CLI reads).
 """
 
 from __future__ import annotations
@@ -22,11 +24,16 @@ MIB = 1024 * 1024
 STANDARD_SIZES = (512, 768, 1024, 1536, 2048, 3072, 4096)
 MAX_OUTPUT_SIZE = 4096  # tiled inference keeps 4096 px within ~2.5 GB; beyond is untested
 ENV_PREFIX = "MSGNET_"
-STRING_FIELDS = ("variant", "clip_reference", "cancel_dir")
+STRING_FIELDS = ("variant", "clip_reference", "cancel_dir", "style_store", "vgg",
+                 "learn_photos")
+PATH_FIELDS = ("cancel_dir", "style_store", "vgg", "learn_photos")  # absolute, or "" (default)
 # fields whose environment variable only replaces the archive's automatic value (0): the
 # clip archive's one torch thread (scripts/clip_model.py) holds although a container sets
 # MSGNET_THREADS for the photo worker, which would otherwise count the host's cores
 ARCHIVE_WINS = ("threads",)
+# fields only the archive sets: the variables of a TorchServe reach every model's workers, and
+# only the msgnet_learn archive (scripts/learn_model.py) may take learn requests
+ARCHIVE_ONLY = ("learn",)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,16 @@ class HandlerSettings:
     # the folder the photo and clip workers share for cancelled clips' tokens (an absolute
     # path; "": <temp dir>/msgnet-cancel; handler/cancel.py)
     cancel_dir: str = ""
+    # learned styles (msgnet.style_store), shared by every worker: an absolute folder, or ""
+    # for msgnet.style_store.default_root() ($XDG_DATA_HOME/msgnet/styles, as the CLI)
+    style_store: str = ""
+    store_max_per_owner: int = 20           # learned styles one owner may keep
+    store_max_bytes: int = 512 * MIB        # the whole store
+    # learning (handler/learning.py), on the model whose archive sets learn: 1 (msgnet_learn)
+    learn: int = 0
+    vgg: str = ""            # the VGG16 loss network file (absolute); "": learning answers 503
+    learn_photos: str = ""   # a folder of ordinary photos to learn on; "": learning answers 503
+    learn_max_steps: int = 400  # the most fit steps a request may ask for
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -77,10 +94,10 @@ class HandlerSettings:
                     raise ValueError(f"handler.clip_reference must be one of "
                                      f"{', '.join(REFERENCES)}, got {value!r}")
                 continue
-            if f.name == "cancel_dir":
+            if f.name in PATH_FIELDS:
                 if not isinstance(value, str) or (value and not os.path.isabs(value)):
-                    raise ValueError(f"handler.cancel_dir must be an absolute path or empty "
-                                     f"(<temp dir>/msgnet-cancel), got {value!r}")
+                    raise ValueError(f"handler.{f.name} must be an absolute path or empty "
+                                     f"(its default), got {value!r}")
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"handler.{f.name} must be a non-negative integer, got {value!r}")
@@ -109,6 +126,11 @@ class HandlerSettings:
             self.clip_limits()
         except ValueError as exc:
             raise ValueError(f"handler clip settings: {exc}") from None
+        if self.learn not in (0, 1):
+            raise ValueError(f"handler.learn must be 0 or 1, got {self.learn}")
+        if not self.learn_max_steps or not self.store_max_per_owner or not self.store_max_bytes:
+            raise ValueError("handler.learn_max_steps, store_max_per_owner and store_max_bytes "
+                             "must be positive")
         if not self.min_size <= self.clip_size:
             raise ValueError("handler.clip_size must be at least min_size")
 
@@ -128,7 +150,7 @@ class HandlerSettings:
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is None or raw.strip() == "":
                 continue
-            if f.name in ARCHIVE_WINS and section.get(f.name):
+            if f.name in ARCHIVE_ONLY or (f.name in ARCHIVE_WINS and section.get(f.name)):
                 continue
             if f.name in STRING_FIELDS:
                 section[f.name] = raw.strip()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
 import tempfile
 from dataclasses import dataclass
@@ -158,7 +159,8 @@ class StyleStore:
                                  fingerprint=str(data["weights_fingerprint"]),
                                  created=str(data.get("created", "")),
                                  info=dict(data.get("info") or {}))
-        except (OSError, RuntimeError, ValueError, KeyError, AttributeError) as exc:
+        except (OSError, RuntimeError, ValueError, KeyError, AttributeError, EOFError,
+                pickle.UnpicklingError) as exc:  # a damaged or foreign file
             raise StyleStoreError(f"learned style {name!r} cannot be read ({path}): {exc}"
                                   ) from exc
         if fingerprint is not None and style.fingerprint != fingerprint:
