@@ -43,6 +43,30 @@ lower() {
 
 # TS_LOAD_MODELS overrides load_models when enable_envvars_config=true, as in TorchServe.
 models=${TS_LOAD_MODELS:-$(prop load_models)}
+
+# Learning a style (docs/serving.md, "Learning a style") runs on msgnet_learn, a worker of its
+# own, loaded only when what a fit needs is mounted ($MSGNET_VGG, $MSGNET_LEARN_PHOTOS); the
+# photo and clip models never depend on it.
+learn_off=""
+if [ ! -f "$MODEL_STORE/msgnet_learn.mar" ]; then
+  learn_off="the model store has no msgnet_learn.mar (scripts/learn_model.py build)"
+elif [ -z "${MSGNET_VGG:-}" ] || [ ! -f "$MSGNET_VGG" ]; then
+  learn_off="MSGNET_VGG is not a file: mount the VGG16 loss network"
+elif [ -z "${MSGNET_LEARN_PHOTOS:-}" ] || [ ! -d "$MSGNET_LEARN_PHOTOS" ]; then
+  learn_off="MSGNET_LEARN_PHOTOS is not a folder: mount photos to learn on"
+fi
+case ",$(lower "$models")," in
+  *,msgnet_learn=*|,,|,all,) ;;  # named already, or every archive of the store
+  *)
+    if [ -z "$learn_off" ]; then
+      models="$models,msgnet_learn=msgnet_learn.mar"
+      export TS_LOAD_MODELS="$models"
+    else
+      echo "entrypoint-torchserve: msgnet_learn is not loaded ($learn_off); learning" \
+           "through REST is off, photos and clips are served as usual" >&2
+    fi
+    ;;
+esac
 case $(lower "$models") in
   ""|all)
     found=no

@@ -37,14 +37,17 @@ ARG MODEL_VERSION=
 COPY . /src/
 # msgnet.mar for photos and msgnet_clip.mar, the same weights and handler with the clip
 # model's config (batch 1, long timeouts, one thread): clips get a worker of their own, as
-# scripts/serve.sh does on a host (deploy/config.properties loads both)
+# scripts/serve.sh does on a host (deploy/config.properties loads both); and msgnet_learn.mar,
+# which the entrypoint loads when the VGG16 file and the photos to learn on are mounted
 RUN mkdir -p /out \
     && if [ -n "${WEIGHTS}" ]; then \
         /opt/venv/bin/python -m scripts.build_mar --weights "${WEIGHTS}" --output-dir /out \
             ${MODEL_VERSION:+--version "${MODEL_VERSION}"} \
         && /opt/venv/bin/python -m scripts.clip_model build --weights "${WEIGHTS}" \
             --output-dir /out ${MODEL_VERSION:+--version "${MODEL_VERSION}"} \
-        && rm -f /out/msgnet_clip-config.yaml; \
+        && /opt/venv/bin/python -m scripts.learn_model build --weights "${WEIGHTS}" \
+            --output-dir /out ${MODEL_VERSION:+--version "${MODEL_VERSION}"} \
+        && rm -f /out/msgnet_clip-config.yaml /out/msgnet_learn-config.yaml; \
     fi
 
 FROM ${PYTHON_IMAGE} AS runtime
@@ -60,13 +63,16 @@ RUN mkdir -p /usr/share/man/man1 \
     && apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless tini \
     && rm -rf /var/lib/apt/lists/*
+# styles/: the style store's mount point, owned by the server's user (a new named volume takes
+# its owner from it); learn/: where the VGG16 file and photos to learn on are mounted
 RUN groupadd --gid 10001 model-server \
     && useradd --uid 10001 --gid 10001 --home-dir /home/model-server --create-home \
         --shell /usr/sbin/nologin model-server \
     && mkdir -p /home/model-server/model-store /home/model-server/logs \
         /home/model-server/run /run/torchserve-keys /opt/msgnet/docker /opt/msgnet/scripts \
+        /home/model-server/styles /home/model-server/learn \
     && chown model-server:model-server /home/model-server/logs /home/model-server/run \
-        /run/torchserve-keys \
+        /run/torchserve-keys /home/model-server/styles \
     && chmod 0750 /home/model-server/run /run/torchserve-keys
 COPY --from=build /opt/venv /opt/venv
 COPY --from=mar /out/ /home/model-server/model-store/

@@ -10,6 +10,11 @@
 # Safe to re-run. TorchServe runs from the repository root, so its key_file.json (token auth)
 # lands there and logs go to logs/. Its pid file is kept in logs/run/ instead of the shared
 # /tmp, so another TorchServe on this machine (e.g. the test suite's) is never confused with ours.
+#
+# Learned styles (docs/serving.md, "Learning a style"): every worker reads them from
+# $MSGNET_STYLE_STORE (default ~/.local/share/msgnet/styles, the CLI's store too). msgnet_learn,
+# the model that learns them, is registered when $MSGNET_VGG (default: weights/
+# vgg16_caffe_conv1_1-conv4_3.pt when it exists) and $MSGNET_LEARN_PHOTOS are set up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,6 +25,10 @@ RUN_DIR=$ROOT/logs/run
 PID_FILE=$RUN_DIR/.model_server.pid
 MODEL=msgnet
 START_TIMEOUT=${TS_START_TIMEOUT:-180}
+DEFAULT_VGG=$ROOT/weights/vgg16_caffe_conv1_1-conv4_3.pt
+if [ -z "${MSGNET_VGG:-}" ] && [ -f "$DEFAULT_VGG" ]; then
+  export MSGNET_VGG=$DEFAULT_VGG  # the workers inherit TorchServe's environment
+fi
 
 ts() {  # the torchserve CLI with our private pid-file location and log folder
   TMPDIR=$RUN_DIR LOG_LOCATION=$ROOT/logs METRICS_LOCATION=$ROOT/logs "$TORCHSERVE" "$@"
@@ -66,6 +75,7 @@ start() {
   fi
   "$PY" -m scripts.build_mar --if-stale "${build_args[@]}"
   "$PY" -m scripts.clip_model build "${build_args[@]}"  # msgnet_clip.mar: clips' own worker
+  "$PY" -m scripts.learn_model build "${build_args[@]}"  # msgnet_learn.mar: fits' own worker
   mkdir -p "$RUN_DIR" logs
   local t0 t1
   t0=$(date +%s.%N)
@@ -89,6 +99,16 @@ start() {
   # clips get a worker of their own, so they never queue photos (docs/animation.md)
   "$PY" -m scripts.clip_model register --config "$CONFIG" || \
     echo "warning: could not register the clip model msgnet_clip; clips go to $MODEL" >&2
+  # learning a style gets a worker of its own too, when what a fit needs is there; photos and
+  # clips never depend on it
+  local why
+  if why=$("$PY" -m scripts.learn_model check); then
+    "$PY" -m scripts.learn_model register --config "$CONFIG" || \
+      echo "warning: could not register msgnet_learn; learning through REST is off" >&2
+  else
+    echo "msgnet_learn is not registered ($why): learning through REST is off, photos and" \
+         "clips are served as usual (docs/serving.md, 'Learning a style')"
+  fi
   # --ncs above: no TorchServe config snapshots; the versions registered with ts_models.py
   # come back from its state file instead (docs/reliability.md says why)
   "$PY" -m scripts.ts_models --config "$CONFIG" --state-file "$RUN_DIR/model_versions.json" \

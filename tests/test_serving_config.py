@@ -122,8 +122,10 @@ def max_heap(props: dict[str, str]) -> int:
 
 def served_models(path: Path) -> dict[str, dict]:
     """Model name -> its model-config.yaml, for every model that config ends up serving:
-    load_models, plus msgnet_clip, which scripts/serve.sh registers after the start."""
-    from scripts import clip_model
+    load_models, plus msgnet_clip and msgnet_learn, which scripts/serve.sh registers after the
+    start (the container's entrypoint adds msgnet_learn to load_models when learning is set
+    up)."""
+    from scripts import clip_model, learn_model
 
     models: dict[str, dict] = {}
     for entry in ts_client.read_properties(path)["load_models"].split(","):
@@ -131,9 +133,14 @@ def served_models(path: Path) -> dict[str, dict]:
     if path == ROOT / "config.properties":
         assert "scripts.clip_model register" in (ROOT / "scripts" / "serve.sh").read_text()
         models[clip_model.CLIP_MODEL] = {}
+    assert "scripts.learn_model register" in (ROOT / "scripts" / "serve.sh").read_text()
+    assert learn_model.LEARN_MODEL in (ROOT / "docker" / "entrypoint-torchserve.sh").read_text()
+    models[learn_model.LEARN_MODEL] = {}
     for name in models:
         if name == clip_model.CLIP_MODEL:
             models[name] = {**MODEL_CONFIG, **clip_model.CLIP_OVERRIDES}
+        elif name == learn_model.LEARN_MODEL:
+            models[name] = {**MODEL_CONFIG, **learn_model.LEARN_OVERRIDES}
         else:
             assert name == "msgnet", name
             models[name] = MODEL_CONFIG
@@ -154,7 +161,7 @@ def test_queued_request_bodies_fit_in_the_jvm_heap(config):
     path = ROOT / config
     props = ts_client.read_properties(path)
     models = served_models(path)
-    assert set(models) == {"msgnet", "msgnet_clip"}
+    assert set(models) == {"msgnet", "msgnet_clip", "msgnet_learn"}
     for name, cfg in models.items():
         # every model sets its own queue, so the global default does not decide the sum
         assert "jobQueueSize" in cfg, name
@@ -172,15 +179,15 @@ def test_the_heap_check_refuses_the_numbers_before_the_fix():
 
 def test_heap_arithmetic_in_the_docs_matches_the_configs():
     """docs/reliability.md states the numbers the test above checks."""
-    from scripts import clip_model
+    from scripts import clip_model, learn_model
 
     text = (ROOT / "docs" / "reliability.md").read_text()
     for config in ("config.properties", "deploy/config.properties"):
         props = ts_client.read_properties(ROOT / config)
-        assert re.findall(r"-Xmx\S+", props["vmargs"]) == ["-Xmx1280m"], config
+        assert re.findall(r"-Xmx\S+", props["vmargs"]) == ["-Xmx1408m"], config
         assert int(props["max_request_size"]) == 64 * MIB, config
-    assert "-Xmx1280m" in text
-    for cfg in (MODEL_CONFIG, clip_model.CLIP_OVERRIDES):
+    assert "-Xmx1408m" in text
+    for cfg in (MODEL_CONFIG, clip_model.CLIP_OVERRIDES, learn_model.LEARN_OVERRIDES):
         assert f"({cfg['jobQueueSize']} + {cfg['batchSize']}) x 64 MiB" in text
 
 
@@ -210,7 +217,7 @@ def test_a_real_torchserve_loads_both_models_with_their_queues_and_heap(tmp_path
             described[name] = body[0]
         java = [p for p in psutil.Process(server.proc.pid).children(recursive=True)
                 if "org.pytorch.serve.ModelServer" in " ".join(p.cmdline())]
-        assert len(java) == 1 and "-Xmx1280m" in java[0].cmdline()
+        assert len(java) == 1 and "-Xmx1408m" in java[0].cmdline()
     photo, clip = described["msgnet"], described[clip_model.CLIP_MODEL]
     assert photo["batchSize"] == MODEL_CONFIG["batchSize"]
     assert photo["jobQueueStatus"]["remainingCapacity"] == MODEL_CONFIG["jobQueueSize"]

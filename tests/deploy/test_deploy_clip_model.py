@@ -38,7 +38,7 @@ def test_the_image_builds_the_clip_archive_from_the_same_weights():
     clip = run.index("-m scripts.clip_model build --weights \"${WEIGHTS}\" --output-dir /out")
     # both inside the one `if WEIGHTS` branch, with the same version flag
     assert run.index('if [ -n "${WEIGHTS}" ]; then') < photo < clip < run.rindex("; fi")
-    assert run.count('${MODEL_VERSION:+--version "${MODEL_VERSION}"}') == 2
+    assert run.count('${MODEL_VERSION:+--version "${MODEL_VERSION}"}') == 3  # + msgnet_learn
     # the store the runtime stage copies is /out, where both archives land
     assert "COPY --from=mar /out/ /home/model-server/model-store/" in stages(text)[-1]
 

@@ -25,7 +25,8 @@ FAKE_TORCHSERVE = """#!{python}
 import json, os, sys, time
 from pathlib import Path
 record = {{"argv": sys.argv[1:], "cwd": os.getcwd(),
-          "stale_key_file": Path("key_file.json").exists()}}
+          "stale_key_file": Path("key_file.json").exists(),
+          "load_models": os.environ.get("TS_LOAD_MODELS")}}
 if os.environ.get("FAKE_WRITE_KEYS") == "1":
     keys = {{"management": {{"key": "MGMTkey1", "expiration time": "2099-01-01T00:00:00Z"}},
             "inference": {{"key": "INFkey12", "expiration time": "2099-01-01T00:00:00.5Z"}},
@@ -162,6 +163,35 @@ def test_torchserve_load_models_override_and_urls(ts_env):
     assert done.returncode == 1 and "names other.mar" in done.stderr
     (Path(env["TORCHSERVE_MODEL_STORE"]) / "other.mar").write_bytes(b"PK")
     assert run_entry(TS_ENTRY, env).returncode == 0  # the URL is left to TorchServe
+
+
+@pytest.mark.parametrize("missing", ["", "archive", "vgg", "photos"])
+def test_torchserve_loads_the_learn_model_only_when_learning_is_set_up(ts_env, tmp_path,
+                                                                       missing: str):
+    """msgnet_learn joins load_models when its archive, the VGG16 file and the photos are
+    there; otherwise the server starts without it and says why (issue 39)."""
+    store = Path(ts_env["TORCHSERVE_MODEL_STORE"])
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "vgg.pt").write_bytes(b"vgg")
+    env = {**ts_env, "TS_DISABLE_TOKEN_AUTHORIZATION": "true",
+           "MSGNET_VGG": str(tmp_path / "vgg.pt"), "MSGNET_LEARN_PHOTOS": str(tmp_path / "photos")}
+    if missing != "archive":
+        (store / "msgnet_learn.mar").write_bytes(b"PK")
+    if missing == "vgg":
+        env["MSGNET_VGG"] = str(tmp_path / "absent.pt")
+    elif missing == "photos":
+        del env["MSGNET_LEARN_PHOTOS"]
+    done = run_entry(TS_ENTRY, env)
+    assert done.returncode == 0, done.stderr
+    loaded = record(env)["load_models"]
+    if not missing:
+        assert loaded == "msgnet=msgnet.mar,msgnet_clip=msgnet_clip.mar," \
+                         "msgnet_learn=msgnet_learn.mar"
+        assert "msgnet_learn is not loaded" not in done.stderr
+        return
+    assert loaded is None  # the config's load_models, untouched
+    word = {"archive": "msgnet_learn.mar", "vgg": "MSGNET_VGG", "photos": "MSGNET_LEARN_PHOTOS"}
+    assert "msgnet_learn is not loaded" in done.stderr and word[missing] in done.stderr
 
 
 def test_torchserve_entrypoint_runs_another_command_as_given(ts_env):
