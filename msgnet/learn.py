@@ -56,11 +56,14 @@ class LearnConfig:
     content_weight: float = 1.0  # in content-ratio units (the start, with a budget)
     style_weight: float = 1.0  # in style-ratio units
     budget_rate: float = 0.1  # how fast the adaptive content weight moves (log units)
+    param: str = "matrix"  # what Adam moves: "matrix" (M = (W G)^T) or "gram" (G itself)
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be cosine or constant, got {self.schedule!r}")
+        if self.param not in ("matrix", "gram"):
+            raise ValueError(f"param must be matrix or gram, got {self.param!r}")
         if self.steps < 1 or self.batch_size < 1 or self.pool < self.batch_size:
             raise ValueError("steps and batch_size must be at least 1, pool at least a batch")
 
@@ -140,9 +143,14 @@ def learn_style(net: Net, vgg: Vgg16Features, style: Image.Image, photos: PhotoC
         style_as_content = float(torch.nn.functional.mse_loss(as_content[CONTENT_LAYER],
                                                               content_feats))
         m0 = inspiration_matrix(net.ins.weight, g0)[0]
-    m = m0.clone().requires_grad_(True)
-    scale = float(m0.pow(2).mean().sqrt())
-    opt = torch.optim.Adam([m], lr=cfg.lr * scale)
+    fitted = (m0 if cfg.param == "matrix" else g0[0]).clone().requires_grad_(True)
+    scale = float(fitted.detach().pow(2).mean().sqrt())
+    opt = torch.optim.Adam([fitted], lr=cfg.lr * scale)
+    w_ins = net.ins.weight.detach()[0]
+
+    def matrix() -> torch.Tensor:
+        return fitted if cfg.param == "matrix" else (w_ins @ fitted).T
+
     dec = decoder(net)
     for p in net.parameters():
         p.requires_grad_(False)
@@ -157,7 +165,7 @@ def learn_style(net: Net, vgg: Vgg16Features, style: Image.Image, photos: PhotoC
         idx = [order[(step * cfg.batch_size + k) % n] for k in range(cfg.batch_size)]
         f = feats[idx]
         b, _, h, w = f.shape
-        y = dec(torch.bmm(m.unsqueeze(0).expand(b, c, c), f.reshape(b, c, h * w))
+        y = dec(torch.bmm(matrix().unsqueeze(0).expand(b, c, c), f.reshape(b, c, h * w))
                 .reshape(b, c, h, w))
         fy = vgg(y)
         s_ratio_t = gram_loss(style_grams(fy), targets) / unstylized
@@ -173,7 +181,8 @@ def learn_style(net: Net, vgg: Vgg16Features, style: Image.Image, photos: PhotoC
             progress(step + 1, cfg.steps, {"style_ratio": s_ratio, "content_ratio": c_ratio,
                                            "content_weight": math.exp(log_cw)})
     with torch.no_grad():
-        g = (weights_inverse(net) @ m.detach().double().T).float().unsqueeze(0)
+        g = (fitted.detach() if cfg.param == "gram" else
+             (weights_inverse(net) @ fitted.detach().double().T).float()).unsqueeze(0)
     return LearnResult(target=g, seconds=time.perf_counter() - started, steps=cfg.steps,
                        style_ratio=s_ratio, content_ratio=c_ratio,
                        content_weight=math.exp(log_cw), config=asdict(cfg))

@@ -29,6 +29,7 @@ from msgnet.checkpoint import load_weights  # noqa: E402
 from msgnet.evaluate import evaluate  # noqa: E402
 from msgnet.imageio import load_image  # noqa: E402
 from msgnet.learn import LearnConfig, PhotoCrops, learn_style  # noqa: E402
+from msgnet.style_store import StyleStore, weights_fingerprint  # noqa: E402
 from msgnet.train import list_images  # noqa: E402
 from msgnet.vgg import Vgg16Features  # noqa: E402
 
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=384)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--gallery", help="write the evaluation gallery here")
+    p.add_argument("--store", help="also save the learned styles to this style store")
     p.add_argument("-o", "--output", required=True, help="JSON results")
     for f in fields(LearnConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -93,9 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     vgg = Vgg16Features.from_file(args.vgg)
     crops = PhotoCrops(photo_files[:args.photo_count], cfg)
     learned, rows = {}, []
+    store = StyleStore(args.store, max_per_owner=1000) if args.store else None
     for name in names:
-        result = learn_style(loaded.net, vgg, load_image(style_files[name]), crops, cfg)
+        style_img = load_image(style_files[name])
+        result = learn_style(loaded.net, vgg, style_img, crops, cfg)
         learned[name] = result.target
+        if store is not None:
+            store.save(name.replace(".", "-")[:40], result.target,
+                       weights_fingerprint(loaded.net.state_dict()), thumbnail=style_img,
+                       info={"seconds": round(result.seconds, 1), "config": cfg_kw},
+                       overwrite=True)
         rows.append({"style": name, "seconds": round(result.seconds, 2),
                      "fit_style_ratio": round(result.style_ratio, 3),
                      "fit_content_ratio": round(result.content_ratio, 3),

@@ -76,6 +76,12 @@ def test_learned_target_is_a_gram_target_that_reproduces_the_fitted_matrix(kit):
     assert out.shape == (1, 3, 40, 48)
 
 
+def test_fitting_the_gram_itself_gives_a_usable_target(kit):
+    loaded, result = _fit(kit, param="gram", steps=2)
+    c = loaded.net.channels
+    assert result.target.shape == (1, c, c) and torch.isfinite(result.target).all()
+
+
 def test_fit_lowers_the_style_ratio_and_leaves_the_network_alone(kit):
     loaded = load_weights(kit["weights"])
     before = {k: v.clone() for k, v in loaded.net.state_dict().items()}
@@ -97,6 +103,8 @@ def test_config_refuses_what_it_cannot_run():
         LearnConfig(schedule="linear")
     with pytest.raises(ValueError, match="steps"):
         LearnConfig(steps=0)
+    with pytest.raises(ValueError, match="param"):
+        LearnConfig(param="weights")
 
 
 # ---------------------------------------------------------------------------- the store
