@@ -41,7 +41,7 @@ from handler.clips import (
     wants_clip,
     wants_progress,
 )
-from handler.learned import LearnedStyles, open_store
+from handler.learned import LearnedStyles, forget_style, open_store, rename_style
 from handler.learning import LEARN_MODEL, Learner, LearnJob, LearnStream
 from handler.metrics import HandlerMetrics
 from handler.parsing import (
@@ -404,6 +404,14 @@ class MsgnetHandler(BaseHandler):
         if request.action == "presets":
             context.set_response_content_type(idx, JSON_TYPE)
             return json.dumps(self._presets_listing(request.owner))
+        if request.action in ("forget", "rename"):
+            context.set_response_content_type(idx, JSON_TYPE)
+            presets = self.stylizer.presets
+            if request.action == "forget":
+                return json.dumps(forget_style(self.store, presets, request.style_id,
+                                               request.owner))
+            return json.dumps(rename_style(self.store, presets, request.style_id,
+                                           request.new_name, request.owner))
         names = self.stylizer.preset_names()
         if request.style_id not in names:
             learned, _ = self.learned.listing(self.stylizer, request.owner)

@@ -19,7 +19,9 @@ mix (``style_id=candy:0.7,udnie:0.3`` and uploads ``style``, ``style_2`` ... wit
 ``cancel_token``; a request with only ``cancel=<token>`` cancels that clip
 (:mod:`handler.cancel`). ``owner`` (default ``local``) picks whose learned styles a
 ``style_id`` may name; ``action=learn`` (the ``msgnet_learn`` model, :mod:`handler.learning`)
-takes a ``style`` image, a ``name``, optional ``steps`` and ``overwrite``. A bad value is a
+takes a ``style`` image, a ``name``, optional ``steps`` and ``overwrite``; ``action=forget``
+(``style_id``) and ``action=rename`` (``style_id``, ``new_name``) delete or rename one of the
+owner's learned styles (:mod:`handler.learned`). A bad value is a
 400 whose ``field`` is the field's name (and its message starts with it, for people).
 """
 
@@ -52,7 +54,7 @@ from msgnet.control_values import (
 
 IMAGE_FIELDS = ("content", "style")
 TENSOR_FIELDS = ("content_tensor", "style_tensor")
-ACTIONS = ("stylize", "presets", "preview", "sheet", "learn")
+ACTIONS = ("stylize", "presets", "preview", "sheet", "learn", "forget", "rename")
 FORMATS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}
 SHEET_SIZES = (64, 512)     # msgnet.sheet.MIN_CELL, MAX_CELL
 DEFAULT_SHEET_SIZE = 256    # msgnet.sheet.DEFAULT_CELL
@@ -128,9 +130,10 @@ class CancelRequest:
 
 @dataclass(frozen=True)
 class ActionRequest:
-    action: str            # "presets" | "preview"
+    action: str            # "presets" | "preview" | "forget" | "rename"
     style_id: str | None
     owner: str = style_store.DEFAULT_OWNER
+    new_name: str = ""     # ``rename`` only: the learned style's new name
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,8 @@ def parse_request(fields: Mapping[str, Any], settings: HandlerSettings
         return ActionRequest("preview", style_id, owner)
     if action == "learn":
         return _learn_request(form, encoded, values, owner, settings)
+    if action in ("forget", "rename"):
+        return _store_request(action, style_id, values, owner)
 
     content = _payload(form, encoded, "content", settings)
     if content is None:
@@ -251,6 +256,29 @@ def _learn_request(form: dict[str, Any], encoded: dict[str, Any], values: Mappin
     token = (check_token(values["cancel_token"], "cancel_token")
              if _present(values.get("cancel_token")) else None)
     return LearnRequest(style, name, owner, steps, overwrite, token)
+
+
+def _store_request(action: str, style_id: str | None, values: Mapping[str, Any],
+                   owner: str) -> ActionRequest:
+    """``action=forget`` / ``rename``: a learned style of ``owner`` by ``style_id``, and for a
+    rename its ``new_name``, both checked as store names (never paths)."""
+    if style_id is None:
+        raise missing_field(f"action {shown(action)} needs the learned style as style_id",
+                            "style_id")
+    try:
+        name = style_store.check_name(style_id)
+    except style_store.StyleStoreError as exc:
+        raise bad_option(f"style_id: {exc}", "style_id") from None
+    if action == "forget":
+        return ActionRequest(action, name, owner)
+    raw = _text(values.get("new_name"), "new_name").strip()
+    if not raw:
+        raise missing_field("action 'rename' needs the new name as new_name", "new_name")
+    try:
+        new_name = style_store.check_name(raw)
+    except style_store.StyleStoreError as exc:
+        raise bad_option(f"new_name: {exc}", "new_name") from None
+    return ActionRequest(action, name, owner, new_name)
 
 
 def _control(check, raw: Any, field: str, default):

@@ -164,6 +164,63 @@ def test_the_photo_model_refuses_to_learn(photo_model, kit) -> None:
     assert answer["code"] == "wrong_model" and "msgnet_learn" in answer["message"]
 
 
+def _store_action(model, **body):
+    out, context = handle(model, [{"body": body}])
+    return context.get_response_status(0)[0], json.loads(out[0])
+
+
+def test_rename_and_forget_a_learned_style_of_its_owner_only(photo_model, store) -> None:
+    _save(photo_model, store, "ink", _random_target(photo_model, 1), owner="u1")
+    StyleStore(store).thumbnail_path("ink", "u1").write_bytes(b"jpeg")
+    _save(photo_model, store, "sea", _random_target(photo_model, 2), owner="u1")
+    # another owner cannot touch it: to them it does not exist
+    status, answer = _store_action(photo_model, action="forget", style_id="ink", owner="u2")
+    assert (status, answer["code"], answer["field"]) == (404, "unknown_preset", "style_id")
+    status, answer = _store_action(photo_model, action="rename", style_id="ink",
+                                   new_name="flames", owner="u1")
+    assert (status, answer) == (200, {"renamed": "ink", "to": "flames", "owner": "u1"})
+    assert StyleStore(store).names("u1") == ["flames", "sea"]
+    assert StyleStore(store).thumbnail_path("flames", "u1").is_file()  # the preview follows
+    body, context = _stylize(photo_model, "flames", owner=b"u1")
+    assert context.get_response_status(0)[0] == 200, body
+    body, context = _stylize(photo_model, "ink", owner=b"u1")  # the old name is gone
+    assert context.get_response_status(0)[0] == 404
+    status, answer = _store_action(photo_model, action="forget", style_id="flames",
+                                   owner="u1")
+    assert (status, answer) == (200, {"forgotten": "flames", "owner": "u1"})
+    assert StyleStore(store).names("u1") == ["sea"]
+    body, context = _stylize(photo_model, "flames", owner=b"u1")  # never served from cache
+    assert context.get_response_status(0)[0] == 404
+    out, _ = handle(photo_model, [{"body": {"action": "presets", "owner": "u1"}}])
+    assert json.loads(out[0])["learned"]["styles"] == ["sea"]
+
+
+@pytest.mark.parametrize(("body", "status", "code", "field"), [
+    ({"action": "rename", "style_id": "sea", "new_name": "My Sea"}, 400, "bad_option",
+     "new_name"),
+    ({"action": "rename", "style_id": "sea", "new_name": "../x"}, 400, "bad_option",
+     "new_name"),
+    ({"action": "rename", "style_id": "sea"}, 422, "missing_field", "new_name"),
+    ({"action": "rename", "style_id": "sea", "new_name": "ink"}, 409, "name_exists",
+     "new_name"),
+    ({"action": "rename", "style_id": "sea", "new_name": "candy"}, 409, "name_exists",
+     "new_name"),
+    ({"action": "rename", "style_id": "nope", "new_name": "x"}, 404, "unknown_preset",
+     "style_id"),
+    ({"action": "forget"}, 422, "missing_field", "style_id"),
+    ({"action": "forget", "style_id": "../ink"}, 400, "bad_option", "style_id"),
+    ({"action": "forget", "style_id": "candy"}, 400, "bad_option", "style_id"),
+    ({"action": "forget", "style_id": "nope"}, 404, "unknown_preset", "style_id"),
+])
+def test_bad_rename_and_forget_requests_are_4xx_and_change_nothing(
+        photo_model, store, body, status, code, field) -> None:
+    for name in ("sea", "ink"):
+        _save(photo_model, store, name, _random_target(photo_model, 1), owner="u1")
+    got, answer = _store_action(photo_model, **body, owner="u1")
+    assert (got, answer["code"], answer["field"]) == (status, code, field), answer
+    assert StyleStore(store).names("u1") == ["ink", "sea"]
+
+
 # ---------------------------------------------------------------- parsing
 def test_learn_requests_parse_from_form_and_json() -> None:
     settings = HandlerSettings(learn_max_steps=50)
