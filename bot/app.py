@@ -28,11 +28,23 @@ from bot.middlewares import (
     SenderChatMiddleware,
 )
 from bot.middlewares.flood import RetryAfterMiddleware
-from bot.routers import clips, controls, errors, fallback, jobs, photos, presets, start_help
+from bot.routers import (
+    clips,
+    controls,
+    errors,
+    fallback,
+    jobs,
+    learned,
+    photos,
+    presets,
+    start_help,
+)
 from bot.routers import settings as settings_routes
 from bot.routers.presets import PreviewIds
 from bot.services.coordination import Coordinator
 from bot.services.jobs import JobQueue
+from bot.services.learn_job import LearnJobs
+from bot.services.learning import LearnClient
 from bot.services.results import ResultCache
 from bot.services.runner import JobRunner
 from bot.services.torchserve import InferenceKey, TorchServeClient
@@ -40,8 +52,8 @@ from bot.texts import LANGUAGES, Translator
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "presets", "size", "result", "tests", "cancel", "restart", "content",
-            "style", "language", "help")
+COMMANDS = ("start", "presets", "mystyles", "size", "result", "tests", "cancel", "restart",
+            "content", "style", "language", "help")
 
 
 def api_server(settings: Settings) -> TelegramAPIServer:
@@ -76,6 +88,7 @@ class Services:
     previews: PreviewIds
     metrics: Metrics | None
     coordination: Coordinator | None = None
+    learn_jobs: LearnJobs | None = None
 
 
 # a lock outlives its job's timeout by this much before Redis drops it (a replica that died)
@@ -109,8 +122,12 @@ def create_services(settings: Settings, bot: Bot,
                      max_heavy=settings.max_concurrent_clips)
     results = ResultCache(settings.result_cache_per_user, settings.result_cache_bytes)
     runner = JobRunner(bot, client, queue, results, settings, metrics, coordination)
+    # learned styles: their own model, through the same client (bot/services/learning.py)
+    runner.learn = LearnClient(client, settings.ts_learn_model,
+                               timeout=settings.ts_learn_timeout, steps=settings.learn_steps)
+    learn_jobs = LearnJobs(runner, runner.learn, settings.learn_seconds)
     return Services(settings, client, queue, results, runner, PreviewIds(), metrics,
-                    coordination)
+                    coordination, learn_jobs)
 
 
 def create_dispatcher(settings: Settings, services: Services,
@@ -129,13 +146,15 @@ def create_dispatcher(settings: Settings, services: Services,
     dp.message.outer_middleware(SenderChatMiddleware())  # anonymous admins, channels
     dp.message.outer_middleware(AlbumMiddleware(settings.album_delay))
     dp.include_routers(start_help.create_router(), settings_routes.create_router(),
-                       presets.create_router(), controls.create_router(), jobs.create_router(),
+                       presets.create_router(), controls.create_router(),
+                       learned.create_router(), jobs.create_router(),  # /cancel renaming
                        clips.create_router(), photos.create_router(),
                        fallback.create_router(),
                        errors.create_router(settings.default_language))  # Redis down
     dp.workflow_data.update(settings=settings, ts=services.ts, queue=services.queue,
                             results=services.results, runner=services.runner,
-                            previews=services.previews, services=services)
+                            previews=services.previews, services=services,
+                            learn_jobs=services.learn_jobs)
 
     async def on_startup(bot: Bot) -> None:
         await services.ts.start()

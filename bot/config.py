@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     # (>= that model's responseTimeout of 600 s)
     ts_clip_model: str = "msgnet_clip"
     ts_clip_timeout: float = Field(660.0, ge=1.0)
+    # learning a user's style runs on its own model too (scripts/learn_model.py: one worker,
+    # a 600 s responseTimeout); the button under a result says it takes about LEARN_SECONDS
+    ts_learn_model: str = "msgnet_learn"
+    ts_learn_timeout: float = Field(660.0, ge=1.0)
+    learn_seconds: int = Field(60, ge=1)
+    learn_steps: int | None = Field(None, ge=1)  # steps of a fit (None: the server's default)
     # Telegram
     telegram_api_url: str = ""         # custom Bot API server (local server or a test fake)
     telegram_api_local: bool = False   # local Bot API server mode (files read from disk)

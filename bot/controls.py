@@ -44,6 +44,8 @@ def request_fields(spec: dict[str, Any]) -> tuple[str | None, dict[str, str]]:
         fields["keep_colors"] = "true"
     if controls.get("brush") and spec.get("style") and not spec.get("sheet"):
         fields["brush"] = controls["brush"]
+    if spec.get("owner"):  # whose learned styles a style_id may name (bot/learnflow.py)
+        fields["owner"] = spec["owner"]
     return style_id, fields
 
 

@@ -8,7 +8,9 @@ Per-user FSM data (JSON-serializable, so Redis can hold it):
 * ``size``: the chosen output size; ``lang``: the chosen language;
 * ``results``: recent result ids -> the job spec that made them (to re-make evicted files);
 * ``strength``, ``keep_colors``, ``brush``, ``mix``, ``mixing``: the style controls
-  (:mod:`bot.controls`).
+  (:mod:`bot.controls`);
+* ``owner``: the user's owner id in the style store, set once they use a learned style
+  (:mod:`bot.learnflow`), sent with every job so ``preset``/``mix`` may name one.
 
 Only Telegram ``file_id`` values are kept, never image bytes: files are downloaded again
 from Telegram when a job needs them.
@@ -118,7 +120,7 @@ def job_spec(data: dict[str, Any], sizes: list[int], document: bool = False) -> 
     """What a job needs (JSON-serializable): image references, preset, sizes, controls."""
     return {"content": data["content"], "style": data.get("style") if not data.get("preset")
             else None, "preset": data.get("preset"), "sizes": list(sizes),
-            "document": document, "controls": controls_of(data)}
+            "document": document, "controls": controls_of(data), "owner": data.get("owner")}
 
 
 def sheet_spec(data: dict[str, Any], size: int) -> dict[str, Any]:

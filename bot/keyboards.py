@@ -49,6 +49,16 @@ class ControlCB(CallbackData, prefix="ctl"):
     value: str = ""
 
 
+class LearnCB(CallbackData, prefix="lrn"):
+    """Learned styles: ``learn`` the style picture of result ``rid``; ``list`` the user's
+    styles ("My styles"); ``use`` / ``rename`` / ``delete`` / ``forget`` (delete, confirmed)
+    the style ``name``."""
+
+    action: str
+    name: str = ""
+    rid: str = ""
+
+
 def main_keyboard(tr: Translator) -> ReplyKeyboardMarkup:
     kb = ReplyKeyboardBuilder()
     for key in ("kb_presets", "kb_size", "kb_run", "kb_next_content", "kb_next_style",
@@ -112,7 +122,8 @@ def gallery_keyboard(tr: Translator, names: list[str], index: int) -> InlineKeyb
     for i in shown:
         label = f"• {names[i]} •" if i == index else names[i]
         kb.button(text=label, callback_data=PresetCB(action="show", index=i))
-    rows = [3] + [3] * ((len(shown) + 2) // 3)
+    kb.button(text=tr("btn_my_styles"), callback_data=LearnCB(action="list"))
+    rows = [3] + [3] * ((len(shown) + 2) // 3) + [1]
     kb.adjust(*rows)
     return kb.as_markup()
 
@@ -135,11 +146,12 @@ def language_keyboard() -> InlineKeyboardMarkup:
 
 
 def result_keyboard(tr: Translator, rid: str, sizes: list[int], current: int,
-                    controls: dict | None = None, own_style: bool = False
-                    ) -> InlineKeyboardMarkup:
+                    controls: dict | None = None, own_style: bool = False,
+                    learn_seconds: int | None = None) -> InlineKeyboardMarkup:
     """Under a result: the full-quality file, another style, other sizes (re-run), and the
     style controls (strength, colours, mix, every style, brush for an uploaded style); every
-    button re-runs without a new upload, the current choices are marked."""
+    button re-runs without a new upload, the current choices are marked. An uploaded style
+    may also be learned (``learn_seconds``: about how long that takes; None: not offered)."""
     controls = controls or {}
     kb = InlineKeyboardBuilder()
     kb.button(text=tr("btn_full"), callback_data=JobCB(action="full", rid=rid))
@@ -165,6 +177,10 @@ def result_keyboard(tr: Translator, rid: str, sizes: list[int], current: int,
             kb.button(text=f"• {label} •" if name == brush else label,
                       callback_data=ControlCB(action="brush", value=name))
         rows.append(len(BRUSHES))
+        if learn_seconds:
+            kb.button(text=tr("btn_learn", seconds=learn_seconds),
+                      callback_data=LearnCB(action="learn", rid=rid))
+            rows.append(1)
     kb.adjust(*rows)
     return kb.as_markup()
 
@@ -176,4 +192,48 @@ def sheet_keyboard(names: list[str]) -> InlineKeyboardMarkup:
         kb.button(text=name, callback_data=PresetCB(action="use", index=index,
                                                     name=_short(name)))
     kb.adjust(3)
+    return kb.as_markup()
+
+
+def _name_ok(name: str) -> bool:
+    """A learned style's name fits in callback data (1-40 ASCII characters)."""
+    return len(name.encode()) <= 40
+
+
+def learned_done_keyboard(tr: Translator, name: str) -> InlineKeyboardMarkup:
+    """Under "learned": apply the new style to the photo, or open "My styles"."""
+    kb = InlineKeyboardBuilder()
+    if _name_ok(name):
+        kb.button(text=tr("btn_apply_learned"), callback_data=LearnCB(action="use", name=name))
+    kb.button(text=tr("btn_my_styles"), callback_data=LearnCB(action="list"))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def my_styles_shortcut(tr: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=tr("btn_my_styles"), callback_data=LearnCB(action="list"))
+    return kb.as_markup()
+
+
+def my_styles_keyboard(tr: Translator, names: list[str] | tuple[str, ...]
+                       ) -> InlineKeyboardMarkup:
+    """"My styles": a row per style - use it, rename it, delete it - then the presets."""
+    kb = InlineKeyboardBuilder()
+    shown = [n for n in names if _name_ok(n)]
+    for name in shown:
+        kb.button(text=tr("btn_use_learned", name=name),
+                  callback_data=LearnCB(action="use", name=name))
+        kb.button(text=tr("btn_rename"), callback_data=LearnCB(action="rename", name=name))
+        kb.button(text=tr("btn_delete"), callback_data=LearnCB(action="delete", name=name))
+    kb.button(text=tr("btn_presets"), callback_data=PresetCB(action="open", index=0))
+    kb.adjust(*([3] * len(shown)), 1)
+    return kb.as_markup()
+
+
+def confirm_delete_keyboard(tr: Translator, name: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=tr("btn_delete_yes"), callback_data=LearnCB(action="forget", name=name))
+    kb.button(text=tr("btn_delete_no"), callback_data=LearnCB(action="list"))
+    kb.adjust(2)
     return kb.as_markup()

@@ -69,6 +69,7 @@ class JobRunner:
         self.results = results
         self.settings = settings
         self.metrics = metrics
+        self.learn: Any = None  # a LearnClient when styles can be learned (bot/app.py)
 
     async def start(self, *, chat_id: int, user_id: int, tr: Translator, state: FSMContext,
                     spec: dict[str, Any]) -> Job | None:
@@ -283,6 +284,9 @@ class JobRunner:
                               name=spec.get("preset") or "?")
         if exc.code == "bad_option":
             return JobFailure("err_bad_option", exc.code)
+        if exc.code in ("weights_mismatch", "unreadable_style"):  # a learned style
+            return JobFailure("err_learned_stale", exc.code, drop="preset",
+                              name=spec.get("preset") or "?")
         if exc.code in CLIP_ERRORS:
             return JobFailure(CLIP_ERRORS[exc.code], exc.code, drop="content",
                               detail=exc.message[:200])
@@ -333,8 +337,11 @@ class JobRunner:
         if extra:
             style = f"{style} · {extra}"
         info_sizes = await self._sizes()
+        own = bool(spec.get("style"))
         markup = (result_keyboard(tr, rid, info_sizes, size, spec.get("controls"),
-                                  own_style=bool(spec.get("style"))) if last else None)
+                                  own_style=own,
+                                  learn_seconds=await self._learn_offer() if own else None)
+                  if last else None)
         if spec.get("document"):
             await self._send_document(chat_id, tr, result.data, filename, width, height)
         elif len(result.data) > PHOTO_MAX_BYTES:
@@ -386,6 +393,17 @@ class JobRunner:
             self.metrics.failed("interrupted")
         await self._say(int(note.get("chat_id") or user_id),
                         Translator(str(note.get("lang") or "en"))("job_interrupted"))
+
+    async def _learn_offer(self) -> int | None:
+        """About how long learning an uploaded style takes, when this server can learn (its
+        presets answer has a ``learned`` part, and it has not said it cannot lately)."""
+        if self.learn is None or not self.learn.available:
+            return None
+        try:
+            info = await self.ts.server_info()
+        except ts.TorchServeError:
+            return None
+        return self.settings.learn_seconds if "learned" in info.extra else None
 
     async def _sizes(self) -> list[int]:
         try:

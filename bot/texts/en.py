@@ -236,6 +236,84 @@ TEXTS: dict[str, str] = {
         "The styling server stopped while making your clip, so nothing came back. "
         "Send /result to make it again."
     ),
+    # learned styles (bot/routers/learned.py, bot/services/learn_job.py)
+    "cmd_mystyles": "My learned styles",
+    "btn_learn": "🧠 Learn this style (~{seconds} s)",
+    "btn_my_styles": "⭐ My styles",
+    "btn_apply_learned": "✅ Apply it to my photo",
+    "btn_use_learned": "✅ {name}",
+    "btn_rename": "✏️ Rename",
+    "btn_delete": "🗑 Delete",
+    "btn_delete_yes": "🗑 Yes, delete",
+    "btn_delete_no": "↩️ Keep it",
+    "learn_running": (
+        "🧠 Learning your style… it takes about {seconds} s. I'll show the progress here."
+    ),
+    "learn_progress": "🧠 Learning your style… step {step} of {steps} ({pct}%)",
+    "learn_done": (
+        "✅ Learned! Your style “{name}” is saved in ⭐ My styles (it took {seconds} s). "
+        "Only you can use it. Apply it to your photo now, or rename it in My styles."
+    ),
+    "learn_unavailable": (
+        "This server can't learn new styles (it isn't set up for it). You can still use your "
+        "style picture as it is, or a ready-made style: /presets"
+    ),
+    "learn_not_image": (
+        "The styling server couldn't read your style picture as an image, so it can't learn "
+        "it. Send the style as a photo or a JPEG/PNG file and try again."
+    ),
+    "learn_too_large": "Your style picture is too large to learn. Send a smaller one.",
+    "learn_store_full": (
+        "You already have {count} learned styles, and the limit is {limit}. Delete one in "
+        "⭐ My styles to make room, then tap “Learn this style” again."
+    ),
+    "learn_store_not_writable": (
+        "The server can't save styles right now, so nothing was changed. Please try again "
+        "later."
+    ),
+    "learn_cancelled": "❌ Learning was cancelled; nothing was saved.",
+    "learn_busy": (
+        "The styling server is busy learning another style. Please try again in a minute."
+    ),
+    "learn_timeout": (
+        "Learning took too long and was stopped; nothing was saved. Please try again later."
+    ),
+    "learn_failed": (
+        "Something went wrong while learning the style; nothing was saved. Please try again."
+    ),
+    "my_styles": (
+        "⭐ My styles ({count} of {limit}). Only you can see and use them:\n{names}"
+    ),
+    "my_styles_empty": (
+        "⭐ You have no learned styles yet. Send a photo and your own style picture, then tap "
+        "“🧠 Learn this style” under the result."
+    ),
+    "learned_gone": "You no longer have a style called “{name}”. Your styles: /mystyles",
+    "learned_server_down": (
+        "I can't reach the styling server right now. Please try again in a minute."
+    ),
+    "rename_prompt": (
+        "Send the new name for “{name}”: 1–40 characters — lowercase latin letters a-z, "
+        "digits 0-9, “-” and “_”, starting with a letter or digit (for example: sunset-2). "
+        "/cancel keeps the old name."
+    ),
+    "rename_invalid": (
+        "“{text}” can't be a style name. Use 1–40 characters: lowercase latin letters a-z, "
+        "digits 0-9, “-” and “_”, starting with a letter or digit — no spaces, capitals or "
+        "other letters (for example: sunset-2). Send another name, or /cancel."
+    ),
+    "rename_taken": (
+        "The name “{name}” is taken (by another of your styles or a ready-made one). Send "
+        "another name, or /cancel."
+    ),
+    "rename_done": "✏️ “{old}” is now called “{name}”.",
+    "rename_cancelled": "OK, the name stays “{name}”.",
+    "delete_confirm": "Delete your style “{name}”? This can't be undone.",
+    "delete_done": "🗑 Deleted “{name}”.",
+    "err_learned_stale": (
+        "Your style “{name}” was learned for another version of the styling model and can't "
+        "be used any more. Learn it again from its picture, or pick another: /mystyles"
+    ),
 }
 
 # words in a caption that say which image it is

@@ -12,6 +12,14 @@ status, hold requests until released, or count what it was asked. The clip model
 ``cancel=<token>`` (to either model, as form or JSON) has named the clip's ``cancel_token``;
 with ``Script.clip_cut_after`` set, the connection is dropped after that many progress lines,
 the chunked answer left unfinished, as TorchServe 0.12 does when the clip worker dies.
+
+The learn model (``msgnet_learn``) takes ``action=learn`` (``style``, ``name``, ``owner``,
+``steps``, ``cancel_token``): the store's 4xx checks first (not an image, a taken name,
+``Script.max_per_owner`` styles), then NDJSON - a first line, ``Script.learn_steps`` progress
+lines ``Script.learn_step_s`` apart, and a final line (or ``cancelled``). Learned styles are
+kept per owner: the presets answer lists them under ``learned``, ``style_id`` with ``owner``
+stylizes with them, ``action=rename`` / ``forget`` change them.
+``Script.learn_fail`` answers the next learn requests with (status, body) instead.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import asyncio
 import base64
 import io
 import json
+import re
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -43,15 +52,22 @@ class Script:
     clip_frames: int = 16   # frames of every clip (a big number: a clip that runs until stopped)
     chunk_s: float = 0.02   # per chunk of 8 frames
     clip_cut_after: int | None = None  # progress lines before the connection is dropped
+    learn_fail: list[tuple[int, dict]] = field(default_factory=list)  # next learn answers
+    learn_steps: int = 5
+    learn_step_s: float = 0.01
+    max_per_owner: int = 20
 
 
 class FakeTorchServe:
     def __init__(self, key: str = "inference-key", model: str = "msgnet",
                  presets: tuple[str, ...] = PRESETS, previews: tuple[str, ...] = ("candy",),
-                 clip_model: str = "msgnet_clip"):
+                 clip_model: str = "msgnet_clip", learn_model: str = "msgnet_learn"):
         self.key = key
         self.model = model
         self.clip_model = clip_model
+        self.learn_model = learn_model
+        self.learned: dict[str, list[str]] = {}  # owner -> learned style names, in order
+        self.learns: list[dict] = []             # each learn request's fields (but its style)
         self.clips: list[dict] = []        # each clip request's fields (but its content)
         self.clip_ends: list[str] = []     # how each clip stream ended: done|cancelled|gone|cut
         self.cancels: list[tuple[str, str]] = []  # (model, token) of each cancel request
@@ -94,7 +110,7 @@ class FakeTorchServe:
             return web.json_response({"code": 401, "type": "Unauthorized",
                                       "message": "Token Authorization failed"}, status=401)
         model = request.match_info["model"]
-        if model not in (self.model, self.clip_model):
+        if model not in (self.model, self.clip_model, self.learn_model):
             return web.json_response({"code": 404, "type": "ModelNotFoundException",
                                       "message": "Model not found"}, status=404)
         if request.content_type == "application/json":
@@ -111,6 +127,8 @@ class FakeTorchServe:
         self.requests.append({"fields": sorted(fields)})
         if model == self.clip_model:
             return await self._clip(request, fields)
+        if model == self.learn_model:
+            return await self._learn(request, fields)
         if self.script.fail:
             status, body = self.script.fail.pop(0)
             return web.json_response(body, status=status)
@@ -161,10 +179,17 @@ class FakeTorchServe:
         return resp
 
     def _action(self, body: dict) -> web.Response:
+        owner = str(body.get("owner") or "local")
+        mine = self.learned.setdefault(owner, [])
         if body.get("action") == "presets":
             return web.json_response({
                 "presets": [{"name": n, "preview": n in self.previews} for n in self.presets],
-                "default_size": 512, "max_size": 2048, "min_size": 64, "sizes": list(SIZES)})
+                "default_size": 512, "max_size": 2048, "min_size": 64, "sizes": list(SIZES),
+                "learned": {"owner": owner, "styles": list(mine), "other_weights": [],
+                            "max_per_owner": self.script.max_per_owner,
+                            "learn_model": self.learn_model}})
+        if body.get("action") in ("rename", "forget"):
+            return self._store_action(body, mine)
         if body.get("action") == "preview":
             name = body.get("style_id")
             if name not in self.presets:
@@ -193,7 +218,8 @@ class FakeTorchServe:
                                 content_type="image/jpeg")
         names = [part.split(":")[0].strip() for part in fields.get("style_id", "").split(",")
                  if part.strip()]
-        unknown = [n for n in names if n not in self.presets]
+        known = (*self.presets, *self.learned.get(str(fields.get("owner") or "local"), []))
+        unknown = [n for n in names if n not in known]
         if unknown:
             return self.error(404, "unknown_preset", f"unknown preset {unknown[0]!r}; "
                               f"available: {', '.join(self.presets)}")
@@ -228,6 +254,69 @@ class FakeTorchServe:
             return web.Response(body=buf.getvalue(), content_type="image/png")
         return web.Response(body=_jpeg(out) + bytes(self.script.pad),
                             content_type="image/jpeg")
+
+
+    def _store_action(self, body: dict, mine: list[str]) -> web.Response:
+        """``action=rename`` / ``forget`` of one of the owner's learned styles."""
+        name = body.get("style_id")
+        if name not in mine:
+            return self.error(404, "unknown_preset", f"unknown preset {name!r}", "style_id")
+        if body["action"] == "forget":
+            mine.remove(name)
+            return web.json_response({"forgotten": name, "owner": body.get("owner")})
+        new = str(body.get("new_name") or "")
+        if not LEARNED_NAME.match(new):
+            return self.error(400, "bad_option", f"new_name: invalid style name {new!r}",
+                              "new_name")
+        if new in mine or new in self.presets:
+            return self.error(409, "name_exists", f"new_name: {new!r} is taken", "new_name")
+        mine[mine.index(name)] = new
+        return web.json_response({"renamed": name, "to": new, "owner": body.get("owner")})
+
+    async def _learn(self, request: web.Request, fields: dict) -> web.StreamResponse:
+        """The learn model: checks, then progress lines and the final line."""
+        self.learns.append({k: v for k, v in fields.items() if k != "style"})
+        if self.script.learn_fail:
+            status, body = self.script.learn_fail.pop(0)
+            return web.json_response(body, status=status)
+        style = _decode(fields.get("style") or b"", "style")
+        if isinstance(style, web.Response):
+            return style
+        owner, name = str(fields.get("owner") or "local"), str(fields.get("name") or "")
+        mine = self.learned.setdefault(owner, [])
+        if name in mine or name in self.presets:
+            return self.error(409, "name_exists", f"{name!r} exists already", "name")
+        if len(mine) >= self.script.max_per_owner:
+            return self.error(409, "store_full", f"owner {owner!r} has "
+                              f"{self.script.max_per_owner} learned styles, the most allowed: "
+                              "delete one first", "name")
+        token = fields.get("cancel_token")
+        steps = self.script.learn_steps
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        lines = [{"step": 0, "steps": steps, "name": name, "owner": owner}]
+        final = {"status": 200, "name": name, "owner": owner, "seconds": 1.5, "steps": steps,
+                 "style_ratio": 0.2, "content_ratio": 0.4}
+        try:
+            await resp.write(json.dumps(lines[0]).encode() + b"\n")
+            for step in range(1, steps + 1):
+                await asyncio.sleep(self.script.learn_step_s)
+                if token and any(t == token for _, t in self.cancels):
+                    final = {"status": 409, "code": "cancelled", "message": "cancelled by a "
+                             f"cancel request after {step} of {steps} steps; nothing was saved"}
+                    break
+                await resp.write(json.dumps({"step": step, "steps": steps,
+                                             "style_ratio": 0.3}).encode() + b"\n")
+            if final["status"] == 200:
+                mine.append(name)
+            await resp.write(json.dumps(final).encode() + b"\n")
+            await resp.write_eof()
+        except (ConnectionError, OSError):
+            return resp
+        return resp
+
+
+LEARNED_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
 def _jpeg(image: Image.Image) -> bytes:

@@ -49,7 +49,7 @@ async def test_gallery_pages_in_place_with_previews_from_the_server(make_bot, tg
     await user.send("🎨 Styles")
     gallery = await user.expect(lambda s: s.photo is not None)
     assert gallery.text == "🎨 candy (1 of 12)" and dims(gallery.photo) == (64, 64)
-    assert len(gallery.buttons) == 3 + 9  # prev/use/next and a page of names
+    assert len(gallery.buttons) == 3 + 9 + 1  # prev/use/next, a page of names, My styles
     await user.press(gallery, "la_muse")
     page = await user.expect_edit(gallery.message_id, lambda s: "la_muse" in s.text)
     assert "(no preview)" in page.text and dims(page.photo) == (160, 160)
