@@ -42,6 +42,7 @@ TEXTS: dict[str, str] = {
         "• After a result you can try another style or size without sending the photo again.\n\n"
         "Commands:\n"
         "/presets — ready-made styles\n"
+        "/mystyles — the styles you had me learn\n"
         "/size — output size (now {size} px)\n"
         "/result — stylize now\n"
         "/tests — the same result at every size the server offers\n"
