@@ -43,13 +43,13 @@ Progress = Callable[[int, int, dict], None]
 class LearnConfig:
     """How a style is fitted; the defaults are the measured choice (docs/learn.md)."""
 
-    steps: int = 80
-    lr: float = 0.02  # Adam, relative to the RMS of the starting matrix
+    steps: int = 120
+    lr: float = 0.15  # Adam, relative to the RMS of the starting matrix
     schedule: str = "cosine"  # "cosine" or "constant"
     batch_size: int = 2
     crop_size: int = 128
     photo_size: int = 256  # photos are resized to this shorter side, then cropped
-    pool: int = 16  # crops prepared once; steps cycle through them
+    pool: int = 48  # crops prepared once (one per photo, photos reused); steps cycle through
     style_size: int = 512  # longest side of the style image for the VGG targets
     encoder_size: int = 256  # longest side the encoder sees the style at (M0)
     content_budget: float | None = 0.40  # adaptive content weight; None: fixed weights

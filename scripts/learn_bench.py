@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", default=str(SHARED / "data" / "content"),
                    help="photos the styles are learned on")
     p.add_argument("--photos-exclude", default="val_", help="leave out these (held out)")
-    p.add_argument("--photo-count", type=int, default=16)
+    p.add_argument("--photo-count", type=int, default=48,
+                   help="photos the crops come from (the CLI and the server use up to --pool)")
     p.add_argument("--style-dir", default=str(SHARED / "data" / "styles" / "unseen_dev"))
     p.add_argument("--styles", nargs="*", help="style names (default: see --styles-first)")
     p.add_argument("--styles-first", type=int, default=8,
