@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,7 +34,7 @@ def _fit(img: Image.Image) -> Image.Image:
 
 def figure(stylizer: Stylizer, store: StyleStore, photo: Image.Image, style_dir: Path,
            names: list[str], size: int) -> Image.Image:
-    titles = ["style picture", "sent as an upload", "learned (~1 min)"]
+    titles = ["style picture", "as an upload", "learned"]
     rows = []
     for name in names:
         style = load_image(next(style_dir.glob(f"{name}.*")))
@@ -44,8 +44,9 @@ def figure(stylizer: Stylizer, store: StyleStore, photo: Image.Image, style_dir:
         rows.append([style, upload, learned])
     sheet = Image.new("RGB", (CELL * 3, TITLE + CELL * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=15)
     for j, title in enumerate(titles):
-        draw.text((j * CELL + GUTTER, 5), title, fill=(0, 0, 0))
+        draw.text((j * CELL + GUTTER, 3), title, fill=(0, 0, 0), font=font)
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
             thumb = _fit(img)
