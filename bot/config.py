@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # a 600 s responseTimeout); the button under a result says it takes about LEARN_SECONDS
     ts_learn_model: str = "msgnet_learn"
     ts_learn_timeout: float = Field(660.0, ge=1.0)
-    learn_seconds: int = Field(60, ge=1)
+    learn_seconds: int = Field(40, ge=1)  # docs/learn_bench.json: median 38 s on 2 cores
     learn_steps: int | None = Field(None, ge=1)  # steps of a fit (None: the server's default)
     # Telegram
     telegram_api_url: str = ""         # custom Bot API server (local server or a test fake)
