@@ -40,16 +40,14 @@ CLIP_OVERRIDES = {"batchSize": 1, "maxBatchDelay": 0, "minWorkers": 1, "maxWorke
 CLIP_THREADS = 1
 
 
-def write_clip_config(dest: Path, source: Path = PHOTO_CONFIG) -> Path:
-    """The photo config with :data:`CLIP_OVERRIDES`; rewritten only when it changes, so the
-    archive is not rebuilt for nothing."""
+def write_derived_config(dest: Path, overrides: dict, handler: dict, script: str,
+                         source: Path = PHOTO_CONFIG) -> Path:
+    """The photo config with ``overrides`` and ``handler`` settings on top; rewritten only
+    when it changes, so the archive is not rebuilt for nothing."""
     config = yaml.safe_load(source.read_text()) or {}
-    config.update(CLIP_OVERRIDES)
-    # one torch thread: beside the photo worker (and anything else) two threads spin against
-    # each other; measured in process on this machine, 480 px: 0.47 s a frame on one thread,
-    # 0.99 s on two (docs/animation.md)
-    config["handler"] = {**(config.get("handler") or {}), "threads": CLIP_THREADS}
-    text = ("# derived from handler/model-config.yaml by scripts/clip_model.py: do not edit\n"
+    config.update(overrides)
+    config["handler"] = {**(config.get("handler") or {}), **handler}
+    text = (f"# derived from handler/model-config.yaml by {script}: do not edit\n"
             + yaml.safe_dump(config, sort_keys=False))
     if not dest.is_file() or dest.read_text() != text:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -57,14 +55,27 @@ def write_clip_config(dest: Path, source: Path = PHOTO_CONFIG) -> Path:
     return dest
 
 
+def build_archive(name: str, config: Path, output_dir: Path, extra: list[str]) -> Path:
+    """``NAME.mar`` in ``output_dir`` with ``config`` (only when stale), via scripts.build_mar."""
+    cmd = [sys.executable, "-m", "scripts.build_mar", "--archive-name", name,
+           "--model-name", name, "--model-config", str(config), "--output-dir",
+           str(output_dir), "--if-stale", *extra]
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return output_dir / f"{name}.mar"
+
+
+def write_clip_config(dest: Path, source: Path = PHOTO_CONFIG) -> Path:
+    """The photo config with :data:`CLIP_OVERRIDES` and one torch thread: beside the photo
+    worker (and anything else) two threads spin against each other; measured in process on
+    this machine, 480 px: 0.47 s a frame on one thread, 0.99 s on two (docs/animation.md)."""
+    return write_derived_config(dest, CLIP_OVERRIDES, {"threads": CLIP_THREADS},
+                                "scripts/clip_model.py", source)
+
+
 def build(output_dir: Path, extra: list[str], source: Path = PHOTO_CONFIG) -> Path:
     """``msgnet_clip.mar`` in ``output_dir`` (only when stale), through scripts.build_mar."""
     config = write_clip_config(output_dir / f"{CLIP_MODEL}-config.yaml", source)
-    cmd = [sys.executable, "-m", "scripts.build_mar", "--archive-name", CLIP_MODEL,
-           "--model-name", CLIP_MODEL, "--model-config", str(config), "--output-dir",
-           str(output_dir), "--if-stale", *extra]
-    subprocess.run(cmd, cwd=ROOT, check=True)
-    return output_dir / f"{CLIP_MODEL}.mar"
+    return build_archive(CLIP_MODEL, config, output_dir, extra)
 
 
 def register(endpoints: Endpoints, key_file: Path | None = None, mar: str = f"{CLIP_MODEL}.mar",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import statistics
 import sys
@@ -32,19 +31,10 @@ from msgnet.learn import LearnConfig, PhotoCrops, learn_style  # noqa: E402
 from msgnet.style_store import StyleStore, weights_fingerprint  # noqa: E402
 from msgnet.train import list_images  # noqa: E402
 from msgnet.vgg import Vgg16Features  # noqa: E402
+from scripts.bench.inputs import cpu_name  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 FIGURES = ("identification", "style_ratio", "content_ratio", "separation")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,13 +21,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import yaml
-
-from scripts.clip_model import PHOTO_CONFIG, register
+from scripts.clip_model import PHOTO_CONFIG, build_archive, register, write_derived_config
 from scripts.ts_client import ROOT, Endpoints
 
 LEARN_MODEL = "msgnet_learn"  # handler.learning.LEARN_MODEL
@@ -45,25 +41,14 @@ LEARN_HANDLER = {"learn": 1, "warmup": 0}
 
 def write_learn_config(dest: Path, source: Path = PHOTO_CONFIG) -> Path:
     """The photo config with :data:`LEARN_OVERRIDES`; rewritten only when it changes."""
-    config = yaml.safe_load(source.read_text()) or {}
-    config.update(LEARN_OVERRIDES)
-    config["handler"] = {**(config.get("handler") or {}), **LEARN_HANDLER}
-    text = ("# derived from handler/model-config.yaml by scripts/learn_model.py: do not edit\n"
-            + yaml.safe_dump(config, sort_keys=False))
-    if not dest.is_file() or dest.read_text() != text:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(text)
-    return dest
+    return write_derived_config(dest, LEARN_OVERRIDES, LEARN_HANDLER, "scripts/learn_model.py",
+                                source)
 
 
 def build(output_dir: Path, extra: list[str], source: Path = PHOTO_CONFIG) -> Path:
     """``msgnet_learn.mar`` in ``output_dir`` (only when stale), through scripts.build_mar."""
     config = write_learn_config(output_dir / f"{LEARN_MODEL}-config.yaml", source)
-    cmd = [sys.executable, "-m", "scripts.build_mar", "--archive-name", LEARN_MODEL,
-           "--model-name", LEARN_MODEL, "--model-config", str(config), "--output-dir",
-           str(output_dir), "--if-stale", *extra]
-    subprocess.run(cmd, cwd=ROOT, check=True)
-    return output_dir / f"{LEARN_MODEL}.mar"
+    return build_archive(LEARN_MODEL, config, output_dir, extra)
 
 
 def not_set_up(environ: dict[str, str] | None = None) -> str:
