@@ -235,16 +235,21 @@ def _owner(values: Mapping[str, Any]) -> str:
                          f"digit, got {shown(raw)}", "owner") from None
 
 
+def _store_name(raw: str, field: str) -> str:
+    """A learned style's name as the store checks it (never a path), or a 400 on ``field``."""
+    try:
+        return style_store.check_name(raw)
+    except style_store.StyleStoreError as exc:
+        raise bad_option(f"{field}: {exc}", field) from None
+
+
 def _learn_request(form: dict[str, Any], encoded: dict[str, Any], values: Mapping[str, Any],
                    owner: str, settings: HandlerSettings) -> LearnRequest:
     """``action=learn``: every field checked here, before the worker spends a minute."""
     raw_name = _text(values.get("name"), "name").strip()
     if not raw_name:
         raise missing_field("action 'learn' needs a name to store the style under", "name")
-    try:
-        name = style_store.check_name(raw_name)
-    except style_store.StyleStoreError as exc:
-        raise bad_option(f"name: {exc}", "name") from None
+    name = _store_name(raw_name, "name")
     style = _payload(form, encoded, "style", settings)
     if style is None or style.kind != "image":
         raise missing_field("action 'learn' needs the style picture as 'style' (an image)",
@@ -265,19 +270,13 @@ def _store_request(action: str, style_id: str | None, values: Mapping[str, Any],
     if style_id is None:
         raise missing_field(f"action {shown(action)} needs the learned style as style_id",
                             "style_id")
-    try:
-        name = style_store.check_name(style_id)
-    except style_store.StyleStoreError as exc:
-        raise bad_option(f"style_id: {exc}", "style_id") from None
+    name = _store_name(style_id, "style_id")
     if action == "forget":
         return ActionRequest(action, name, owner)
     raw = _text(values.get("new_name"), "new_name").strip()
     if not raw:
         raise missing_field("action 'rename' needs the new name as new_name", "new_name")
-    try:
-        new_name = style_store.check_name(raw)
-    except style_store.StyleStoreError as exc:
-        raise bad_option(f"new_name: {exc}", "new_name") from None
+    new_name = _store_name(raw, "new_name")
     return ActionRequest(action, name, owner, new_name)
 
 
