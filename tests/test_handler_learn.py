@@ -13,12 +13,11 @@ import pytest
 import torch
 from handler_harness import handle, serve
 from PIL import Image
-from weights_factory import make_tiny_weights
+from weights_factory import make_tiny_weights, save_tiny_vgg
 
 from handler.parsing import LearnRequest, parse_request
 from handler.settings import HandlerSettings
 from msgnet.style_store import StyleStore
-from msgnet.vgg import Vgg16Features
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 TOKEN = "learn_cancel_" + "x" * 10
@@ -38,8 +37,7 @@ def kit(tmp_path_factory, rng_image) -> dict:
     photos.mkdir()
     for i in range(4):
         rng_image(72 + 4 * i, 60, seed=30 + i).save(photos / f"p{i}.jpg", quality=95)
-    torch.manual_seed(0)
-    torch.save(Vgg16Features((4, 8, 8, 8)).state_dict(), root / "vgg.pt")
+    save_tiny_vgg(root / "vgg.pt")
     return {"root": root, "photos": photos, "vgg": root / "vgg.pt",
             "style": _png(rng_image(48, 40, seed=9))}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from weights_factory import make_tiny_weights
+from weights_factory import make_tiny_weights, save_tiny_vgg
 
 from msgnet.checkpoint import load_weights
 from msgnet.learn import LearnConfig, PhotoCrops, learn_style
@@ -44,9 +44,7 @@ def kit(tmp_path_factory, rng_image) -> dict:
     style = root / "style.png"
     rng_image(40, 40, seed=7).save(style)
     (root / "notes.png").write_bytes(b"this is text, not a picture\n")
-    torch.manual_seed(0)
-    vgg = root / "vgg.pt"
-    torch.save(Vgg16Features((4, 8, 8, 8)).state_dict(), vgg)
+    vgg = save_tiny_vgg(root / "vgg.pt")
     weights = make_tiny_weights(root / "w.pt")
     other = make_tiny_weights(root / "other.pt", seed=5)
     return {"root": root, "photos": photos, "style": style, "vgg": vgg, "weights": weights,

@@ -42,6 +42,15 @@ def make_tiny_weights(path: str | Path, ngf: int = TINY_NGF, seed: int = 0,
     return save_weights(path, net, bank, meta, half=half)
 
 
+def save_tiny_vgg(path: str | Path, seed: int = 0) -> Path:
+    """A tiny random VGG16 loss network (widths 4, 8, 8, 8) in the shared file's format."""
+    from msgnet.vgg import Vgg16Features
+
+    torch.manual_seed(seed)
+    torch.save(Vgg16Features((4, 8, 8, 8)).state_dict(), path)
+    return Path(path)
+
+
 def official_layout_state_dict(ngf: int = TINY_NGF, seed: int = 0) -> dict[str, torch.Tensor]:
     """A state dict shaped like the authors' 21styles.model: every parameter under both
     encoder names (``model1.*`` and ``model.0.*``, plus ``ins``/``model.1``) and InstanceNorm

@@ -11,9 +11,8 @@ import time
 
 import aiohttp
 import pytest
-import torch
+from weights_factory import save_tiny_vgg
 
-from msgnet.vgg import Vgg16Features
 from scripts import learn_model, ts_client
 from scripts.ts_private import PrivateTorchServe
 
@@ -31,8 +30,7 @@ def learn_server(tmp_path_factory, tiny_weights_path):
     photos.mkdir()
     for i in range(4):
         noise_image(80 + 8 * i, 64, seed=40 + i).save(photos / f"p{i}.jpg", quality=90)
-    torch.manual_seed(0)
-    torch.save(Vgg16Features((4, 8, 8, 8)).state_dict(), base / "vgg.pt")
+    save_tiny_vgg(base / "vgg.pt")
     env = {"MSGNET_STYLE_STORE": str(base / "styles"), "MSGNET_VGG": str(base / "vgg.pt"),
            "MSGNET_LEARN_PHOTOS": str(photos), "MSGNET_WARMUP": "0"}
     server = PrivateTorchServe(base / "ts", "msgnet", env=env, load_models=(
