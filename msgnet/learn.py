@@ -136,8 +136,9 @@ def learn_style(net: Net, vgg: Vgg16Features, style: Image.Image, photos: PhotoC
         targets = style_grams(vgg(style_vgg))
         g0 = net.style_target(style_enc)
         feats = net.model1(x)  # the encoder features of every crop, once
-        content_feats = vgg(x, upto=CONTENT_LAYER)[CONTENT_LAYER]
-        unstylized = float(gram_loss(style_grams(vgg(x)), targets))  # batch mean
+        photo_feats = vgg(x)  # one pass gives the content targets and the reference
+        content_feats = photo_feats[CONTENT_LAYER]
+        unstylized = float(gram_loss(style_grams(photo_feats), targets))  # batch mean
         as_content = vgg(_style_as_photo(style, cfg.crop_size).expand_as(x),
                          upto=CONTENT_LAYER)
         style_as_content = float(torch.nn.functional.mse_loss(as_content[CONTENT_LAYER],
