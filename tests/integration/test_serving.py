@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 from safetensors.numpy import save as save_safetensors
 
+from handler.metrics import DEFAULT_BUCKETS_S
+
 from .helpers import Reply, encode, form, noise_image, png_header_only, post
 
 pytestmark = pytest.mark.integration
@@ -209,8 +211,10 @@ async def test_custom_metrics_reach_prometheus(torchserve, http):
     assert reply.status == 200
     assert_error(await post(http, url, auth, data=form(content=b"text", style_id="candy")),
                  400, "not_an_image")
-    wanted = ["StyleCacheHits", "StyleCacheMisses", "StylizeInferenceTime", "StylizeMegapixels",
-              "StylizeBatchSize", "StylizeRequestErrors"]
+    # StylizeInferenceTime is a histogram (issue 41): its series are _bucket, _count and _sum
+    wanted = ["StyleCacheHits", "StyleCacheMisses", "StylizeInferenceTime_bucket",
+              "StylizeInferenceTime_count", "StylizeMegapixels", "StylizeBatchSize",
+              "StylizeRequestErrors"]
     deadline, text = time.monotonic() + 20, ""
     while time.monotonic() < deadline:
         async with http.get(f"{torchserve.metrics}/metrics") as resp:
@@ -224,6 +228,18 @@ async def test_custom_metrics_reach_prometheus(torchserve, http):
     errors = [line for line in text.splitlines() if line.startswith("StylizeRequestErrors{")]
     assert any('Code="not_an_image"' in line and 'ModelName="msgnet"' in line
                for line in errors), errors
+    assert "# TYPE StylizeInferenceTime histogram" in text
+    # every batch is kept (a gauge kept the last one): the count covers the 200 above, and the
+    # seconds land in finite buckets, so histogram_quantile gives a p50/p95
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+               for line in text.splitlines()
+               if line.startswith("StylizeInferenceTime_") and 'ModelName="msgnet"' in line}
+    count = next(v for k, v in samples.items() if k.startswith("StylizeInferenceTime_count{"))
+    assert count >= 1, samples
+    top_le = f'le="{DEFAULT_BUCKETS_S[-1]}"'
+    top = next(v for k, v in samples.items()
+               if k.startswith("StylizeInferenceTime_bucket{") and top_le in k)
+    assert top == count, samples  # a tiny-weights batch takes well under 10 s
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
