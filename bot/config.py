@@ -74,10 +74,11 @@ class Settings(BaseSettings):
     ts_retry_delay: float = Field(1.0, ge=0)          # first backoff delay, doubles each time
     presets_ttl: float = Field(300.0, ge=0)           # how long the preset list is trusted
     # clips (GIFs, videos, video notes) go to their own model, a worker of its own so they do
-    # not hold up photos (scripts/clip_model.py); one clip request waits up to this long
-    # (>= that model's responseTimeout of 600 s)
+    # not hold up photos (scripts/clip_model.py); one clip request waits up to this long:
+    # >= that model's clientTimeoutInMills (1800 s: two clips queued ahead, 600 s each, then
+    # its own), so a clip the server may still answer is never given up
     ts_clip_model: str = "msgnet_clip"
-    ts_clip_timeout: float = Field(660.0, ge=1.0)
+    ts_clip_timeout: float = Field(1860.0, ge=1.0)
     # learning a user's style runs on its own model too (scripts/learn_model.py: one worker,
     # a 600 s responseTimeout); the button under a result says it takes about LEARN_SECONDS
     ts_learn_model: str = "msgnet_learn"
@@ -101,7 +102,7 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(2, ge=1)  # jobs sent to TorchServe at once, all users
     max_queue: int = Field(100, ge=0)          # jobs waiting beyond that
     job_timeout: float = Field(300.0, ge=1.0)  # whole job: downloads, stylization(s), upload
-    clip_job_timeout: float = Field(720.0, ge=1.0)  # the same for a clip (>= ts_clip_timeout)
+    clip_job_timeout: float = Field(1920.0, ge=1.0)  # the same for a clip (>= ts_clip_timeout)
     max_concurrent_clips: int = Field(1, ge=1)  # clip jobs running at once (heavy jobs)
     clip_rate_cost: int = Field(10, ge=1)      # rate-limit tokens a clip upload costs
     rate_limit_burst: int = Field(30, ge=1)    # messages + button presses at once, per user

@@ -28,15 +28,23 @@ import yaml
 from scripts.ts_client import ROOT, Endpoints, TorchServeError, call, read_keys
 
 CLIP_MODEL = "msgnet_clip"
-CLIP_RESPONSE_TIMEOUT_S = 600  # the bot's TS_CLIP_TIMEOUT (660 s) waits longer than this
-PHOTO_CONFIG = ROOT / "handler" / "model-config.yaml"
 # one clip at a time, answered when all its frames are: a 10 s clip at 15 fps and 480 px
 # takes about 1.5 min on 2 shared cores, 300 frames twice that
-# jobQueueSize 2: clips wait behind the one running (the bot sends one at a time,
-# MAX_CONCURRENT_CLIPS); each holds up to max_request_size of JVM heap while it waits
+CLIP_RESPONSE_TIMEOUT_S = 600
+# jobQueueSize 2: clips wait behind the one running (each bot replica sends one at a time,
+# MAX_CONCURRENT_CLIPS; several replicas and REST clients fill the queue); each holds up to
+# max_request_size of JVM heap while it waits
+CLIP_QUEUE_SIZE = 2
+# clientTimeoutInMills is a deadline from a request's arrival to its answer (TorchServe 0.12
+# drops any later answer, and never answers): the last clip in the queue waits for the one
+# running and the one ahead of it, then runs, so the deadline covers (queue + 1) full
+# responseTimeouts. Then, as for photos, responseTimeout < deadline <= the bot's
+# TS_CLIP_TIMEOUT (1860 s) <= CLIP_JOB_TIMEOUT (1920 s); tests/test_serving_config.py checks it
+CLIP_DEADLINE_S = (CLIP_QUEUE_SIZE + 1) * CLIP_RESPONSE_TIMEOUT_S
+PHOTO_CONFIG = ROOT / "handler" / "model-config.yaml"
 CLIP_OVERRIDES = {"batchSize": 1, "maxBatchDelay": 0, "minWorkers": 1, "maxWorkers": 1,
-                  "jobQueueSize": 2, "responseTimeout": CLIP_RESPONSE_TIMEOUT_S,
-                  "clientTimeoutInMills": CLIP_RESPONSE_TIMEOUT_S * 1000}
+                  "jobQueueSize": CLIP_QUEUE_SIZE, "responseTimeout": CLIP_RESPONSE_TIMEOUT_S,
+                  "clientTimeoutInMills": CLIP_DEADLINE_S * 1000}
 CLIP_THREADS = 1
 
 

@@ -4,6 +4,7 @@ this checkout's archives only."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from bot.config import Settings
-from scripts import ts_client
+from scripts import clip_model, ts_client
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CONFIG = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
@@ -41,6 +42,30 @@ def test_timeouts_fit_inside_each_other():
     table = (ROOT / "docs" / "reliability.md").read_text()
     for value in (deadline_s, response_s, bot_s, job_s, MODEL_CONFIG["maxRetryTimeoutInSec"]):
         assert f"| {value:g} s |" in table, value
+
+
+def test_clip_timeouts_leave_room_for_the_queue(tmp_path):
+    """Issue 41: clientTimeoutInMills was responseTimeout (600 s), so a clip queued behind
+    another was dropped while its user waited. The clip model's deadline (from arrival) now
+    covers the clips it can queue behind plus its own run, and then the photo model's order
+    holds: responseTimeout < clientTimeoutInMills <= TS_CLIP_TIMEOUT <= CLIP_JOB_TIMEOUT."""
+    clip = yaml.safe_load(clip_model.write_clip_config(tmp_path / "c.yaml").read_text())
+    deadline_s = clip["clientTimeoutInMills"] / 1000
+    response_s, queue = clip["responseTimeout"], clip["jobQueueSize"]
+    assert clip["batchSize"] == 1 and clip["maxWorkers"] == 1  # one clip runs at a time
+    # the last of `queue` waiting clips: the running one, the others ahead, then its own run
+    assert deadline_s >= (queue + 1) * response_s
+    bot_s = Settings.model_fields["ts_clip_timeout"].default
+    job_s = Settings.model_fields["clip_job_timeout"].default
+    assert response_s < deadline_s <= bot_s <= job_s
+    # the client's own default (used without bot settings) is the bot's
+    from bot.services.torchserve import TorchServeClient
+    client_default = inspect.signature(TorchServeClient).parameters["clip_timeout"].default
+    assert client_default == bot_s
+    for doc in ("bot.md", "animation.md"):
+        text = (ROOT / "docs" / doc).read_text()
+        assert f"{bot_s:g} s" in text and f"{job_s:g} s" in text, doc
+    assert f"{deadline_s:g} s" in (ROOT / "docs" / "animation.md").read_text()
 
 
 def test_grpc_listens_on_loopback_in_both_configs():
@@ -225,7 +250,7 @@ def test_a_real_torchserve_loads_both_models_with_their_queues_and_heap(tmp_path
     assert clip["jobQueueStatus"]["remainingCapacity"] == clip_model.CLIP_OVERRIDES[
         "jobQueueSize"]
     assert clip["responseTimeout"] == clip_model.CLIP_RESPONSE_TIMEOUT_S
-    assert clip["clientTimeoutInMills"] == clip_model.CLIP_RESPONSE_TIMEOUT_S * 1000
+    assert clip["clientTimeoutInMills"] == clip_model.CLIP_DEADLINE_S * 1000
     # MSGNET_THREADS gave the photo worker its threads; the clip worker kept its one
     log = (server.logs / "model_log.log").read_text(errors="replace")
     ready = [line for line in log.splitlines() if "msgnet handler ready" in line]

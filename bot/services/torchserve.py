@@ -246,7 +246,7 @@ class TorchServeClient:
 
     def __init__(self, base_url: str, model: str, version: str = "", *,
                  key: InferenceKey | None = None, timeout: float = 180.0,
-                 clip_model: str = "", clip_timeout: float = 660.0,
+                 clip_model: str = "", clip_timeout: float = 1860.0,
                  connect_timeout: float = 5.0, retries: int = 3, retry_delay: float = 1.0,
                  info_ttl: float = 300.0, max_connections: int = 16):
         self.base_url = base_url.rstrip("/")

@@ -49,7 +49,7 @@ def test_the_clip_archive_config_is_the_hosts(tmp_path: Path):
     cfg = yaml.safe_load(clip_model.write_clip_config(tmp_path / "c.yaml").read_text())
     assert cfg["batchSize"] == 1 and cfg["maxWorkers"] == 1
     assert cfg["responseTimeout"] == clip_model.CLIP_RESPONSE_TIMEOUT_S
-    assert cfg["clientTimeoutInMills"] == clip_model.CLIP_RESPONSE_TIMEOUT_S * 1000
+    assert cfg["clientTimeoutInMills"] == clip_model.CLIP_DEADLINE_S * 1000
     assert cfg["handler"]["threads"] == clip_model.CLIP_THREADS == 1
     assert "scripts.clip_model build" in (ROOT / "scripts" / "serve.sh").read_text()
 
