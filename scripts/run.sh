@@ -4,7 +4,7 @@
 # start the Telegram bot when a token is configured (and say how to configure one when not).
 #
 #   scripts/run.sh                           # our weights, weights/msgnet-21styles.pt
-#   scripts/run.sh --weights 21styles.model  # any MSG-Net weights file (e.g. the authors')
+#   scripts/run.sh --weights weights/21styles.model  # any MSG-Net weights file (the authors')
 #   scripts/run.sh stop                      # stop the bot and TorchServe
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,6 @@ if [ "${1:-}" = stop ]; then
   scripts/serve.sh stop
   exit 0
 fi
-scripts/setup.sh
+scripts/setup.sh model,serve,bot  # serving only: no dev tools (scripts/test.sh adds them)
 scripts/serve.sh start "$@"
 scripts/bot.sh start
