@@ -155,6 +155,8 @@ class LearnJobs:
             return JobFailure("err_down", "down", attempts=exc.attempts)
         if exc.kind == ts.TIMEOUT:
             return JobFailure("learn_timeout", "timeout")
+        if exc.code == ts.INVALID_KEY:
+            return JobFailure("err_auth", "auth")
         return JobFailure("learn_failed", exc.code or exc.kind)
 
     async def _fail(self, chat_id: int, tr: Translator, status: StatusMessage,

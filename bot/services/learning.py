@@ -147,7 +147,7 @@ class LearnClient:
     async def _learn_once(self, style: bytes, name: str, owner: str,
                           on_progress: Progress | None,
                           cancel_token: str | None) -> dict[str, Any]:
-        """One POST (a 401 re-reads the key file once); the final line as a dict."""
+        """One POST (a refused key re-reads the key file once); the final line as a dict."""
         await self.ts.start()
         assert self.ts._session is not None
         url = f"{self.ts.base_url}/predictions/{self.model}"
@@ -156,10 +156,12 @@ class LearnClient:
                 async with self.ts._session.post(
                         url, headers=self.ts.key.headers(), timeout=self.timeout,
                         data=self._form(style, name, owner, cancel_token)) as resp:
-                    if resp.status in (401, 403) and attempt == 1 and self.ts.key.reload():
-                        continue
                     if resp.status != 200:
                         body = await resp.read()
+                        if self.ts.key_rejected(resp.status, body):
+                            if attempt == 1 and self.ts.key.reload():
+                                continue
+                            raise self.ts._key_error(resp.status, attempt)
                         raise self.ts._error(resp.status, resp.content_type or "", body, 1)
                     return await _final_line(resp, on_progress)
             except aiohttp.ConnectionTimeoutError:
@@ -169,7 +171,8 @@ class LearnClient:
                                          f"{self.timeout.total} s") from None
             except aiohttp.ClientConnectionError as exc:
                 raise ts.TorchServeError(ts.DOWN, f"learn: {type(exc).__name__}") from None
-        raise ts.TorchServeError(ts.SERVER, "unauthorized", status=401)
+        raise ts.TorchServeError(ts.SERVER, "the inference key was rejected (wrong or expired)",
+                                 code=ts.INVALID_KEY)
 
 
 async def _final_line(resp: aiohttp.ClientResponse, on_progress: Progress | None

@@ -270,6 +270,8 @@ class JobRunner:
             return JobFailure("err_timeout", "timeout")
         if exc.code == ts.STREAM_CUT:  # the clip worker died (or the connection broke) mid-clip
             return JobFailure("err_clip_interrupted", "clip_interrupted")
+        if exc.code == ts.INVALID_KEY:  # wrong or expired key, also after re-reading it
+            return JobFailure("err_auth", "auth")
         if exc.kind != ts.CLIENT:
             return JobFailure("err_server", "server")
         which = self._which(exc.field, spec)

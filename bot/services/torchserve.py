@@ -52,6 +52,10 @@ WORKER_DIED = "worker_died"
 # ``code`` of a SERVER error: a clip's NDJSON answer ended without its final line (the clip
 # worker died, or the connection was lost, while it streamed)
 STREAM_CUT = "stream_cut"
+# ``code`` of a SERVER error: TorchServe refused the inference key, after the key file was
+# read again (TorchServe 0.12 answers a wrong or expired key with HTTP 400
+# ``InvalidKeyException``, not 401; keys expire after ``token_expiration_min``)
+INVALID_KEY = "invalid_key"
 
 
 NDJSON = "application/x-ndjson"  # the clip model's streamed answer (progress, then the clip)
@@ -196,8 +200,8 @@ class InferenceKey:
     """The ``Authorization: Bearer`` key: a fixed value, or TorchServe's key_file.json.
 
     TorchServe 0.12 writes ``{"management": {"key": ...}, "inference": {"key": ...},
-    "API": {"key": ...}}`` and may regenerate keys, so the file is re-read when it changes and
-    after a 401.
+    "API": {"key": ...}}`` on every start and whenever a key is renewed (keys expire), so the
+    file is re-read when it changes and after an answer that refuses the key.
     """
 
     def __init__(self, value: str = "", key_file: str = ""):
@@ -465,10 +469,14 @@ class TorchServeClient:
                           time.monotonic() - started, attempt)
                 if status == 200:
                     return status, ctype, body
-                if status in (401, 403) and not reloaded_key and self.key.reload():
-                    reloaded_key = True
-                    attempt -= 1
-                    continue
+                if self.key_rejected(status, body):
+                    # a renewed key (or a restarted TorchServe) wrote a new key file: read it
+                    # and send once more; still refused, it is an auth failure, never retried
+                    if not reloaded_key and self.key.reload():
+                        reloaded_key = True
+                        attempt -= 1
+                        continue
+                    raise self._key_error(status, attempt)
                 failure = self._error(status, ctype, body, attempt)
                 if failure.code == WORKER_DIED and self._retry_death(retried_death, started,
                                                                      timeout, what):
@@ -501,6 +509,31 @@ class TorchServeClient:
         return True
 
     @staticmethod
+    def key_rejected(status: int, body: bytes) -> bool:
+        """Whether an answer refuses the key: TorchServe 0.12's 400 ``InvalidKeyException``
+        (a wrong or expired key), or a 401/403 from a proxy in front of it."""
+        if status in (401, 403):
+            return True
+        if status != 400:
+            return False
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            return False
+        return isinstance(data, dict) and data.get("type") == "InvalidKeyException"
+
+    def _key_error(self, status: int, attempt: int) -> TorchServeError:
+        """The error for a key refused even after the key file was read again."""
+        where = (f"TS_KEY_FILE={self.key._file}" if self.key._file is not None
+                 else "TS_INFERENCE_KEY")
+        log.error("TorchServe rejected the inference key (HTTP %d: wrong or expired) from %s, "
+                  "also after reading it again: is TorchServe's key renewal running "
+                  "(scripts/serve.sh start, or the container's docker/ts_keys.py)?", status,
+                  where)
+        return TorchServeError(SERVER, "the inference key was rejected (wrong or expired)",
+                               code=INVALID_KEY, status=status, attempts=attempt)
+
+    @staticmethod
     def _error(status: int, ctype: str, body: bytes, attempt: int) -> TorchServeError:
         """Map a non-200 answer: the handler's ``{"code": str, "message", "field"}`` first,
         then TorchServe's own errors (``{"code": int, "type", "message"}``) by status."""
@@ -528,10 +561,11 @@ class TorchServeClient:
         if status == 408 or status == 504:
             return TorchServeError(TIMEOUT, message or "timed out", status=status,
                                    attempts=attempt)
-        if status in (401, 403):
+        if TorchServeClient.key_rejected(status, body):
             log.error("TorchServe rejected the inference key (HTTP %d): set TS_INFERENCE_KEY "
                       "or TS_KEY_FILE", status)
-            return TorchServeError(SERVER, "unauthorized", status=status, attempts=attempt)
+            return TorchServeError(SERVER, "the inference key was rejected (wrong or expired)",
+                                   code=INVALID_KEY, status=status, attempts=attempt)
         if 400 <= status < 500 and code:
             return TorchServeError(CLIENT, message, code=code, status=status, attempts=attempt,
                                    field=field)

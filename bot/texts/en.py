@@ -155,6 +155,10 @@ TEXTS: dict[str, str] = {
         "later: /result"
     ),
     "err_server": "Something went wrong on the styling server. Please try again: /result",
+    "err_auth": (
+        "The styling server did not accept my access key (it has expired or changed): the "
+        "bot's operator needs to renew it. Your photos are kept; please try again later: /result"
+    ),
     "err_download": "I couldn't download your {which} from Telegram. Please send it again.",
     "err_file_too_big": (
         "Your {which} is too large for bots to download (over {limit_mb} MB). Send it as a "

@@ -39,6 +39,9 @@ from bot.imageinfo import sniff
 PRESETS = ("candy", "mosaic", "udnie", "rain", "wave", "starry", "scream", "feathers",
            "la_muse", "composition", "pencil", "mosaic_ducks")
 SIZES = (256, 512, 768, 1024, 1536, 2048)
+INVALID_KEY_BODY = {"code": 400, "type": "InvalidKeyException",
+                    "message": "Token Authorization failed. Token either incorrect, expired, or "
+                               "not provided correctly"}
 
 
 @dataclass
@@ -75,6 +78,7 @@ class FakeTorchServe:
         self.previews = previews
         self.script = Script()
         self.requests: list[dict] = []
+        self.refused: list[str] = []  # the keys of requests refused with InvalidKeyException
         self.stylized: list[dict] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -107,8 +111,10 @@ class FakeTorchServe:
 
     async def _predict(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.key}":
-            return web.json_response({"code": 401, "type": "Unauthorized",
-                                      "message": "Token Authorization failed"}, status=401)
+            # what TorchServe 0.12 answers a wrong or expired key (not 401)
+            self.refused.append(request.headers.get("Authorization", "").removeprefix(
+                "Bearer "))
+            return web.json_response(INVALID_KEY_BODY, status=400)
         model = request.match_info["model"]
         if model not in (self.model, self.clip_model, self.learn_model):
             return web.json_response({"code": 404, "type": "ModelNotFoundException",

@@ -353,7 +353,7 @@ async def test_a_failing_cancel_is_logged_not_raised(fts, unused_tcp_port, caplo
         assert await refused.cancel_clip("r" * 22) is False
         assert fts.cancels == []
         assert caplog.text.count("clip cancel not delivered to TorchServe") == 2
-        assert "(down, HTTP None" in caplog.text and "(server, HTTP 401" in caplog.text
+        assert "(down, HTTP None" in caplog.text and "(server, HTTP 400, invalid_key" in caplog.text
 
         task = asyncio.create_task(down.stylize_clip(b"x", style_id="candy",
                                                      cancel_token="c" * 22))

@@ -8,6 +8,7 @@ import asyncio
 
 import aiohttp
 from bot_helpers import bot_env, dims, jpeg, png
+from fake_torchserve import key_file
 
 from bot.app import create_webhook_app, run_webhook
 from bot.config import load_settings
@@ -149,6 +150,29 @@ async def test_server_down_is_reported_and_the_bot_keeps_working(make_bot, tg, f
     assert "tried 2 times" in error.text and "/result" in error.text
     await user.send("/help")
     assert "How it works" in (await user.expect()).text
+
+
+async def test_an_expired_key_is_reported_as_one_and_a_renewed_key_is_picked_up(
+        make_bot, tg, fts, tmp_path):
+    """Issue 41: TorchServe answers an expired key with 400 InvalidKeyException, which
+    reached users as "Something went wrong". The bot reads its key file again; when that
+    holds no newer key, the user is told the key was refused, and once the file has the
+    renewed key the same /result works."""
+    path = tmp_path / "key_file.json"
+    key_file(path, "inference-key")
+    await make_bot(polling=True, TS_INFERENCE_KEY="", TS_KEY_FILE=str(path))
+    user = tg.user(1091, "Ann", "en")
+    await ready(user)
+    await pick_preset(user)
+    await user.expect(lambda s: s.method == "sendPhoto")
+    fts.key = "renewed-key"  # the key expired and was renewed, but not in our file
+    await user.send("/result")
+    error = await user.expect(lambda s: "access key" in s.text)
+    assert "expired" in error.text and "Something went wrong" not in error.text
+    assert fts.refused == ["inference-key"]  # read again, still the same key: sent once
+    key_file(path, "renewed-key")
+    await user.send("/result")
+    await user.expect(lambda s: s.method == "sendPhoto")
 
 
 async def test_timeout_is_reported(make_bot, tg, fts):

@@ -4,11 +4,13 @@ timeouts and the preset cache."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
 
 import pytest
 from bot_helpers import dims, jpeg
-from fake_torchserve import key_file
+from fake_torchserve import INVALID_KEY_BODY, key_file
 
 from bot.services import torchserve as ts
 
@@ -97,15 +99,51 @@ async def test_wrong_model_name_is_a_server_error(fts, make_client):
         await c.close()
 
 
-async def test_key_file_is_read_and_reloaded_after_a_401(fts, make_client, tmp_path):
+async def test_a_wrong_key_is_an_invalid_key_error_not_retried(fts, make_client, tmp_path):
+    """TorchServe 0.12 answers a wrong or expired key with 400 InvalidKeyException (not 401):
+    the key file is read again, and a key still refused is INVALID_KEY at once (no 3 tries)."""
+    path = tmp_path / "key_file.json"
+    key_file(path, "old-key")
+    c = make_client(fts.url, key=ts.InferenceKey(key_file=str(path)), retries=3)
+    with pytest.raises(ts.TorchServeError) as err:
+        await c.stylize(jpeg(64, 64), style_id="candy")
+    assert (err.value.kind, err.value.code, err.value.status) == (ts.SERVER, ts.INVALID_KEY, 400)
+    assert err.value.attempts == 1 and fts.refused == ["old-key"]
+    key_file(path, "inference-key")  # TorchServe restarted, or renewed the key
+    assert (await c.stylize(jpeg(64, 64), style_id="candy")).data
+
+
+async def test_a_key_renewed_under_the_client_is_read_again_and_sent_once_more(
+        fts, make_client, tmp_path):
+    """The key file changed but the client still holds the old key (the same mtime: a
+    renewal within the file system's time granularity): the 400 makes it read the file
+    again, and the request goes through on the second try."""
     path = tmp_path / "key_file.json"
     key_file(path, "old-key")
     c = make_client(fts.url, key=ts.InferenceKey(key_file=str(path)))
-    with pytest.raises(ts.TorchServeError) as err:
-        await c.stylize(jpeg(64, 64), style_id="candy")
-    assert err.value.kind == ts.SERVER and err.value.status == 401
-    key_file(path, "inference-key")  # TorchServe restarted and wrote new keys
+    fts.key = "old-key"
     assert (await c.stylize(jpeg(64, 64), style_id="candy")).data
+    stat = path.stat()
+    key_file(path, "renewed-key")  # TorchServe renewed it: the old one is void at once
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    fts.key = "renewed-key"
+    assert (await c.stylize(jpeg(64, 64), style_id="candy")).data
+    assert fts.refused == ["old-key"]  # one refused attempt, then the renewed key
+
+
+async def test_a_401_or_403_from_a_proxy_is_an_invalid_key_too(fts, make_client):
+    fts.script.fail = [(401, {"message": "Unauthorized"})]
+    with pytest.raises(ts.TorchServeError) as err:
+        await make_client(fts.url).stylize(jpeg(64, 64), style_id="candy")
+    assert (err.value.code, err.value.status) == (ts.INVALID_KEY, 401)
+
+
+def test_only_torchserves_invalid_key_400_counts_as_a_refused_key():
+    body = json.dumps(INVALID_KEY_BODY).encode()
+    assert ts.TorchServeClient.key_rejected(400, body)
+    assert not ts.TorchServeClient.key_rejected(400, b'{"code": "not_an_image"}')
+    assert not ts.TorchServeClient.key_rejected(400, b"not json")
+    assert not ts.TorchServeClient.key_rejected(503, body)
 
 
 async def test_no_answer_within_the_timeout(fts, make_client):
