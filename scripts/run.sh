@@ -13,6 +13,7 @@ if [ "${1:-}" = stop ]; then
   scripts/serve.sh stop
   exit 0
 fi
+scripts/serve.sh check-java >/dev/null  # no Java 17+: say so now, before any install
 scripts/setup.sh model,serve,bot  # serving only: no dev tools (scripts/test.sh adds them)
 scripts/serve.sh start "$@"
 scripts/bot.sh start

@@ -6,6 +6,12 @@
 #   scripts/serve.sh stop                                     stop and wait for the exit
 #   scripts/serve.sh status                                   exit 0 when serving
 #   scripts/serve.sh restart [...]
+#   scripts/serve.sh check-java                               exit 0 when Java 17+ is there
+#
+# TorchServe's frontend is Java: without Java 17+ (on PATH, or $JAVA_HOME/bin/java as
+# TorchServe looks for it) `start` fails at once, saying so, instead of waiting for a server
+# that never comes (TorchServe itself only prints "java not found" to logs/torchserve.out and
+# exits 0). When a start fails, the logs that hold the cause are shown, torchserve.out first.
 #
 # Safe to re-run. TorchServe runs from the repository root, so its key_file.json (token auth)
 # lands there and logs go to logs/. Its pid file is kept in logs/run/ instead of the shared
@@ -42,6 +48,62 @@ server_pid() {  # prints the pid of our running TorchServe frontend, or fails
     && echo "$pid"
 }
 
+JAVA_MIN=17
+java_help() {
+  cat >&2 <<MSG
+TorchServe needs Java $JAVA_MIN or newer (a JRE is enough). Install it, e.g.
+  Debian/Ubuntu:  sudo apt-get install openjdk-17-jre-headless
+  Fedora/RHEL:    sudo dnf install java-17-openjdk-headless
+  macOS:          brew install openjdk@17
+and put its java on PATH, or set JAVA_HOME to its folder (TorchServe runs \$JAVA_HOME/bin/java).
+MSG
+}
+
+check_java() {  # fails, naming Java and how to get it, unless the java TorchServe runs is 17+
+  local java out version major
+  if [ -n "${JAVA_HOME:-}" ]; then
+    java=$JAVA_HOME/bin/java  # what TorchServe runs when JAVA_HOME is set
+    if [ ! -x "$java" ]; then
+      echo "serve.sh: Java not found: JAVA_HOME is $JAVA_HOME, which has no bin/java." >&2
+      java_help; return 1
+    fi
+  elif ! java=$(command -v java); then
+    echo "serve.sh: Java not found: no java on PATH." >&2
+    java_help; return 1
+  fi
+  # `java -version` prints e.g. 'openjdk version "17.0.15" 2025-04-15' or, up to Java 8,
+  # 'java version "1.8.0_392"' (to stderr)
+  out=$(timeout 10 "$java" -version 2>&1) || true
+  version=$(sed -n 's/.* version "\([^"]*\)".*/\1/p' <<<"$out" | head -n1)
+  major=${version%%[.+-]*}
+  if [ "$major" = 1 ]; then
+    major=$(cut -d. -f2 <<<"$version")
+  fi
+  if ! [[ $major =~ ^[0-9]+$ ]]; then
+    echo "serve.sh: could not read the Java version from '$java -version':" \
+         "${out:-no output}" >&2
+    java_help; return 1
+  fi
+  if [ "$major" -lt "$JAVA_MIN" ]; then
+    echo "serve.sh: $java is Java $version; TorchServe needs Java $JAVA_MIN or newer." >&2
+    java_help; return 1
+  fi
+}
+
+start_failed() {  # $1: why; $2: torchserve.out's size before this start
+  echo "serve.sh: $1" >&2
+  echo "--- logs/torchserve.out (this start) ---" >&2
+  tail -c +"$(($2 + 1))" logs/torchserve.out 2>/dev/null | tail -n 30 >&2 || true
+  local log
+  for log in logs/ts_log.log logs/model_log.log; do
+    if [ -s "$log" ]; then
+      echo "--- $log (last lines) ---" >&2
+      tail -n 20 "$log" >&2
+    fi
+  done
+  exit 1
+}
+
 usage_hint() {
   local url
   url=$(sed -n 's/^inference_address=//p' "$CONFIG" | tail -n1)
@@ -73,11 +135,13 @@ start() {
     usage_hint
     return 0
   fi
+  check_java || exit 1
   "$PY" -m scripts.build_mar --if-stale "${build_args[@]}"
   "$PY" -m scripts.clip_model build "${build_args[@]}"  # msgnet_clip.mar: clips' own worker
   "$PY" -m scripts.learn_model build "${build_args[@]}"  # msgnet_learn.mar: fits' own worker
   mkdir -p "$RUN_DIR" logs
-  local t0 t1
+  local t0 t1 out_size waiter
+  out_size=$(stat -c %s logs/torchserve.out 2>/dev/null || echo 0)
   t0=$(date +%s.%N)
   # TorchServe gets a copy of the config with allowed_urls anchored to this checkout's model
   # store (the repository's file can only say "any folder named model_store")
@@ -87,13 +151,23 @@ start() {
   # the first byte, instead of under the default umask until a chmod
   (umask 077
    ts --start --ncs --ts-config "$RUN_DIR/config.properties" --model-store "$ROOT/model_store" \
-      --models "$MODEL=$MODEL.mar" >>logs/torchserve.out 2>&1)
-  if ! "$PY" -m scripts.ts_client wait --config "$CONFIG" --model "$MODEL" \
-        --timeout "$START_TIMEOUT"; then
-    echo "TorchServe did not become ready; last lines of logs/model_log.log and ts_log.log:" >&2
-    tail -n 20 logs/model_log.log logs/ts_log.log >&2 2>/dev/null || true
-    exit 1
-  fi
+      --models "$MODEL=$MODEL.mar" >>logs/torchserve.out 2>&1) \
+    || start_failed "torchserve --start failed" "$out_size"
+  # the frontend may already be gone (Java missing or broken, a port taken): then say so now,
+  # and while waiting for READY, stop waiting as soon as it exits
+  server_pid >/dev/null || start_failed "TorchServe exited right after its start" "$out_size"
+  "$PY" -m scripts.ts_client wait --config "$CONFIG" --model "$MODEL" \
+    --timeout "$START_TIMEOUT" &
+  waiter=$!
+  while kill -0 "$waiter" 2>/dev/null; do
+    if ! server_pid >/dev/null; then
+      kill "$waiter" 2>/dev/null || true
+      wait "$waiter" 2>/dev/null || true
+      start_failed "TorchServe exited while starting" "$out_size"
+    fi
+    sleep 1
+  done
+  wait "$waiter" || start_failed "TorchServe did not become ready in $START_TIMEOUT s" "$out_size"
   t1=$(date +%s.%N)
   echo "cold start to READY: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s"
   # clips get a worker of their own, so they never queue photos (docs/animation.md)
@@ -148,6 +222,8 @@ case $cmd in
   stop) stop ;;
   status) status ;;
   restart) stop; start "$@" ;;
-  *) echo "usage: scripts/serve.sh start|stop|status|restart [--weights PATH] [--version STR]" >&2
+  check-java) check_java && echo "Java is there: TorchServe can start." ;;
+  *) echo "usage: scripts/serve.sh start|stop|status|restart|check-java" \
+          "[--weights PATH] [--version STR]" >&2
      exit 2 ;;
 esac
