@@ -9,6 +9,9 @@ and ``http_status`` a server can answer with and whose message a person can act 
 Limits are checked before pixels are decoded: the byte size first, then the size the header
 claims (a 200-byte PNG can claim 20000x20000 pixels), so a decompression bomb costs nothing.
 Only the formats listed in :data:`ALLOWED_FORMATS` are parsed at all (less parser surface).
+AVIF is read by Pillow itself (11.3+ wheels); HEIC/HEIF, what iPhones save, by the
+``pillow-heif`` plugin (the ``model`` extra), registered here on first use; without it a HEIC
+upload gets a clear "not supported here" error with the iPhone setting that avoids HEIC.
 
 Tensors follow the model's convention: (1, 3, H, W) float32, BGR channel order, 0..255.
 """
@@ -33,7 +36,12 @@ except ImportError:  # pragma: no cover
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 64_000_000
 # Pillow format names; MPO is what Pillow calls the multi-picture JPEGs many cameras write
-ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF")
+# (AVIF: Pillow's own plugin; HEIF: pillow-heif's name for HEIC/HEIF photos)
+ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "AVIF", "HEIF")
+# ISO-BMFF ``ftyp`` brands of still images (as in msgnet/clip_decode.py)
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"heif")
+AVIF_BRANDS = (b"avif", b"avis")
+IPHONE_HINT = "(On an iPhone: Settings > Camera > Formats > Most Compatible.)"
 SEND_HINT = "Send a JPEG, PNG or WebP photo."
 JPEG_TYPE, PNG_TYPE = "image/jpeg", "image/png"
 # zlib level 3 encodes a 2048 px PNG several times faster than Pillow's default 6 for a few
@@ -101,6 +109,13 @@ def sniff_image_format(data: bytes) -> str | None:
     if head.startswith(b"BM") and len(head) >= 18 and int.from_bytes(head[14:18], "little") in (
             12, 16, 40, 52, 56, 64, 108, 124):
         return "BMP"
+    # HEIC and AVIF only when this installation can read them: otherwise such a file is "not
+    # supported here" (with a hint), never "damaged"
+    brand = head[8:12] if head[4:8] == b"ftyp" else b""
+    if brand in AVIF_BRANDS and "AVIF" in _registered_formats():
+        return "AVIF"
+    if brand in HEIF_BRANDS and "HEIF" in _registered_formats():
+        return "HEIC"
     return None
 
 
@@ -110,9 +125,9 @@ def describe_non_image(data: bytes) -> str:
     brand = head[8:12] if head[4:8] == b"ftyp" else b""
     if head.startswith(b"%PDF"):
         return "PDF document"
-    if brand in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"heif"):
+    if brand in HEIF_BRANDS:
         return "HEIC/HEIF photo"
-    if brand in (b"avif", b"avis"):
+    if brand in AVIF_BRANDS:
         return "AVIF image"
     if brand:
         return "video"
@@ -142,8 +157,11 @@ def describe_non_image(data: bytes) -> str:
 def _not_an_image(data: bytes) -> NotAnImageError:
     kind = describe_non_image(data)
     if kind == "HEIC/HEIF photo":
-        return NotAnImageError("HEIC/HEIF photos are not supported. " + SEND_HINT
-                               + " (On an iPhone: Settings > Camera > Formats > Most Compatible.)")
+        # only reached when pillow-heif is missing (or could not parse the file)
+        return NotAnImageError("HEIC/HEIF photos are not supported by this server (it lacks "
+                               f"pillow-heif). {SEND_HINT} {IPHONE_HINT}")
+    if kind == "AVIF image":  # only reached with a Pillow built without AVIF
+        return NotAnImageError(f"AVIF images are not supported by this server. {SEND_HINT}")
     if kind == "unknown format":
         other = _pillow_format(data)
         if other:
@@ -240,9 +258,27 @@ def decode_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
 
 @functools.cache
 def _registered_formats() -> tuple[str, ...]:
-    """The allowed formats this Pillow build can open (registering all plugins once)."""
+    """The allowed formats this Pillow build can open (registering all plugins once, and
+    pillow-heif's HEIF opener when it is installed)."""
     Image.init()
+    register_heif()
     return tuple(f for f in ALLOWED_FORMATS if f in Image.OPEN)
+
+
+def register_heif() -> bool:
+    """Register pillow-heif's opener for HEIC/HEIF (iPhone photos); False when the package
+    is missing. Only its HEIF opener: Pillow reads AVIF itself."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+def readable_formats() -> tuple[str, ...]:
+    """The formats :func:`decode_image` reads here (AVIF and HEIF depend on the install)."""
+    return _registered_formats()
 
 
 def _open(data: bytes, sniffed: str | None, max_pixels: int) -> Image.Image:

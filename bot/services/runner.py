@@ -278,7 +278,9 @@ class JobRunner:
         if exc.code == "corrupt_image":
             return JobFailure("err_corrupt", exc.code, drop=which, which=which)
         if exc.code == "not_an_image":
-            return JobFailure("err_not_image", exc.code, drop=which, which=which)
+            # a server without pillow-heif names HEIC in its message: give the iPhone tip
+            key = "err_heic" if "HEIC" in exc.message else "err_not_image"
+            return JobFailure(key, exc.code, drop=which, which=which)
         if exc.code == "too_large":
             return JobFailure("err_too_large", exc.code, drop=which, which=which)
         if exc.code == "unknown_preset":

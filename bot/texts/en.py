@@ -136,6 +136,11 @@ TEXTS: dict[str, str] = {
         "Your {which} seems damaged or incomplete — I can't read it. Please send it again."
     ),
     "err_not_image": "Your {which} is not an image I can read. Send a JPEG, PNG or WebP.",
+    "err_heic": (
+        "Your {which} is an iPhone HEIC picture, which the styling server can't read. Send it "
+        "as a photo (Telegram converts it), or on the iPhone choose Settings > Camera > "
+        "Formats > Most Compatible."
+    ),
     "err_too_large": (
         "Your {which} is too large for the styling server. Send it as a photo (Telegram "
         "compresses it) or send a smaller file."

@@ -36,6 +36,12 @@ from PIL import Image
 
 from bot.imageinfo import sniff
 
+try:  # decode iPhones' HEIC as the real server does (msgnet/imageio.py registers pillow-heif)
+    from pillow_heif import register_heif_opener
+    register_heif_opener()
+except ImportError:  # pragma: no cover - the dev extra installs the model extra's pillow-heif
+    pass
+
 PRESETS = ("candy", "mosaic", "udnie", "rain", "wave", "starry", "scream", "feathers",
            "la_muse", "composition", "pencil", "mosaic_ducks")
 SIZES = (256, 512, 768, 1024, 1536, 2048)

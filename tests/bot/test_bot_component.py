@@ -5,10 +5,13 @@ webhook mode and metrics."""
 from __future__ import annotations
 
 import asyncio
+import io
 
 import aiohttp
+import pytest
 from bot_helpers import bot_env, dims, jpeg, png
 from fake_torchserve import key_file
+from PIL import Image
 
 from bot.app import create_webhook_app, run_webhook
 from bot.config import load_settings
@@ -123,6 +126,42 @@ async def test_corrupt_image_is_explained_and_forgotten(make_bot, tg, fts):
     await user.send("/result")
     assert "Сначала пришлите фото" in (await user.expect()).text  # the broken one is gone
     assert h.services.queue.get(user.id) is None
+
+
+async def test_an_iphone_heic_document_is_stylized(make_bot, tg, fts):
+    """A .heic file (what iPhones save) sent as a document reaches the server unchanged, and
+    the server (pillow-heif) stylizes it."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    buf = io.BytesIO()
+    try:
+        pillow_heif.from_pillow(Image.new("RGB", (120, 80), (30, 90, 200))).save(
+            buf, format="HEIF")
+    except Exception as exc:
+        pytest.skip(f"pillow_heif cannot encode HEIC here: {exc}")
+    heic = buf.getvalue()
+    await make_bot(polling=True)
+    user = tg.user(1092)
+    await user.send_document(heic, "IMG_0001.HEIC", "image/heic")
+    await user.expect(lambda s: "Got the photo" in s.text)
+    await pick_preset(user)
+    result = await user.expect(lambda s: s.method == "sendPhoto")
+    assert dims(result.photo) == (512, 341)  # 120 x 80 at the default 512 px
+    assert fts.stylized[-1]["content"] == (120, 80)
+
+
+async def test_a_heic_the_server_cannot_read_gets_the_iphone_tip(make_bot, tg, fts):
+    """A server without pillow-heif answers not_an_image naming HEIC (msgnet/imageio.py):
+    the user gets the iPhone setting, not a generic "not an image"."""
+    await make_bot(polling=True)
+    user = tg.user(1093)
+    await ready(user)
+    fts.script.fail = [(400, {"code": "not_an_image", "field": "content", "message":
+                              "content: HEIC/HEIF photos are not supported by this server "
+                              "(it lacks pillow-heif). Send a JPEG, PNG or WebP photo. (On an "
+                              "iPhone: Settings > Camera > Formats > Most Compatible.)"})]
+    await pick_preset(user)
+    error = await user.expect(lambda s: "HEIC" in s.text)
+    assert error.text.startswith("Your photo is an iPhone HEIC") and "Most Compatible" in error.text
 
 
 async def test_busy_server_is_retried_then_reported(make_bot, tg, fts):
