@@ -182,7 +182,6 @@ def test_truncated_png_is_corrupt(cut: int) -> None:
     (b"<!DOCTYPE html><html><body>hi</body></html>", "web page"),
     (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "SVG"),
     (b"PK\x03\x04" + b"\x00" * 40, "ZIP"),
-    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC"),
     (b"\x00\x13\x88\xfe\xfe\x01" * 20, "not an image this service can read"),
 ])
 def test_non_images_are_named_in_a_readable_message(data: bytes, kind: str) -> None:
@@ -191,6 +190,15 @@ def test_non_images_are_named_in_a_readable_message(data: bytes, kind: str) -> N
     assert kind in str(info.value)
     assert "Send a JPEG, PNG or WebP" in str(info.value)
     assert info.value.code == "not_an_image" and info.value.http_status == 400
+
+
+def test_a_heic_header_without_a_picture_is_a_damaged_heic() -> None:
+    """HEIC is read here (pillow-heif), so its signature with nothing after it is a damaged
+    HEIC; without pillow-heif it is "not supported" (tests/test_avif_heic.py)."""
+    pytest.importorskip("pillow_heif")
+    header = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+    with pytest.raises(CorruptImageError, match="HEIC file is damaged"):
+        decode_image(header)
 
 
 def test_known_but_unsupported_format_is_named() -> None:
