@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""Hand TorchServe's inference key to the bot, and renew it before it expires.
+"""Renew TorchServe's keys before they expire, and hand the inference key to the bot.
 
 TorchServe 0.12 writes ``key_file.json`` (inference, management and token-API keys, mode
-0600) into its working directory at start and whenever a key is renewed. The bot runs in
-another container as another user and needs only the inference key, so this watcher (started
-in the background by docker/entrypoint-torchserve.sh) copies just that key to a file on a
-shared tmpfs volume, mode 0640, readable by the TorchServe group the bot container joins.
+0600) into its working directory at start and whenever a key is renewed. Keys expire after
+``token_expiration_min`` (a week in our configs) and an expired key is answered with HTTP 400
+``InvalidKeyException``, so a server that runs longer than that stops serving unless someone
+renews them. Before the inference or management key expires, the watcher asks TorchServe's
+token API for a new one (``/token?type=inference|management`` on the management port with the
+API key, which does not expire); TorchServe rewrites key_file.json, and every client that
+re-reads it (the bot, our scripts) goes on. It runs beside every TorchServe we start:
 
-Keys expire after ``token_expiration_min``; before the inference key does, the watcher asks
-TorchServe's token API for a new one (``POST /token?type=inference`` on the management port
-with the API key). TorchServe rewrites key_file.json and the next pass exports the new key;
-the bot re-reads its key file whenever it changes.
+* in the container, started by docker/entrypoint-torchserve.sh, also with ``--export``: the
+  bot runs in another container as another user and needs only the inference key, so the
+  watcher copies just that key to a file on a shared tmpfs volume, mode 0640, readable by the
+  TorchServe group the bot container joins;
+* on a host, started by scripts/serve.sh with ``--while-pid`` (it exits with TorchServe) and
+  ``--ts-config`` (the management address, and ``token_expiration_min`` to renew in time when
+  keys live less than two hours).
 
     ts_keys.py watch --key-file run/key_file.json --export /run/torchserve-keys/key.json
+    ts_keys.py watch --key-file key_file.json --ts-config logs/run/config.properties --while-pid N
     ts_keys.py export --key-file run/key_file.json --export /tmp/key.json   # one pass
 """
 
@@ -38,11 +45,19 @@ class KeyFileError(RuntimeError):
     """key_file.json is missing a key or is not TorchServe's format."""
 
 
+KINDS = ("inference", "management")  # the keys that expire (the API key does not)
+
+
 @dataclass(frozen=True)
 class Keys:
     inference: str
     inference_expires: datetime | None
     api: str
+    management: str = ""
+    management_expires: datetime | None = None
+
+    def expires(self, kind: str) -> datetime | None:
+        return getattr(self, f"{kind}_expires")
 
 
 def parse_instant(text: str) -> datetime | None:
@@ -64,7 +79,29 @@ def read_keys(path: Path) -> Keys:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise KeyFileError(f"{path}: not a TorchServe key file ({type(exc).__name__})") from exc
     api = str((data.get("API") or {}).get("key") or "")
-    return Keys(key, parse_instant(str(inference.get("expiration time", ""))), api)
+    management = data.get("management") if isinstance(data.get("management"), dict) else {}
+    return Keys(key, parse_instant(str(inference.get("expiration time", ""))), api,
+                str(management.get("key") or ""),
+                parse_instant(str(management.get("expiration time", ""))))
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """key=value lines of a Java .properties file (enough for our flat configs)."""
+    props: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and line[0] not in "#!" and "=" in line:
+            key, value = line.split("=", 1)
+            props[key.strip()] = value.strip()
+    return props
+
+
+def renew_before_for(renew_before_s: float, lifetime_min: float | None) -> float:
+    """How long before expiry to renew: ``renew_before_s``, but at most half a key's lifetime
+    (a 1-minute key is renewed 30 s before it expires, not at once and forever)."""
+    if lifetime_min is None or lifetime_min <= 0:
+        return renew_before_s
+    return min(renew_before_s, lifetime_min * 60.0 / 2)
 
 
 def export(keys: Keys, target: Path) -> None:
@@ -84,34 +121,48 @@ def export(keys: Keys, target: Path) -> None:
         raise
 
 
-def renew_inference_key(management_url: str, api_key: str, timeout: float = 10.0) -> None:
-    """Ask TorchServe for a new inference key; it rewrites key_file.json itself."""
-    request = urllib.request.Request(f"{management_url.rstrip('/')}/token?type=inference",
+def renew_key(management_url: str, api_key: str, kind: str = "inference",
+              timeout: float = 10.0) -> None:
+    """Ask TorchServe for a new ``kind`` key; it rewrites key_file.json itself."""
+    request = urllib.request.Request(f"{management_url.rstrip('/')}/token?type={kind}",
                                      method="POST", data=b"",
                                      headers={"Authorization": f"Bearer {api_key}"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         response.read()
 
 
-def needs_renewal(keys: Keys, before_s: float, now: datetime | None = None) -> bool:
-    if keys.inference_expires is None or before_s <= 0:
+def renew_inference_key(management_url: str, api_key: str, timeout: float = 10.0) -> None:
+    renew_key(management_url, api_key, "inference", timeout)
+
+
+def needs_renewal(keys: Keys, before_s: float, now: datetime | None = None,
+                  kind: str = "inference") -> bool:
+    expires = keys.expires(kind)
+    if expires is None or before_s <= 0:
         return False
     now = now or datetime.now(UTC)
-    return (keys.inference_expires - now).total_seconds() <= before_s
+    return (expires - now).total_seconds() <= before_s
 
 
 class Watcher:
-    """One ``step()`` per poll: export when key_file.json changed, renew when due."""
+    """One ``step()`` per poll: export when key_file.json changed (when there is a
+    ``target``), renew each key when due."""
 
-    def __init__(self, key_file: Path, target: Path, management_url: str,
+    # after a renewal, the next look at that key waits this long: TorchServe may still be
+    # rewriting key_file.json, and renewing again would only void the new key
+    SETTLE_S = 5.0
+
+    def __init__(self, key_file: Path, target: Path | None, management_url: str,
                  renew_before_s: float, retry_s: float = 60.0):
         self.key_file = key_file
         self.target = target
         self.management_url = management_url
         self.renew_before_s = renew_before_s
-        self.retry_s = retry_s
+        # a failed renewal is tried again after retry_s, or sooner when keys are short-lived
+        self.retry_s = min(retry_s, max(1.0, renew_before_s / 4)) if renew_before_s > 0 \
+            else retry_s
         self._exported: tuple[float, int] | None = None
-        self._next_renewal_try = 0.0
+        self._next_try = dict.fromkeys(KINDS, 0.0)
 
     def step(self, now: datetime | None = None) -> str:
         """Returns what happened: waiting, exported, unchanged, renewed or renew-failed."""
@@ -123,21 +174,35 @@ class Watcher:
         keys = read_keys(self.key_file)
         result = "unchanged"
         if signature != self._exported:
-            export(keys, self.target)
+            if self.target is not None:
+                export(keys, self.target)
+                result = "exported"
             self._exported = signature
-            result = "exported"
-        if needs_renewal(keys, self.renew_before_s, now) and keys.api \
-                and time.monotonic() >= self._next_renewal_try:
-            # at most one attempt per retry_s, whether it works or not
-            self._next_renewal_try = time.monotonic() + self.retry_s
+        for kind in KINDS:
+            if not (keys.api and needs_renewal(keys, self.renew_before_s, now, kind)
+                    and time.monotonic() >= self._next_try[kind]):
+                continue
             try:
-                renew_inference_key(self.management_url, keys.api)
-                result = "renewed"
+                renew_key(self.management_url, keys.api, kind)
+                self._next_try[kind] = time.monotonic() + min(self.SETTLE_S, self.retry_s)
+                log(f"renewed the {kind} key (it would have expired at {keys.expires(kind)})")
+                result = "renewed" if result != "renew-failed" else result
             except (urllib.error.URLError, OSError) as exc:
-                log(f"renewing the inference key failed, retrying in {self.retry_s:.0f} s: "
+                self._next_try[kind] = time.monotonic() + self.retry_s
+                log(f"renewing the {kind} key failed, retrying in {self.retry_s:.0f} s: "
                     f"{type(exc).__name__}")
                 result = "renew-failed"
         return result
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def log(message: str) -> None:
@@ -148,20 +213,44 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=["watch", "export"])
     p.add_argument("--key-file", type=Path, default=Path("key_file.json"))
-    p.add_argument("--export", type=Path, required=True, dest="target")
-    p.add_argument("--management-url", default="http://127.0.0.1:8081")
+    p.add_argument("--export", type=Path, default=None, dest="target",
+                   help="copy the inference key there for the bot (required by export)")
+    p.add_argument("--management-url", default=None,
+                   help="default: management_address of --ts-config, else 127.0.0.1:8081")
+    p.add_argument("--ts-config", type=Path, default=None,
+                   help="TorchServe's config.properties: management_address and "
+                        "token_expiration_min")
     p.add_argument("--renew-before", type=float, default=3600.0,
-                   help="renew the inference key this many seconds before it expires (0: never)")
+                   help="renew a key this many seconds before it expires (0: never); at most "
+                        "half of token_expiration_min when --ts-config gives it")
+    p.add_argument("--while-pid", type=int, default=None,
+                   help="exit once this process (TorchServe) has exited")
     p.add_argument("--interval", type=float, default=1.0)
     args = p.parse_args(argv)
-    watcher = Watcher(args.key_file, args.target, args.management_url, args.renew_before)
+    props = read_properties(args.ts_config) if args.ts_config else {}
+    management = (args.management_url or props.get("management_address")
+                  or "http://127.0.0.1:8081").replace("://0.0.0.0", "://127.0.0.1")
+    try:
+        lifetime = float(props["token_expiration_min"]) if "token_expiration_min" in props \
+            else None
+    except ValueError:
+        lifetime = None
+    renew_before = renew_before_for(args.renew_before, lifetime)
+    watcher = Watcher(args.key_file, args.target, management, renew_before)
     if args.command == "export":
+        if args.target is None:
+            p.error("export needs --export")
         try:
             return 0 if watcher.step() != "waiting" else 1
         except KeyFileError as exc:
             log(str(exc))
             return 1
+    log(f"watching {args.key_file}: renewing keys {renew_before:.0f} s before they expire "
+        f"through {management}")
     while True:
+        if args.while_pid is not None and not pid_alive(args.while_pid):
+            log(f"TorchServe (pid {args.while_pid}) has exited: stopping")
+            return 0
         try:
             if watcher.step() == "exported":
                 log(f"inference key exported to {args.target}")

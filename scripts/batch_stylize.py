@@ -38,7 +38,7 @@ import aiohttp
 from tqdm import tqdm
 
 from msgnet.clip_decode import is_clip
-from scripts.ts_client import Endpoints, read_keys
+from scripts.ts_client import Endpoints, key_rejected, read_keys
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff",
                   ".apng", ".mp4", ".webm", ".mov", ".m4v"}
@@ -123,6 +123,7 @@ class BatchClient:
         clip = not style.sheet and is_clip(content)
         url = self.clip_url if clip else self.url
         attempts, status, error = 0, None, None
+        reread_key = False
         async with limit:
             started = time.perf_counter()
             while attempts <= args.retries:
@@ -144,6 +145,17 @@ class BatchClient:
                             return Outcome(image.name, style.label, True, status, attempts,
                                            time.perf_counter() - started, output=str(target))
                         error = _error_text(body)
+                        if key_rejected(resp.status, _json_or_none(body)):
+                            # a wrong or expired key (TorchServe 0.12: 400 InvalidKeyException):
+                            # the key file may hold a renewed one; read it, send once more
+                            error = (f"HTTP {resp.status}: TorchServe refused the key (wrong or "
+                                     f"expired); is --key-file TorchServe's current key file, "
+                                     f"and is its key renewal running (scripts/serve.sh start)?")
+                            if not reread_key:
+                                reread_key = True
+                                attempts -= 1
+                                continue
+                            break
                         if resp.status not in RETRY_STATUSES:
                             break
                 except (TimeoutError, aiohttp.ClientError) as exc:
@@ -170,6 +182,13 @@ class BatchClient:
                         bar.write(f"failed: {outcome.image} [{outcome.style}]: {outcome.error}")
         order = {(img.name, style.label): i for i, (img, style, _) in enumerate(jobs)}
         return sorted(outcomes, key=lambda o: order[(o.image, o.style)])
+
+
+def _json_or_none(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _error_text(body: bytes) -> str:

@@ -112,7 +112,8 @@ def check_torchserve(url: str, key_file: Path | None) -> None:
         ts_client.call("GET", f"{url}/ping", ts_client.read_keys(key_file).inference
                        if key_file else None, timeout=5)
     except ts_client.TorchServeError as exc:
-        hint = ("check --key-file" if exc.status in (401, 403) else "start one with "
+        hint = ("check --key-file (the key is wrong or expired)"
+                if isinstance(exc, ts_client.InvalidKeyError) else "start one with "
                 "scripts/serve.sh start, or pass --weights FILE to let this script start its own")
         raise SystemExit(f"demo: TorchServe at {url} is not usable ({exc}): {hint}") from None
 

@@ -17,6 +17,10 @@
 # lands there and logs go to logs/. Its pid file is kept in logs/run/ instead of the shared
 # /tmp, so another TorchServe on this machine (e.g. the test suite's) is never confused with ours.
 #
+# Token-auth keys expire after token_expiration_min (a week) and TorchServe then answers 400
+# InvalidKeyException: `start` also starts docker/ts_keys.py, which renews the keys through
+# TorchServe's token API before they expire and exits with TorchServe (log: logs/ts_keys.log).
+#
 # Learned styles (docs/serving.md, "Learning a style"): every worker reads them from
 # $MSGNET_STYLE_STORE (default ~/.local/share/msgnet/styles, the CLI's store too). msgnet_learn,
 # the model that learns them, is registered when $MSGNET_VGG (default: weights/
@@ -29,6 +33,7 @@ TORCHSERVE=.venv/bin/torchserve
 CONFIG=${TS_CONFIG:-config.properties}
 RUN_DIR=$ROOT/logs/run
 PID_FILE=$RUN_DIR/.model_server.pid
+KEYS_PID_FILE=$RUN_DIR/ts_keys.pid
 MODEL=msgnet
 START_TIMEOUT=${TS_START_TIMEOUT:-180}
 DEFAULT_VGG=$ROOT/weights/vgg16_caffe_conv1_1-conv4_3.pt
@@ -104,6 +109,31 @@ start_failed() {  # $1: why; $2: torchserve.out's size before this start
   exit 1
 }
 
+keys_pid() {  # prints the pid of our running key renewer, or fails
+  [ -f "$KEYS_PID_FILE" ] || return 1
+  local pid
+  pid=$(head -n1 "$KEYS_PID_FILE")
+  [ -n "$pid" ] && ps -p "$pid" -o args= 2>/dev/null | grep -q "docker/ts_keys.py watch" \
+    && echo "$pid"
+}
+
+start_key_renewal() {  # $1: TorchServe's pid; the renewer exits when that process does
+  local auth pid
+  auth=$(sed -n 's/^disable_token_authorization=//p' "$CONFIG" | tail -n1)
+  if [ "$auth" = true ]; then
+    return 0
+  fi
+  if pid=$(keys_pid); then
+    echo "Key renewal is running (pid $pid, logs/ts_keys.log)."
+    return 0
+  fi
+  nohup "$PY" docker/ts_keys.py watch --key-file "$ROOT/key_file.json" \
+    --ts-config "$RUN_DIR/config.properties" --while-pid "$1" \
+    --renew-before "${TS_KEY_RENEW_BEFORE_S:-3600}" >>logs/ts_keys.log 2>&1 &
+  echo $! >"$KEYS_PID_FILE"
+  echo "Key renewal started (pid $!, logs/ts_keys.log): keys are renewed before they expire."
+}
+
 usage_hint() {
   local url
   url=$(sed -n 's/^inference_address=//p' "$CONFIG" | tail -n1)
@@ -132,6 +162,7 @@ start() {
   if pid=$(server_pid); then
     echo "TorchServe is already running (pid $pid)."
     "$PY" -m scripts.ts_client wait --config "$CONFIG" --model "$MODEL" --timeout "$START_TIMEOUT"
+    start_key_renewal "$pid"
     usage_hint
     return 0
   fi
@@ -170,6 +201,7 @@ start() {
   wait "$waiter" || start_failed "TorchServe did not become ready in $START_TIMEOUT s" "$out_size"
   t1=$(date +%s.%N)
   echo "cold start to READY: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s"
+  start_key_renewal "$(server_pid)"
   # clips get a worker of their own, so they never queue photos (docs/animation.md)
   "$PY" -m scripts.clip_model register --config "$CONFIG" || \
     echo "warning: could not register the clip model msgnet_clip; clips go to $MODEL" >&2
@@ -197,6 +229,10 @@ stop() {
     return 0
   fi
   ts --stop >/dev/null
+  local keys
+  if keys=$(keys_pid); then  # it would exit with TorchServe anyway; no renewal meanwhile
+    kill "$keys" 2>/dev/null || true
+  fi
   for _ in $(seq 120); do
     ps -p "$pid" >/dev/null 2>&1 || { echo "TorchServe stopped."; return 0; }
     sleep 0.5
@@ -212,6 +248,13 @@ status() {
     return 1
   fi
   echo "TorchServe is running (pid $pid)."
+  local keys
+  if keys=$(keys_pid); then
+    echo "Key renewal is running (pid $keys)."
+  else
+    echo "Key renewal is not running (keys expire after token_expiration_min):" \
+         "scripts/serve.sh start starts it." >&2
+  fi
   "$PY" -m scripts.ts_client status --config "$CONFIG" --model "$MODEL"
 }
 

@@ -48,6 +48,18 @@ class TorchServeError(RuntimeError):
         self.body = body
 
 
+class InvalidKeyError(TorchServeError):
+    """TorchServe refused the key: wrong, or expired (0.12 answers 400 InvalidKeyException)."""
+
+
+def key_rejected(status: int | None, body: Any) -> bool:
+    """Whether an answer refuses the key: 400 ``InvalidKeyException`` (TorchServe 0.12, for
+    a wrong or expired key), or 401/403 (a proxy in front of it)."""
+    if status in (401, 403):
+        return True
+    return status == 400 and isinstance(body, dict) and body.get("type") == "InvalidKeyException"
+
+
 def read_properties(path: Path) -> dict[str, str]:
     """A minimal Java .properties reader (key=value, # comments, backslash escapes)."""
     props: dict[str, str] = {}
@@ -182,12 +194,29 @@ def call(method: str, url: str, key: str | None = None, data: bytes | None = Non
             return response.status, _decode(response.read())
     except urllib.error.HTTPError as exc:
         body = _decode(exc.read())
+        if key_rejected(exc.code, body):
+            raise InvalidKeyError(
+                f"{method} {url}: HTTP {exc.code}: TorchServe refused the key (wrong or "
+                f"expired; keys expire after token_expiration_min). Read it again from the key "
+                f"file: TorchServe writes new keys on every start and when they are renewed "
+                f"(scripts/serve.sh start runs the renewal, logs/ts_keys.log)",
+                exc.code, body) from exc
         message = body.get("message") if isinstance(body, dict) else None
         raise TorchServeError(f"{method} {url}: HTTP {exc.code}: {message or body!r}",
                               exc.code, body) from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TorchServeError(f"{method} {url}: no answer ({reason})") from exc
+
+
+def call_with_key(method: str, url: str, kind: str = "inference",
+                  key_file: Path | str | None = None, **kw: Any) -> tuple[int, Any]:
+    """:func:`call` with the ``kind`` key read from the key file; a refused key is read again
+    and the call sent once more (a key renewed between the read and the call)."""
+    try:
+        return call(method, url, getattr(read_keys(key_file), kind), **kw)
+    except InvalidKeyError:
+        return call(method, url, getattr(read_keys(key_file), kind), **kw)
 
 
 def multipart(fields: list[tuple[str, bytes, str | None]]) -> tuple[bytes, str]:

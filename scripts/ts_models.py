@@ -32,7 +32,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from scripts.ts_client import ROOT, Endpoints, TorchServeError, call, read_keys, read_properties
+from scripts.ts_client import ROOT, Endpoints, TorchServeError, call_with_key, read_properties
 
 DEFAULT_STATE_FILE = ROOT / "logs" / "run" / "model_versions.json"
 
@@ -55,8 +55,7 @@ class Manager:
         url = f"{self.endpoints.management}{path}"
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        key = read_keys(self.key_file).management
-        return call(method, url, key, timeout=300)[1]
+        return call_with_key(method, url, "management", self.key_file, timeout=300)[1]
 
     def versions(self) -> tuple[list[dict], str | None]:
         """All registered versions (described) and the default one."""

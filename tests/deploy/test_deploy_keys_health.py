@@ -118,11 +118,47 @@ def test_watcher_renews_the_inference_key_before_it_expires(tmp_path: Path, serv
     watcher = ts_keys.Watcher(key_file, tmp_path / "k.json", url(server), renew_before_s=3600,
                               retry_s=60)
     assert watcher.step() == "renewed"
-    method, path, headers = server.requests[0]
-    assert (method, path) == ("POST", "/token?type=inference")
-    assert headers["Authorization"] == "Bearer APIkey12"
-    assert watcher.step() == "unchanged"  # at most one attempt per retry_s
-    assert len(server.requests) == 1
+    # both keys that expire (the management key too: ts_models, the healthcheck's neighbours)
+    assert [(m, p) for m, p, _ in server.requests] == [("POST", "/token?type=inference"),
+                                                       ("POST", "/token?type=management")]
+    assert all(h["Authorization"] == "Bearer APIkey12" for _, _, h in server.requests)
+    assert watcher.step() == "unchanged"  # not again while TorchServe rewrites the file
+    assert len(server.requests) == 2
+
+
+def test_a_short_key_lifetime_is_renewed_at_half_its_life(tmp_path: Path, server):
+    """token_expiration_min=1: renewing 3600 s ahead would renew forever; half a minute
+    ahead renews once, in time. Without --export the watcher only renews (the host)."""
+    assert ts_keys.renew_before_for(3600, 1) == 30
+    assert ts_keys.renew_before_for(3600, 10080) == 3600
+    assert ts_keys.renew_before_for(3600, None) == 3600
+    key_file = tmp_path / "key_file.json"
+    write_keys(key_file, expires=datetime.now(UTC) + timedelta(seconds=50))
+    watcher = ts_keys.Watcher(key_file, None, url(server), renew_before_s=30)
+    assert watcher.step() == "unchanged" and server.requests == []
+    write_keys(key_file, expires=datetime.now(UTC) + timedelta(seconds=20))
+    assert watcher.step() == "renewed" and len(server.requests) == 2
+    assert sorted(tmp_path.iterdir()) == [key_file]  # nothing exported
+
+
+def test_the_host_watcher_stops_with_torchserve(tmp_path: Path):
+    import subprocess
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        config = tmp_path / "config.properties"
+        config.write_text("management_address=http://0.0.0.0:9\ntoken_expiration_min=1\n")
+        watch = subprocess.Popen([sys.executable, str(ROOT / "docker" / "ts_keys.py"), "watch",
+                                  "--key-file", str(tmp_path / "key_file.json"), "--ts-config",
+                                  str(config), "--while-pid", str(sleeper.pid),
+                                  "--interval", "0.1"], stderr=subprocess.PIPE, text=True)
+        sleeper.kill()
+        sleeper.wait()
+        _, err = watch.communicate(timeout=20)
+        assert watch.returncode == 0, err
+        assert "renewing keys 30 s before they expire through http://127.0.0.1:9" in err
+        assert f"TorchServe (pid {sleeper.pid}) has exited" in err
+    finally:
+        sleeper.kill()
 
 
 def test_watcher_does_not_renew_a_fresh_key_and_survives_a_failed_renewal(tmp_path, server):

@@ -62,6 +62,44 @@ async def test_retries_503_with_backoff(tmp_path, unused_tcp_port):
         assert "1/1 succeeded" in proc.stdout
 
 
+async def test_a_refused_key_is_read_again_once_then_reported(tmp_path, unused_tcp_port):
+    """TorchServe 0.12 answers a wrong or expired key with 400 InvalidKeyException: the key
+    file is read again and the image sent once more (a renewed key goes through); a key still
+    refused fails that image with a message that names the key, not a bare 400."""
+    calls, next_key = [], ["RENEWED"]
+    invalid = {"code": 400, "type": "InvalidKeyException",
+               "message": "Token Authorization failed. Token either incorrect, expired, or "
+                          "not provided correctly"}
+
+    async def predict(request: web.Request) -> web.Response:
+        calls.append(request.headers.get("Authorization"))
+        await request.read()
+        if request.headers.get("Authorization") != "Bearer RENEWED":
+            # the key file is rewritten while the request is refused: renewed (first run), or
+            # with another key TorchServe does not take either (second run)
+            (tmp_path / "key_file.json").write_text(json.dumps(
+                {"inference": {"key": next_key[0]}}))
+            return web.json_response(invalid, status=400)
+        return web.Response(body=b"\xff\xd8stylized", content_type="image/jpeg")
+
+    async with stand_in(predict, unused_tcp_port):
+        photos, out, keys = one_photo_and_key(tmp_path)
+        argv = [sys.executable, *SCRIPT, str(photos), "-o", str(out), "--preset", "candy",
+                "--url", f"http://127.0.0.1:{unused_tcp_port}", "--key-file", str(keys),
+                "--backoff", "0.05", "--quiet", "--retries", "3"]
+        proc = await _run(*argv)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert calls == ["Bearer K", "Bearer RENEWED"]
+        keys.write_text(json.dumps({"inference": {"key": "K"}}))
+        calls.clear()
+        next_key[0] = "STILL-OLD"
+        argv[argv.index(str(out))] = str(tmp_path / "out2")
+        proc = await _run(*argv)
+        assert proc.returncode == 1
+        assert calls == ["Bearer K", "Bearer STILL-OLD"]  # once more, not --retries times
+        assert "refused the key (wrong or expired)" in proc.stdout + proc.stderr
+
+
 @contextlib.asynccontextmanager
 async def stand_in(predict, port: int) -> AsyncIterator[None]:
     """A stand-in TorchServe on ``port`` whose predictions endpoint is ``predict``."""
