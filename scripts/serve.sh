@@ -118,7 +118,7 @@ keys_pid() {  # prints the pid of our running key renewer, or fails
 }
 
 start_key_renewal() {  # $1: TorchServe's pid; the renewer exits when that process does
-  local auth pid
+  local auth pid running_config=$RUN_DIR/config.properties  # what TorchServe was started with
   auth=$(sed -n 's/^disable_token_authorization=//p' "$CONFIG" | tail -n1)
   if [ "$auth" = true ]; then
     return 0
@@ -128,7 +128,7 @@ start_key_renewal() {  # $1: TorchServe's pid; the renewer exits when that proce
     return 0
   fi
   nohup "$PY" docker/ts_keys.py watch --key-file "$ROOT/key_file.json" \
-    --ts-config "$RUN_DIR/config.properties" --while-pid "$1" \
+    --ts-config "$running_config" --while-pid "$1" \
     --renew-before "${TS_KEY_RENEW_BEFORE_S:-3600}" >>logs/ts_keys.log 2>&1 &
   echo $! >"$KEYS_PID_FILE"
   echo "Key renewal started (pid $!, logs/ts_keys.log): keys are renewed before they expire."

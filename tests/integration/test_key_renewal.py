@@ -63,7 +63,8 @@ def short_keys(tmp_path_factory, tiny_weights_path) -> Iterator[PrivateTorchServ
 def test_serve_sh_starts_the_renewal_this_test_runs():
     text = (ROOT / "scripts" / "serve.sh").read_text()
     assert 'docker/ts_keys.py watch --key-file "$ROOT/key_file.json"' in text
-    assert '--ts-config "$RUN_DIR/config.properties" --while-pid "$1"' in text
+    assert '--ts-config "$running_config" --while-pid "$1"' in text
+    assert 'running_config=$RUN_DIR/config.properties' in text
     assert text.count('start_key_renewal "$') == 2  # after a start, and when already running
 
 
