@@ -15,10 +15,10 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml docker/pyproject_deps.py ./
-RUN python pyproject_deps.py bot > requirements.txt \
-    && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+# the bot extra pinned, with hashes, by requirements/bot.lock (scripts/lock.sh)
+COPY requirements/bot.lock ./
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r bot.lock
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="image-styling Telegram bot" \

@@ -6,9 +6,10 @@
 #   docker build -f docker/torchserve.Dockerfile --build-arg WEIGHTS= .   # mount a model store
 #   docker build -f docker/torchserve.Dockerfile --build-arg TORCH_VARIANT=cu128 .   # GPU
 #
-# Stages: `build` makes a venv with torch from the PyTorch wheel index of TORCH_VARIANT (cpu:
-# no CUDA libraries, ~750 MB instead of several GB) and the model/serve extras of
-# pyproject.toml; `mar` runs scripts.build_mar on the weights in the build context, so the
+# Stages: `build` makes a venv with the model/serve extras pinned, with hashes, by
+# requirements/serve.lock (scripts/lock.sh makes it from pyproject.toml), then torch from the
+# PyTorch wheel index of TORCH_VARIANT (cpu: no CUDA libraries, ~750 MB instead of several GB);
+# `mar` runs scripts.build_mar on the weights in the build context, so the
 # archive is made exactly as on a host; the runtime stage adds a JDK 17 runtime and runs as
 # an unprivileged user. docs/deployment.md has the estimated size of each part.
 
@@ -17,16 +18,18 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 # cpu, or a CUDA variant the PyTorch index has for this torch version (e.g. cu126, cu128):
 # the CUDA wheels bring their own CUDA runtime, so the base image stays the same.
+# TORCH_VERSION: requirements/torch-cpu.txt's (a test keeps them equal)
 ARG TORCH_VARIANT=cpu
 ARG TORCH_VERSION=2.13.0
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml docker/pyproject_deps.py ./
+COPY requirements/serve.lock ./
+# the lock first: torch's own dependencies are in it, so the torch step adds only torch (and,
+# for a CUDA variant, the nvidia-* wheels that torch build pins exactly)
 RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r serve.lock \
     && /opt/venv/bin/pip install --no-cache-dir \
-        --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" "torch==${TORCH_VERSION}" \
-    && python pyproject_deps.py model serve --exclude torch > requirements.txt \
-    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+        --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" "torch==${TORCH_VERSION}"
 
 FROM build AS mar
 # Weights file inside the build context (ours by default, or the authors' 21styles.model).
