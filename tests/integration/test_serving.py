@@ -105,6 +105,31 @@ async def test_preset_with_png_output_keeps_portrait_aspect(torchserve, http):
     assert reply.headers["X-Msgnet-Style-Cache"] == "preset"
 
 
+@pytest.mark.parametrize("fmt", ["AVIF", "HEIC"])
+async def test_avif_and_iphone_heic_photos_stylize(torchserve, http, fmt):
+    """Issue 41: what phones send. AVIF through Pillow, HEIC through pillow-heif, both in the
+    worker's environment; made here with Pillow / pillow_heif."""
+    img = noise_image(120, 80, seed=7)
+    if fmt == "AVIF":
+        from PIL import features
+
+        if not features.check("avif"):
+            pytest.skip("this Pillow has no AVIF codec")
+        content = encode(img, "AVIF")
+    else:
+        pillow_heif = pytest.importorskip("pillow_heif")
+        buf = io.BytesIO()
+        try:
+            pillow_heif.from_pillow(img).save(buf, format="HEIF")
+        except Exception as exc:
+            pytest.skip(f"pillow_heif cannot encode HEIC here: {exc}")
+        content = buf.getvalue()
+    reply = await post(http, torchserve.predictions_url(), torchserve.auth(),
+                       data=form(content=content, style_id="candy", size=96))
+    assert reply.status == 200, reply.body[:300]
+    assert reply.content_type == "image/jpeg" and reply.image().size == (96, 64)
+
+
 async def test_tensor_inputs_npy_and_safetensors(torchserve, http):
     rng = np.random.default_rng(3)
     content_hwc = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
