@@ -219,6 +219,19 @@ async def test_a_busy_server_is_explained_and_the_button_stays(make_bot, tg, fts
     assert h.services.learn_jobs.client.available  # a busy server can still learn
 
 
+async def test_a_refused_key_while_learning_is_reported_as_one(make_bot, tg, fts):
+    """TorchServe's 400 InvalidKeyException (the key expired and nobody renewed the bot's
+    copy) ends a learn request as a refused access key, not "learning failed"."""
+    await make_bot(polling=True)
+    user = tg.user(911)
+    result = await own_style_result(user)
+    fts.key = "renewed-elsewhere"
+    _, answer = await learn_from(user, result)
+    assert "access key" in answer.text and "expired" in answer.text
+    assert fts.refused == ["inference-key"]  # a fixed key: nothing to read again, sent once
+    assert fts.learns == []
+
+
 async def _until(condition, timeout: float = 5.0) -> None:
     from job_helpers import until
 
