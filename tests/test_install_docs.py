@@ -92,7 +92,8 @@ def test_in_repo_links_to_the_new_sections_resolve() -> None:
 def test_data_sources_are_documented() -> None:
     data = text(ROOT / "docs" / "data.md")
     for source in ("zhanghang1989/PyTorch-Multi-Style-Transfer", "BSDS500", "cocodataset.org",
-                   "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "--exclude-prefix val_"):
+                   "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "--exclude-prefix val_",
+                   "python -m scripts.convert_vgg"):
         assert source in data, source
     assert "docs/data.md" in text(README)
 
