@@ -129,7 +129,7 @@ def test_pypi_alone_would_give_the_cuda_build() -> None:
 
 
 @pytest.mark.slow
-def test_the_local_pip_configuration_offers_a_cpu_torch_offline() -> None:
+def test_the_local_pip_configuration_offers_a_cpu_torch_without_the_pytorch_index() -> None:
     """setup.sh's first try, ``pip install torch==X+cpu`` with the machine's own pip
     configuration: where that configuration has a +cpu wheel (here a local wheel folder) it
     resolves without the PyTorch index, to a CPU build."""
