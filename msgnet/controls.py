@@ -35,6 +35,7 @@ from msgnet.control_values import (
     normalise_weights,
     parse_weighted,
 )
+from msgnet.targets import widen_all
 
 __all__ = ["BRUSHES", "DEFAULT_STRENGTH_METHOD", "MAX_STYLES", "STRENGTH_METHODS", "ControlError",
            "Controls", "apply_pixel_controls", "blend_pixels", "brush_style_size", "check_strength",
@@ -86,6 +87,8 @@ def mix_targets(targets: Sequence[torch.Tensor], weights: Sequence[float] | None
     normed = normalise_weights(weights)
     if len(targets) == 1:
         return targets[0]
+    if len({t.shape[-2] for t in targets}) == 1:  # a learned style's affine: see targets.py
+        targets = widen_all(targets)
     shape = targets[0].shape
     mixed = torch.zeros(shape, dtype=torch.float32, device=targets[0].device)
     for target, w in zip(targets, normed, strict=True):
@@ -99,9 +102,11 @@ def mix_targets(targets: Sequence[torch.Tensor], weights: Sequence[float] | None
 # ---------------------------------------------------------------------------- strength
 def interpolate_target(content_target: torch.Tensor, style_target: torch.Tensor,
                        strength: float) -> torch.Tensor:
-    """The ``"gram"`` candidate: ``(1 - s) G_content + s G_style``."""
+    """The ``"gram"`` candidate: ``(1 - s) G_content + s G_style`` (a learned style's affine
+    goes ``s`` of the way from the identity, :mod:`msgnet.targets`)."""
     if strength >= 1.0:
         return style_target
+    content_target, style_target = widen_all([content_target, style_target])
     return torch.lerp(content_target.float(), style_target.float(), float(strength))
 
 

@@ -48,13 +48,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from msgnet import winograd
+from msgnet import targets, winograd
 from msgnet.model import Bottleneck, ConvLayer, Net, UpBottleneck, gram_matrix, inspiration_matrix
 
 EPS = 1e-5  # torch.nn.InstanceNorm2d's default, used by the model
@@ -71,6 +71,7 @@ _allocator_tuned = False
 
 Stats = tuple[torch.Tensor, torch.Tensor]  # per-channel (mean, biased variance), each (C,)
 StatsFn = Callable[[torch.Tensor], Stats]
+Affine = tuple[torch.Tensor, torch.Tensor]  # a learned style's (log gamma, beta) of one norm
 
 
 def tune_allocator(keep_bytes: int = 1 << 30) -> bool:
@@ -269,6 +270,8 @@ class FastMSGNet:
         if not isinstance(head, ConvLayer) or len(model) != net.n_blocks + 7:
             raise TypeError("unexpected MSG-Net layout")
         self.channels = net.channels
+        self.affine_size = net.affine_size
+        self.norm_channels = [n.num_features for n in net.decoder_norms()]
         self.ins_weight = net.ins.weight.detach().float()[0].clone()
         self.ins_skip = None if net.ins.skip is None else net.ins.skip.detach().float().clone()
         self.ins_skip_relative = net.ins.skip_relative
@@ -322,22 +325,42 @@ class FastMSGNet:
                                   gram.float().reshape(self.channels, self.channels),
                                   self.ins_skip, self.ins_skip_relative)
 
-    def stylize_one(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
-        """One image (1, 3, H, W) with one target (C, C) or (1, C, C)."""
+    def stylize_one(self, content: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """One image (1, 3, H, W) with one target (C, C[+P]) or (1, C, C[+P]): a Gram, or a
+        learned style's Gram and decoder affine (:mod:`msgnet.targets`)."""
+        gram, affine = targets.split(target.reshape(1, *target.shape[-2:]), self.affine_size)
+        norms = self._decoder_affine(affine)
         x = self._encode(content.float(), exact=False, p=self.inspiration(gram))
         for blk in self.res:
-            x = self._bottleneck(x, blk)
+            x = self._bottleneck(x, blk, norms)
         for blk in self.up:
-            x = self._up_bottleneck(x, blk)
-        padded, m, r = self._head_input(x)
+            x = self._up_bottleneck(x, blk, norms)
+        padded, m, r = self._head_input(x, next(norms))
         del x  # its memory takes the head's temporaries instead of fresh pages
         return self._head(padded, m, r)
 
     # ------------------------------------------------------------------ pieces
-    def _stats(self, x: torch.Tensor) -> Stats:
-        """(mean, 1/std) of one instance norm."""
+    def _decoder_affine(self, affine: torch.Tensor | None) -> Iterator[Affine | None]:
+        """Each decoder norm's (log gamma, beta), in pass order (None: the plain norm)."""
+        if affine is None:
+            return iter([None] * len(self.norm_channels))
+        parts = torch.split(affine[0].float(), self.norm_channels, dim=-1)
+        return iter([(a[0], a[1]) for a in parts])
+
+    def _stats(self, x: torch.Tensor, affine: Affine | None = None) -> Stats:
+        """(m, r) of one instance norm: its output is ``r * (x - m)`` before the ReLU.
+
+        Plain, ``m`` is the mean and ``r`` 1/std. A style's ``gamma * norm(x) + beta`` with
+        gamma > 0 is ``(gamma r) * (x - (m - beta / (gamma r)))``: the same form, so every fold
+        below (scales into the next weights, ``max(x, m)``) holds unchanged.
+        """
         mean, var = self.stats_fn(x)
-        return mean, torch.rsqrt(var + EPS)
+        r = torch.rsqrt(var + EPS)
+        if affine is None:
+            return mean, r
+        log_gamma, beta = affine
+        r = r * log_gamma.exp()
+        return mean - beta / r, r
 
     def _encode(self, x: torch.Tensor, exact: bool, p: torch.Tensor | None = None
                 ) -> torch.Tensor:
@@ -374,15 +397,16 @@ class FastMSGNet:
             out.add_((const if p is None else p @ const).view(1, -1, 1, 1))
         return out
 
-    def _bottleneck(self, x: torch.Tensor, blk: _Block) -> torch.Tensor:
+    def _bottleneck(self, x: torch.Tensor, blk: _Block, norms: Iterator[Affine | None]
+                    ) -> torch.Tensor:
         """Identity-residual bottleneck; adds into the stream ``x`` in place."""
-        m, r = self._stats(x)
+        m, r = self._stats(x, next(norms))
         z = torch.maximum(x, m.view(1, -1, 1, 1))  # a norm follows: see _max_padded
         y = _conv1x1(z, _scale_in(blk.conv_a, r))
         del z
-        m, r = self._stats(y)
+        m, r = self._stats(y, next(norms))
         y = self._conv3x3(y, m, r, blk)
-        m, r = self._stats(y)
+        m, r = self._stats(y, next(norms))
         return _addmm_(x, _relu_sub_(y, m), _scale_in(blk.conv_c, r))
 
     def _conv3x3(self, y: torch.Tensor, m: torch.Tensor, r: torch.Tensor, blk: _Block
@@ -396,25 +420,27 @@ class FastMSGNet:
         # scaling input channels commutes with the spatial transform: scale the rows of u
         return winograd.conv3x3(buf, blk.conv_b_winograd * r.view(1, -1, 1), h, w)
 
-    def _up_bottleneck(self, x: torch.Tensor, blk: _Block) -> torch.Tensor:
+    def _up_bottleneck(self, x: torch.Tensor, blk: _Block, norms: Iterator[Affine | None]
+                       ) -> torch.Tensor:
         """Upsampling bottleneck; its residual 1x1 runs before the upsampling."""
         n, _, h, w = x.shape
         low = _conv1x1(x, blk.residual)
-        m, r = self._stats(x)
+        m, r = self._stats(x, next(norms))
         y = _conv1x1(_max_(x, m), _scale_in(blk.conv_a, r))  # a norm follows
-        m, r = self._stats(y)
+        m, r = self._stats(y, next(norms))
         y = F.conv2d(_max_padded(y, m, 1, upsample=True), _scale_in(blk.conv_b, r))
-        m, r = self._stats(y)
+        m, r = self._stats(y, next(norms))
         c = low.shape[1]
         out = _empty_cl(n, c, 2 * h, 2 * w, x)
         _nhwc(out).unflatten(2, (w, 2)).unflatten(1, (h, 2)).copy_(
             _nhwc(low).reshape(n, h, 1, w, 1, c).expand(n, h, 2, w, 2, c))
         return _addmm_(out, _relu_sub_(y, m), _scale_in(blk.conv_c, r))
 
-    def _head_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _head_input(self, x: torch.Tensor, affine: Affine | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Last norm+ReLU as ``max(x, m)`` into the reflection-padded buffer, with ``m`` and
         the pending scale ``r``."""
-        m, r = self._stats(x)
+        m, r = self._stats(x, affine)
         return _max_padded(x, m, self.pad_out), m, r
 
     def _head(self, padded: torch.Tensor, m: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

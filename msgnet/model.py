@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from msgnet import targets
+
 EXPANSION = 4
 
 
@@ -55,9 +57,27 @@ class UpsampleConvLayer(nn.Module):
         return self.conv2d(x)
 
 
-def instance_norm(channels: int) -> nn.InstanceNorm2d:
+class StyleNorm(nn.InstanceNorm2d):
+    """The authors' InstanceNorm (no parameters, no running statistics), plus an optional
+    per-style scale and shift set for each pass: a learned style's conditional instance norm
+    (:mod:`msgnet.targets`). Without one it is exactly ``nn.InstanceNorm2d``; it adds nothing
+    to the state dict, so every checkpoint loads as before."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, affine=False, track_running_stats=False)
+        self.style_affine: torch.Tensor | None = None  # (B or 1, 2, C): log gamma, beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        if self.style_affine is None:
+            return y
+        a = self.style_affine[..., None, None]
+        return y * a[:, 0].exp() + a[:, 1]
+
+
+def instance_norm(channels: int) -> StyleNorm:
     """InstanceNorm without affine parameters or running statistics, as the authors use."""
-    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    return StyleNorm(channels)
 
 
 class Bottleneck(nn.Module):
@@ -206,6 +226,7 @@ class Net(nn.Module):
             ConvLayer(16 * EXPANSION, output_nc, kernel_size=7, stride=1),
         ]
         self.model = nn.Sequential(*layers)
+        self._affine_size = sum(n.num_features for n in self.decoder_norms())
 
     @property
     def channels(self) -> int:
@@ -224,13 +245,33 @@ class Net(nn.Module):
         """Gram matrix of the encoder features of a BGR 0..255 style batch."""
         return gram_matrix(self.model1(style_bgr))
 
-    def set_target(self, gram: torch.Tensor) -> None:
+    def decoder_norms(self) -> list[StyleNorm]:
+        """The instance norms after the Inspiration layer, in the order a pass runs them."""
+        return [m for m in self.model[2:].modules() if isinstance(m, StyleNorm)]
+
+    @property
+    def affine_size(self) -> int:
+        """``K``: the decoder norms' channels, each with a learned style's scale and shift."""
+        return self._affine_size
+
+    def set_affine(self, affine: torch.Tensor | None) -> None:
+        """Give the decoder norms a (B or 1, 2, K) scale and shift, or None (the authors')."""
+        start = 0
+        for norm in self.decoder_norms():
+            end = start + norm.num_features
+            norm.style_affine = None if affine is None else affine[:, :, start:end]
+            start = end
+
+    def set_target(self, target: torch.Tensor) -> None:
+        """A style target (:mod:`msgnet.targets`): the Gram, with a learned style's affine."""
+        gram, affine = targets.split(target, self.affine_size)
         self.ins.set_target(gram)
+        self.set_affine(affine)
 
     def forward(self, content_bgr: torch.Tensor) -> torch.Tensor:
         return self.model(content_bgr)
 
-    def stylize(self, content_bgr: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+    def stylize(self, content_bgr: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Stylize a batch with a given target (batch 1 or the content's batch)."""
-        self.set_target(gram)
+        self.set_target(target)
         return self.model(content_bgr)

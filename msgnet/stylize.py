@@ -33,6 +33,7 @@ from msgnet.controls import (
 )
 from msgnet.fast import FastMSGNet
 from msgnet.imageio import bgr_to_image, fit_longest, image_to_bgr, resize_longest
+from msgnet.targets import extra_columns, widen_all
 from msgnet.tiling import TileConfig, TiledForward
 from msgnet.variants import DEFAULT_VARIANT, FastVariant, build_variant
 
@@ -226,11 +227,15 @@ class Stylizer:
         return self.net.stylize(content, targets)
 
     def _as_target(self, target: torch.Tensor) -> torch.Tensor:
+        """(1, C, C) Gram, or (1, C, C + P) with a learned style's affine (msgnet.targets)."""
         c = self.net.channels
-        if not isinstance(target, torch.Tensor) or target.numel() != c * c:
+        wide = c + extra_columns(c, self.net.affine_size)
+        numel = target.numel() if isinstance(target, torch.Tensor) else -1
+        if numel not in (c * c, c * wide):
             shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target)
-            raise ValueError(f"style target must be a (1, {c}, {c}) Gram matrix, got {shape}")
-        return target.reshape(1, c, c).to(self.device, torch.float32)
+            raise ValueError(f"style target must be a (1, {c}, {c}) Gram matrix "
+                             f"(or (1, {c}, {wide}) for a learned style), got {shape}")
+        return target.reshape(1, c, numel // c).to(self.device, torch.float32)
 
     def run(self, contents: list[torch.Tensor], targets: list[torch.Tensor],
             controls: list[Controls] | None = None) -> list[torch.Tensor]:
@@ -266,7 +271,7 @@ class Stylizer:
                     x = (contents[chunk[0]] if len(chunk) == 1
                          else torch.cat([contents[i] for i in chunk]))
                     x = x.to(self.device, torch.float32)
-                    g = torch.cat([grams[i] for i in chunk])
+                    g = torch.cat(widen_all([grams[i] for i in chunk]))
                     y = self.forward_fn(pad_to_multiple(x), g)[..., :h, :w].clamp_(0, 255)
                     y = y.to("cpu", torch.float32)
                     for j, i in enumerate(chunk):

@@ -34,6 +34,7 @@ from torch import nn
 
 from msgnet.fast import FastMSGNet, tune_allocator
 from msgnet.model import Net, inspire
+from msgnet.targets import has_affine
 
 DEFAULT_VARIANT = "fast"
 
@@ -53,6 +54,11 @@ class Variant:
         with torch.inference_mode():
             return self.net.style_target(style)
 
+    def eager(self, content: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The model as written: any target, a learned style's decoder affine included."""
+        with torch.inference_mode():
+            return self.net.stylize(content, target)
+
 
 class EagerVariant(Variant):
     """The model as written (no allocator change: this is the baseline)."""
@@ -60,8 +66,7 @@ class EagerVariant(Variant):
     name = "eager"
 
     def __call__(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.net.stylize(content, gram)
+        return self.eager(content, gram)
 
 
 class EagerAllocVariant(EagerVariant):
@@ -137,6 +142,8 @@ class JitVariant(Variant):
             self.module = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
     def __call__(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        if has_affine(gram):  # the graph takes a Gram; a learned style runs as written
+            return self.eager(content, gram)
         with torch.no_grad():
             return self.module(content, _per_item(gram, content.shape[0]))
 
@@ -155,6 +162,8 @@ class CompileVariant(Variant):
         self.module = torch.compile(_Functional(net).eval(), dynamic=True, fullgraph=True)
 
     def __call__(self, content: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        if has_affine(gram):  # the graph takes a Gram; a learned style runs as written
+            return self.eager(content, gram)
         with torch.no_grad():
             return self.module(content, _per_item(gram, content.shape[0]))
 

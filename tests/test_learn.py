@@ -13,6 +13,7 @@ import pytest
 import torch
 from weights_factory import make_tiny_weights, save_tiny_vgg
 
+from msgnet import targets
 from msgnet.checkpoint import load_weights
 from msgnet.learn import LearnConfig, PhotoCrops, learn_style
 from msgnet.model import inspiration_matrix
@@ -62,20 +63,31 @@ def _fit(kit, **kw):
 
 
 # ---------------------------------------------------------------------------- the fit
-def test_learned_target_is_a_gram_target_that_reproduces_the_fitted_matrix(kit):
+def test_learned_target_is_a_gram_and_decoder_affine_that_stylizes(kit):
     loaded, result = _fit(kit)
-    c = loaded.net.channels
-    assert result.target.shape == (1, c, c) and torch.isfinite(result.target).all()
+    c, k = loaded.net.channels, loaded.net.affine_size
+    assert result.target.shape == (1, c, c + targets.extra_columns(c, k))
+    assert torch.isfinite(result.target).all()
+    gram, affine = targets.split(result.target, k)
+    assert affine is not None and affine.abs().sum() > 0  # the fit moved the norms
     # the stored G gives back the fitted M through the layer's own maths
-    m = inspiration_matrix(loaded.net.ins.weight.detach(), result.target)
+    m = inspiration_matrix(loaded.net.ins.weight.detach(), gram)
     assert m.shape == (1, c, c) and torch.isfinite(m).all()
     stylizer = Stylizer(loaded, max_size=64, default_size=48)
-    out = stylizer.run([torch.rand(1, 3, 40, 48) * 255], [result.target])[0]
-    assert out.shape == (1, 3, 40, 48)
+    x = torch.rand(1, 3, 40, 48) * 255
+    out, gram_only = stylizer.run([x, x], [result.target, gram])
+    assert out.shape == (1, 3, 40, 48) and not torch.equal(out, gram_only)
+    assert loaded.net.decoder_norms()[0].style_affine is None  # the net is left as it was
+
+
+def test_without_affine_the_target_is_a_plain_gram(kit):
+    loaded, result = _fit(kit, affine=False, steps=2)
+    c = loaded.net.channels
+    assert result.target.shape == (1, c, c) and torch.isfinite(result.target).all()
 
 
 def test_fitting_the_gram_itself_gives_a_usable_target(kit):
-    loaded, result = _fit(kit, param="gram", steps=2)
+    loaded, result = _fit(kit, param="gram", steps=2, affine=False)
     c = loaded.net.channels
     assert result.target.shape == (1, c, c) and torch.isfinite(result.target).all()
 
