@@ -38,7 +38,7 @@ def warmup_lrs(lr: float, inspiration_lr: float | None, step: int, warmup_steps:
 
     A fresh Adam's first steps move every entry by ~lr in the sign of one batch's gradient
     (its second moment is one sample): on trained weights that undid ~400 steps of progress
-    (docs/training.md, 2026-12-02 second session). The trainstate's step counter starts at 0
+    (docs/training-log.md, 2026-12-02 second session). The trainstate's step counter starts at 0
     with the optimizer, so the warm-up counts from the optimizer's first step.
     """
     factor = 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)

@@ -1,5 +1,5 @@
-"""The README's clip: a slow pan over a held-out photo, stylized as a GIF by the CLI's code
-path (shared first-frame statistics), shown beside the input.
+"""The clip in docs/animation.md: a slow pan over a held-out photo, stylized as a GIF by the
+CLI's code path (shared first-frame statistics), shown beside the input.
 
     .venv/bin/python -m scripts.clip_figure [--photo ../shared/data/content/bsds500/val_101085.jpg]
         [-o docs/img/clip_candy.gif] [--preset candy]

@@ -1,4 +1,4 @@
-"""The README's style-control strips, rendered from a weights file into docs/img/.
+"""The style-control strips of docs/controls.md, rendered from a weights file into docs/img/.
 
     .venv/bin/python -m scripts.controls_figure --weights weights/msgnet-21styles.pt \\
         --content ../shared/data/content/bsds500/val_101085.jpg

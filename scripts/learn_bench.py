@@ -37,6 +37,13 @@ SHARED = ROOT.parent / "shared"
 FIGURES = ("identification", "style_ratio", "content_ratio", "separation")
 
 
+def _yes(text: str) -> bool:
+    """A boolean flag's value: yes/true/1 or no/false/0."""
+    if text.lower() not in ("yes", "true", "1", "no", "false", "0"):
+        raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
+    return text.lower() in ("yes", "true", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, help="JSON results")
     for f in fields(LearnConfig):
         flag = "--" + f.name.replace("_", "-")
-        kind = {"str": str, "int": int, "float": float}.get(str(f.type).split(" ")[0], float)
+        kind = {"str": str, "int": int, "float": float, "bool": _yes}.get(
+            str(f.type).split(" ")[0], float)
         if f.name == "content_budget":
             p.add_argument(flag, type=float, default=f.default,
                            help="adaptive content weight's target (0: fixed weights)")
