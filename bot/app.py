@@ -26,6 +26,7 @@ from bot.middlewares import (
     LanguageMiddleware,
     RateLimitMiddleware,
     SenderChatMiddleware,
+    UserLockMiddleware,
 )
 from bot.middlewares.flood import RetryAfterMiddleware
 from bot.routers import (
@@ -145,6 +146,11 @@ def create_dispatcher(settings: Settings, services: Services,
         observer.outer_middleware(rate_limit)
     dp.message.outer_middleware(SenderChatMiddleware())  # anonymous admins, channels
     dp.message.outer_middleware(AlbumMiddleware(settings.album_delay))
+    # after the album gathering (an album's first message holds it for the whole album);
+    # button presses take the same lock: they read and write the same state
+    user_lock = UserLockMiddleware()
+    dp.message.outer_middleware(user_lock)
+    dp.callback_query.outer_middleware(user_lock)
     dp.include_routers(start_help.create_router(), settings_routes.create_router(),
                        presets.create_router(), controls.create_router(),
                        learned.create_router(), jobs.create_router(),  # /cancel renaming

@@ -2,8 +2,9 @@
 
 Pure functions, no Telegram I/O: which controls a user chose, and the REST fields they become
 (docs/serving.md). FSM keys: ``strength`` (percent, 25/50/75/100), ``keep_colors`` (bool),
-``brush`` (small/medium/large, for an uploaded style), ``mix`` (a preset mixed 50/50 with the
-current style) and ``mixing`` (the next preset picked from the gallery is the mix, not the style).
+``brush`` (small/medium/large, for an uploaded style) and ``mix`` (a preset mixed 50/50 with the
+current style; it belongs to that style, so choosing another style ends it). A job spec carries
+its own copy, so a button under a result changes that result's controls.
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ Per-user FSM data (JSON-serializable, so Redis can hold it):
 * ``preset``: a preset name chosen instead of a style image (clears ``style`` and vice versa);
 * ``pending``: an image whose role we asked about;
 * ``size``: the chosen output size; ``lang``: the chosen language;
-* ``results``: recent result ids -> the job spec that made them (to re-make evicted files);
-* ``strength``, ``keep_colors``, ``brush``, ``mix``, ``mixing``: the style controls
-  (:mod:`bot.controls`);
+* ``results``: recent result ids -> the job spec that made them (to re-make evicted files, and
+  so the buttons under a result act on *that* result's images, not on the latest upload);
+* ``strength``, ``keep_colors``, ``brush``: the style controls the user prefers
+  (:mod:`bot.controls`); ``mix``: a style mixed into the current one (it belongs to the style:
+  a new style ends it);
 * ``owner``: the user's owner id in the style store, set once they use a learned style
   (:mod:`bot.learnflow`), sent with every job so ``preset``/``mix`` may name one.
 
@@ -104,7 +106,14 @@ def assign(data: dict[str, Any], role: str, ref: dict[str, Any]) -> dict[str, An
     """The FSM data update that puts ``ref`` in ``role`` (a style image replaces a preset)."""
     if role == "content":
         return {"content": ref, "pending": None}
-    return {"style": ref, "preset": None, "pending": None}
+    return new_style(style=ref)
+
+
+def new_style(*, style: dict[str, Any] | None = None, preset: str | None = None
+              ) -> dict[str, Any]:
+    """The FSM data update for a newly chosen style (an image or a preset): it replaces the
+    old one and ends any mix, which was a mix *with the old style*."""
+    return {"style": style, "preset": preset, "pending": None, "mix": None, "mixing": None}
 
 
 def missing(data: dict[str, Any]) -> str | None:
@@ -123,10 +132,28 @@ def job_spec(data: dict[str, Any], sizes: list[int], document: bool = False) -> 
             "document": document, "controls": controls_of(data), "owner": data.get("owner")}
 
 
-def sheet_spec(data: dict[str, Any], size: int) -> dict[str, Any]:
-    """A contact-sheet job: the content in every preset (the controls apply, the style not)."""
-    return {"content": data["content"], "style": None, "preset": None, "sizes": [size],
-            "document": False, "controls": controls_of(data), "sheet": True}
+def sheet_spec(base: dict[str, Any], size: int, rid: str = "") -> dict[str, Any]:
+    """A contact-sheet job: ``base``'s content in every preset (its controls apply, its style
+    not); ``rid``, the result it was asked under, travels to the sheet's buttons."""
+    return {"content": base["content"], "style": None, "preset": None, "sizes": [size],
+            "document": False, "controls": dict(base.get("controls") or {}), "sheet": True,
+            "owner": base.get("owner"), "rid": rid}
+
+
+def result_spec(data: dict[str, Any], rid: str) -> dict[str, Any] | None:
+    """A copy of the spec that made result ``rid`` (None once it left the bounded history),
+    ready to run again: a re-run is a photo unless a button asks for the file."""
+    spec = (data.get("results") or {}).get(rid)
+    if not spec:
+        return None
+    return {**spec, "document": False, "controls": dict(spec.get("controls") or {})}
+
+
+def is_current(data: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """Whether ``spec`` was made from the user's current photo: then a style chosen under its
+    result also becomes the current style (for the next photo too)."""
+    content = data.get("content") or {}
+    return bool(content) and content.get("uid") == (spec.get("content") or {}).get("uid")
 
 
 def remember_result(data: dict[str, Any], rid: str, spec: dict[str, Any]) -> dict[str, Any]:

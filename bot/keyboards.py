@@ -22,14 +22,21 @@ class RoleCB(CallbackData, prefix="role"):
 
 
 class PresetCB(CallbackData, prefix="pre"):
-    action: str  # "open" (new gallery), "show" (page to index), "use"
+    """The gallery: ``action`` "open" (a new gallery), "show" (page to ``index``) or "use".
+    ``rid``: the result the gallery was opened under (its photo gets the style; empty: the
+    current photo); ``mode`` "mix": "use" mixes the preset in instead of replacing the style."""
+
+    action: str
     index: int
     name: str = ""
+    rid: str = ""
+    mode: str = ""
 
 
 class SizeCB(CallbackData, prefix="size"):
     size: int
-    run: bool = False  # re-run the last job at this size right away
+    run: bool = False  # re-run at this size right away (a button under a result)
+    rid: str = ""  # that result (empty: the current images)
 
 
 class LangCB(CallbackData, prefix="lang"):
@@ -42,11 +49,12 @@ class JobCB(CallbackData, prefix="job"):
 
 
 class ControlCB(CallbackData, prefix="ctl"):
-    """A style control under a result: ``action`` strength (value: percent), colors, brush
-    (value: small/medium/large), mix (pick a preset to mix with), sheet (every style)."""
+    """A style control under result ``rid``: ``action`` strength (value: percent), colors,
+    brush (value: small/medium/large), mix (pick a preset to mix with), sheet (every style)."""
 
     action: str
     value: str = ""
+    rid: str = ""
 
 
 class LearnCB(CallbackData, prefix="lrn"):
@@ -101,27 +109,39 @@ def ask_role_keyboard(tr: Translator) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def _short(name: str) -> str:
-    """Callback data is limited to 64 bytes: long names travel by index only."""
-    return name if len(name.encode()) <= 40 and ":" not in name else ""
+CALLBACK_MAX = 64  # bytes of callback data Telegram keeps
 
 
-def gallery_keyboard(tr: Translator, names: list[str], index: int) -> InlineKeyboardMarkup:
+def use_preset_cb(index: int, name: str, rid: str = "", mode: str = "") -> PresetCB:
+    """The "use" button's data: the name when it fits in Telegram's 64 bytes (so a reordered
+    list still finds it), else the index only."""
+    cb = PresetCB(action="use", index=index, name=name if ":" not in name else "", rid=rid,
+                  mode=mode)
+    if len(cb.pack().encode()) > CALLBACK_MAX:
+        cb = PresetCB(action="use", index=index, rid=rid, mode=mode)
+    return cb
+
+
+def gallery_keyboard(tr: Translator, names: list[str], index: int, rid: str = "",
+                     mode: str = "") -> InlineKeyboardMarkup:
+    """The gallery's buttons; ``rid`` and ``mode`` travel with every page (see PresetCB)."""
     total = len(names)
     kb = InlineKeyboardBuilder()
     name = names[index]
-    kb.button(text=tr("btn_prev"), callback_data=PresetCB(action="show",
-                                                           index=(index - 1) % total))
-    kb.button(text=tr("btn_use_preset", name=name),
-              callback_data=PresetCB(action="use", index=index, name=_short(name)))
-    kb.button(text=tr("btn_next"), callback_data=PresetCB(action="show",
-                                                           index=(index + 1) % total))
+    kb.button(text=tr("btn_prev"), callback_data=PresetCB(
+        action="show", index=(index - 1) % total, rid=rid, mode=mode))
+    kb.button(text=tr("btn_mix_preset" if mode == "mix" else "btn_use_preset",
+                      name=tr.title(name)),
+              callback_data=use_preset_cb(index, name, rid, mode))
+    kb.button(text=tr("btn_next"), callback_data=PresetCB(
+        action="show", index=(index + 1) % total, rid=rid, mode=mode))
     page = index // GALLERY_PAGE
     first = page * GALLERY_PAGE
     shown = list(range(first, min(total, first + GALLERY_PAGE)))
     for i in shown:
         label = f"• {names[i]} •" if i == index else names[i]
-        kb.button(text=label, callback_data=PresetCB(action="show", index=i))
+        kb.button(text=label, callback_data=PresetCB(action="show", index=i, rid=rid,
+                                                     mode=mode))
     kb.button(text=tr("btn_my_styles"), callback_data=LearnCB(action="list"))
     rows = [3] + [3] * ((len(shown) + 2) // 3) + [1]
     kb.adjust(*rows)
@@ -155,27 +175,30 @@ def result_keyboard(tr: Translator, rid: str, sizes: list[int], current: int,
     controls = controls or {}
     kb = InlineKeyboardBuilder()
     kb.button(text=tr("btn_full"), callback_data=JobCB(action="full", rid=rid))
-    kb.button(text=tr("btn_another_style"), callback_data=PresetCB(action="open", index=0))
+    kb.button(text=tr("btn_another_style"),
+              callback_data=PresetCB(action="open", index=0, rid=rid))
     others = [s for s in sizes if s != current][:4]
     for size in others:
-        kb.button(text=tr("btn_size", size=size), callback_data=SizeCB(size=size, run=True))
+        kb.button(text=tr("btn_size", size=size),
+                  callback_data=SizeCB(size=size, run=True, rid=rid))
     strength = controls.get("strength", 100)
     for pct in STRENGTHS:
         label = tr("btn_strength", pct=pct)
         kb.button(text=f"• {label} •" if pct == strength else label,
-                  callback_data=ControlCB(action="strength", value=str(pct)))
+                  callback_data=ControlCB(action="strength", value=str(pct), rid=rid))
     kept = controls.get("keep_colors")
     kb.button(text=tr("btn_colors_on" if kept else "btn_colors_off"),
-              callback_data=ControlCB(action="colors", value="off" if kept else "on"))
-    kb.button(text=tr("btn_mix"), callback_data=ControlCB(action="mix"))
-    kb.button(text=tr("btn_sheet"), callback_data=ControlCB(action="sheet"))
+              callback_data=ControlCB(action="colors", value="off" if kept else "on",
+                                      rid=rid))
+    kb.button(text=tr("btn_mix"), callback_data=ControlCB(action="mix", rid=rid))
+    kb.button(text=tr("btn_sheet"), callback_data=ControlCB(action="sheet", rid=rid))
     rows = [1, 1, *([len(others)] if others else []), len(STRENGTHS), 1, 2]
     if own_style:
         brush = controls.get("brush") or "medium"
         for name in BRUSHES:
             label = tr(f"brush_{name}")
             kb.button(text=f"• {label} •" if name == brush else label,
-                      callback_data=ControlCB(action="brush", value=name))
+                      callback_data=ControlCB(action="brush", value=name, rid=rid))
         rows.append(len(BRUSHES))
         if learn_seconds:
             kb.button(text=tr("btn_learn", seconds=learn_seconds),
@@ -185,12 +208,12 @@ def result_keyboard(tr: Translator, rid: str, sizes: list[int], current: int,
     return kb.as_markup()
 
 
-def sheet_keyboard(names: list[str]) -> InlineKeyboardMarkup:
-    """Under a contact sheet: one button per preset, in the sheet's order, to use it."""
+def sheet_keyboard(names: list[str], rid: str = "") -> InlineKeyboardMarkup:
+    """Under a contact sheet: one button per preset, in the sheet's order, to use it on the
+    photo of result ``rid`` (the one the sheet was asked under)."""
     kb = InlineKeyboardBuilder()
     for index, name in enumerate(names):
-        kb.button(text=name, callback_data=PresetCB(action="use", index=index,
-                                                    name=_short(name)))
+        kb.button(text=name, callback_data=use_preset_cb(index, name, rid))
     kb.adjust(3)
     return kb.as_markup()
 

@@ -46,6 +46,22 @@ def chosen_size(data: dict[str, Any], info: ts.ServerInfo | None) -> int:
     return info.default_size
 
 
+async def spec_under(data: dict[str, Any], rid: str, client: ts.TorchServeClient
+                     ) -> tuple[dict[str, Any] | None, str | None]:
+    """(the spec a button acts on, None) or (None, the text key saying why there is none).
+
+    A button under a result carries its ``rid``: it acts on that result's images and style,
+    whatever was uploaded since. Buttons without one (sent before results carried it) act on
+    the current images, as they used to."""
+    if rid:
+        spec = flow.result_spec(data, rid)
+        return (spec, None) if spec is not None else (None, "result_expired")
+    need = flow.missing(data)
+    if need:
+        return None, need
+    return flow.job_spec(data, [chosen_size(data, await server_info(client))]), None
+
+
 async def run_from_state(*, chat_id: int, user_id: int, tr: Translator, state: FSMContext,
                          runner: JobRunner, sizes: list[int] | None = None,
                          document: bool = False, say=None) -> bool:

@@ -1,7 +1,9 @@
 """The style-control buttons under a result: strength, colours, brush, mix, every style.
 
-Each choice is stored in the user's FSM data (so it is remembered for their next results, on
-any replica with Redis) and re-runs the job from the images already known: no new upload.
+Each button carries its result's id and re-runs *that* result's images and style (kept in the
+user's bounded ``results`` history), not whatever was uploaded since: no new upload. The
+strength, colours and brush chosen are also remembered for the user's next results (FSM data,
+so on any replica with Redis).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from aiogram.types import CallbackQuery
 from bot import flow
 from bot.controls import BRUSHES, STRENGTHS
 from bot.keyboards import ControlCB
-from bot.routers.common import run_from_state
+from bot.routers.common import spec_under
 from bot.routers.presets import PreviewIds, show_gallery
 from bot.services.runner import JobRunner
 from bot.texts import Translator
@@ -21,50 +23,60 @@ from bot.texts import Translator
 SHEET_SIZE = 256  # cell size of the contact sheet
 
 
+def _chat_id(query: CallbackQuery) -> int:
+    return query.message.chat.id if query.message else query.from_user.id
+
+
 async def set_control(query: CallbackQuery, callback_data: ControlCB, tr: Translator,
                       state: FSMContext, runner: JobRunner) -> None:
+    """Change one control of the result the button sits under and make it again."""
     action, value = callback_data.action, callback_data.value
     if action == "strength" and value.isdigit() and int(value) in STRENGTHS:
-        await state.update_data(strength=int(value))
+        change = {"strength": int(value)}
         note = tr("ctl_strength_set", pct=int(value))
     elif action == "colors" and value in ("on", "off"):
-        await state.update_data(keep_colors=value == "on")
+        change = {"keep_colors": value == "on"}
         note = tr("ctl_colors_on" if value == "on" else "ctl_colors_off")
     elif action == "brush" and value in BRUSHES:
-        await state.update_data(brush=value)
+        change = {"brush": value}
         note = tr("ctl_brush_set", brush=tr(f"brush_{value}"))
     else:
         await query.answer()
         return
+    chat_id = _chat_id(query)
+    spec, why = await spec_under(await state.get_data(), callback_data.rid, runner.ts)
+    await state.update_data(change)  # a preference: the next results keep it too
     await query.answer(note)
-    chat_id = query.message.chat.id if query.message else query.from_user.id
-    await run_from_state(chat_id=chat_id, user_id=query.from_user.id, tr=tr, state=state,
-                         runner=runner, say=lambda text: runner.bot.send_message(chat_id,
-                                                                                text))
+    if spec is None:
+        await runner.bot.send_message(chat_id, tr(why))
+        return
+    spec["controls"].update(change)
+    await runner.start(chat_id=chat_id, user_id=query.from_user.id, tr=tr, state=state,
+                       spec=spec)
 
 
-
-async def mix(query: CallbackQuery, bot: Bot, tr: Translator, state: FSMContext,
+async def mix(query: CallbackQuery, callback_data: ControlCB, bot: Bot, tr: Translator,
               runner: JobRunner, previews: PreviewIds) -> None:
-    """The next preset picked in the gallery is mixed with the current style."""
-    await state.update_data(mixing=True)
+    """A gallery whose "use" buttons mix a preset into this result's style. Nothing is
+    stored: leaving it without a pick changes nothing."""
     await query.answer()
-    chat_id = query.message.chat.id if query.message else query.from_user.id
+    chat_id = _chat_id(query)
     await bot.send_message(chat_id, tr("mix_pick"))
-    await show_gallery(bot, chat_id, tr, runner.ts, previews)
+    await show_gallery(bot, chat_id, tr, runner.ts, previews, rid=callback_data.rid,
+                       mode="mix")
 
 
-
-async def sheet(query: CallbackQuery, tr: Translator, state: FSMContext,
-                runner: JobRunner) -> None:
+async def sheet(query: CallbackQuery, callback_data: ControlCB, tr: Translator,
+                state: FSMContext, runner: JobRunner) -> None:
+    """This result's photo in every preset, with a button per preset to use it."""
     await query.answer()
-    chat_id = query.message.chat.id if query.message else query.from_user.id
-    data = await state.get_data()
-    if not data.get("content"):
-        await runner.bot.send_message(chat_id, tr("need_content"))
+    chat_id = _chat_id(query)
+    spec, why = await spec_under(await state.get_data(), callback_data.rid, runner.ts)
+    if spec is None:
+        await runner.bot.send_message(chat_id, tr(why))
         return
     await runner.start(chat_id=chat_id, user_id=query.from_user.id, tr=tr, state=state,
-                       spec=flow.sheet_spec(data, SHEET_SIZE))
+                       spec=flow.sheet_spec(spec, SHEET_SIZE, callback_data.rid))
 
 
 def create_router() -> Router:

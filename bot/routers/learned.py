@@ -110,7 +110,7 @@ async def my_styles_button(query: CallbackQuery, bot: Bot, tr: Translator,
 
 async def use(query: CallbackQuery, callback_data: LearnCB, tr: Translator,
               state: FSMContext, runner: JobRunner, learn_jobs: LearnJobs) -> None:
-    """Stylize the current photo with a learned style (or mix it in, after "mix")."""
+    """Stylize the current photo with a learned style (it becomes the current style)."""
     name, owner = callback_data.name, learnflow.owner_of(query.from_user.id)
     chat_id = _chat_id(query)
     try:
@@ -123,19 +123,13 @@ async def use(query: CallbackQuery, callback_data: LearnCB, tr: Translator,
         await runner.bot.send_message(chat_id, tr("learned_gone", name=name))
         return
     await query.answer(f"✅ {name}")
-    data = await state.get_data()
-    if data.get("mixing"):  # "mix with another style": this style joins the current one
-        await state.update_data(mix=name, mixing=False, owner=owner)
-        update = {}
-    else:
-        update = {"preset": name, "style": None, "pending": None, "mix": None}
-        await state.update_data(owner=owner, **update)
+    # the new current style: it replaces the old one and ends any mix with it
+    await state.update_data(owner=owner, **flow.new_style(preset=name))
     if flow.missing(await state.get_data()) is None:
         await run_from_state(chat_id=chat_id, user_id=query.from_user.id, tr=tr, state=state,
                              runner=runner)
     else:
-        key = "got_preset" if update else "got_mix"
-        await runner.bot.send_message(chat_id, tr(key, name=name))
+        await runner.bot.send_message(chat_id, tr("got_preset", name=name))
 
 
 # ---------------------------------------------------------------- rename

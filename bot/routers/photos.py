@@ -107,8 +107,7 @@ async def _album(message: Message, album: list[Message], tr: Translator, state: 
         return
     content_i, style_i = flow.album_roles([m.caption for m in album], caption_role)
     await state.set_state(None)
-    await state.update_data(content=refs[content_i], style=refs[style_i], preset=None,
-                            pending=None)
+    await state.update_data(content=refs[content_i], **flow.new_style(style=refs[style_i]))
     await message.answer(tr("got_album"))
     await run_from_state(chat_id=message.chat.id, user_id=message.from_user.id, tr=tr,
                          state=state, runner=runner, say=message.answer)

@@ -18,7 +18,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, InputMediaPhoto, Mes
 from bot import flow
 from bot.keyboards import PresetCB, gallery_keyboard
 from bot.placeholder import NO_PREVIEW_JPEG
-from bot.routers.common import run_from_state
+from bot.routers.common import spec_under
 from bot.services import torchserve as ts
 from bot.services.runner import JobRunner
 from bot.texts import Translator, variants
@@ -49,7 +49,9 @@ async def _photo(client: ts.TorchServeClient, previews: PreviewIds, preset: ts.P
 
 async def show_gallery(bot: Bot, chat_id: int, tr: Translator, client: ts.TorchServeClient,
                        previews: PreviewIds, index: int = 0, edit: Message | None = None,
-                       ) -> None:
+                       rid: str = "", mode: str = "") -> None:
+    """Show (or page in place, ``edit``) the gallery; ``rid`` and ``mode`` go with its
+    buttons (the result it was opened under, "mix")."""
     try:
         info = await client.server_info()
     except ts.TorchServeError:
@@ -62,10 +64,11 @@ async def show_gallery(bot: Bot, chat_id: int, tr: Translator, client: ts.TorchS
     index %= len(names)
     preset = info.presets[index]
     photo, real = await _photo(client, previews, preset)
-    caption = tr("preset_caption", name=preset.name, index=index + 1, total=len(names))
+    caption = tr("preset_caption", name=tr.title(preset.name), index=index + 1,
+                 total=len(names))
     if not real:
         caption += "\n" + tr("preset_no_preview")
-    markup = gallery_keyboard(tr, names, index)
+    markup = gallery_keyboard(tr, names, index, rid, mode)
     sent: Message | bool
     if edit is not None:
         sent = await bot.edit_message_media(
@@ -91,7 +94,8 @@ async def page(query: CallbackQuery, callback_data: PresetCB, bot: Bot, tr: Tran
     in_gallery = callback_data.action == "show" and bool(query.message.photo)
     try:
         await show_gallery(bot, query.message.chat.id, tr, runner.ts, previews,
-                           callback_data.index, query.message if in_gallery else None)
+                           callback_data.index, query.message if in_gallery else None,
+                           rid=callback_data.rid, mode=callback_data.mode)
     except TelegramAPIError as exc:  # e.g. the same page pressed twice: not modified
         log.debug("gallery page not shown: %s", exc)
 
@@ -113,25 +117,35 @@ async def use(query: CallbackQuery, callback_data: PresetCB, tr: Translator,
         if query.message is not None:
             await query.message.answer(tr("preset_gone"))
         return
-    await query.answer(f"✅ {name}")
+    await query.answer(f"✅ {tr.title(name)}")
     chat_id = query.message.chat.id if query.message else query.from_user.id
     data = await state.get_data()
-    if data.get("mixing"):  # "mix with another style": this preset joins the style
-        await state.update_data(mix=name, mixing=False)
-        if flow.missing(data) is None:
-            await run_from_state(chat_id=chat_id, user_id=query.from_user.id, tr=tr,
-                                 state=state, runner=runner)
-        else:
-            await runner.bot.send_message(chat_id, tr("got_mix", name=name))
+    mixing = callback_data.mode == "mix"
+    if not callback_data.rid and not data.get("content"):
+        # no photo yet: remember the choice and say what is missing
+        await state.update_data({"mix": name} if mixing else flow.new_style(preset=name))
+        await runner.bot.send_message(chat_id, tr("got_mix" if mixing else "got_preset",
+                                                  name=tr.title(name)))
         return
-    # a new style replaces the old one and ends any mix with it
-    await state.update_data(preset=name, style=None, pending=None, mix=None)
-    data = await state.get_data()
-    if flow.missing(data) is None:
-        await run_from_state(chat_id=chat_id, user_id=query.from_user.id, tr=tr,
-                             state=state, runner=runner)
-    else:
-        await runner.bot.send_message(chat_id, tr("got_preset", name=name))
+    if not callback_data.rid and not mixing:  # the current photo in this style
+        data = {**data, **flow.new_style(preset=name)}
+    spec, why = await spec_under(data, callback_data.rid, runner.ts)
+    if spec is None:
+        await runner.bot.send_message(chat_id, tr(why))
+        return
+    if mixing:  # "mix with another style": this preset joins that result's style
+        spec["controls"]["mix"] = name
+        update = {"mix": name}
+    else:  # a new style replaces the old one and ends any mix with it
+        spec.update(preset=name, style=None)
+        spec["controls"]["mix"] = None
+        update = flow.new_style(preset=name)
+    spec.pop("sheet", None)
+    spec.pop("rid", None)
+    if not callback_data.rid or flow.is_current(data, spec):
+        await state.update_data(update)  # the current photo's style: the next photo's too
+    await runner.start(chat_id=chat_id, user_id=query.from_user.id, tr=tr, state=state,
+                       spec=spec)
 
 
 def create_router() -> Router:

@@ -8,7 +8,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot.keyboards import LangCB, SizeCB, language_keyboard, main_keyboard, size_keyboard
-from bot.routers.common import chosen_size, run_from_state, server_info, sizes_or_apology
+from bot.routers.common import chosen_size, server_info, sizes_or_apology, spec_under
 from bot.services.runner import JobRunner
 from bot.texts import Translator, variants
 
@@ -36,9 +36,14 @@ async def size_chosen(query: CallbackQuery, callback_data: SizeCB, tr: Translato
     if query.message is None:
         return
     chat_id = query.message.chat.id
-    if callback_data.run:  # a size button under a result: re-run at that size
-        await run_from_state(chat_id=chat_id, user_id=query.from_user.id, tr=tr,
-                             state=state, runner=runner, say=query.message.answer)
+    if callback_data.run:  # a size button under a result: that result again at this size
+        spec, why = await spec_under(await state.get_data(), callback_data.rid, runner.ts)
+        if spec is None:
+            await query.message.answer(tr(why))
+            return
+        spec["sizes"] = [size]
+        await runner.start(chat_id=chat_id, user_id=query.from_user.id, tr=tr, state=state,
+                           spec=spec)
     else:
         await query.message.edit_text(tr("size_set", size=size))
 

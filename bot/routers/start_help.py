@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
+from bot import flow
 from bot.flow import NextRole
 from bot.keyboards import main_keyboard
 from bot.routers.common import chosen_size, server_info
@@ -32,15 +33,15 @@ async def help_(message: Message, tr: Translator, state: FSMContext,
 
 async def restart(message: Message, tr: Translator, state: FSMContext,
                   queue: JobQueue, results: ResultCache) -> None:
-    """Forget the user's images (the original bot's /restart); keep size and language."""
+    """Start over: forget the user's images, style and mix (the original bot's /restart);
+    keep their settings (size, language, strength, colours)."""
     user_id = message.from_user.id
     await queue.cancel_anywhere(user_id)
     results.forget_user(user_id)
     if queue.coordination is not None:
         await queue.coordination.forget_results(user_id)
     await state.set_state(None)
-    await state.update_data(content=None, style=None, preset=None, pending=None,
-                            results={})
+    await state.update_data(content=None, results={}, **flow.new_style())
     await message.answer(tr("restart_done"))
 
 

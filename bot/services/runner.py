@@ -47,6 +47,12 @@ FINISHING_WAIT_S = 10.0  # how long a new job waits for a delivered one to tidy 
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 
 
+def shutdown_notice(settings: Settings) -> str:
+    """The text key telling a user their job was cancelled by a restart: photos survive a
+    restart only when Redis holds the state, so only then is that promised."""
+    return "shutdown_cancelled_kept" if settings.redis_url.get() else "shutdown_cancelled"
+
+
 class JobFailure(Exception):
     """A failure to report to the user: a text key, its values, and a metrics reason."""
 
@@ -83,7 +89,7 @@ class JobRunner:
         async def on_cancel(reason: str) -> None:
             if reason == SHUTDOWN:
                 await status.close()
-                await self._say(chat_id, tr("shutdown_cancelled"))
+                await self._say(chat_id, tr(shutdown_notice(self.settings)))
             elif not await status.close(tr("cancelled")):
                 await self._say(chat_id, tr("cancelled"))
 
@@ -234,12 +240,12 @@ class JobRunner:
         try:
             await self.bot.send_photo(chat_id, BufferedInputFile(result.data, filename),
                                       caption=tr("sheet_caption"),
-                                      reply_markup=sheet_keyboard(names))
+                                      reply_markup=sheet_keyboard(names, spec.get("rid", "")))
         except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
             log.info("sheet refused as a photo (%s), sending a document", exc.message)
             await self.bot.send_document(chat_id, BufferedInputFile(result.data, filename),
                                          caption=tr("sheet_caption"),
-                                         reply_markup=sheet_keyboard(names))
+                                         reply_markup=sheet_keyboard(names, spec.get("rid", "")))
 
     async def _download(self, ref: dict[str, Any], which: str) -> bytes:
         limit = self.settings.max_file_bytes

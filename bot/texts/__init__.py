@@ -13,20 +13,18 @@ from bot.texts import en, ru
 
 LANGUAGES: dict[str, ModuleType] = {"en": en, "ru": ru}
 DEFAULT = "en"
-# Telegram language codes that get Russian texts (people in these locales mostly read Russian)
-RUSSIAN_LOCALES = ("ru", "be", "uk", "kk", "ky", "uz", "tg", "hy", "az")
 
 
 def pick_language(telegram_code: str | None, chosen: str | None = None,
                   default: str = DEFAULT) -> str:
-    """The user's choice (/language) wins, then their Telegram language, then ``default``."""
+    """The user's choice (/language) wins, then their Telegram language, then ``default``
+    (``DEFAULT_LANGUAGE``): a language we have no texts for is not guessed to read another
+    one we have (an operator whose users read Russian sets ``DEFAULT_LANGUAGE=ru``)."""
     if chosen in LANGUAGES:
         return chosen  # type: ignore[return-value]
     code = (telegram_code or "").lower().split("-")[0]
     if code in LANGUAGES:
         return code
-    if code in RUSSIAN_LOCALES:
-        return "ru"
     return default if default in LANGUAGES else DEFAULT
 
 
@@ -40,6 +38,12 @@ class Translator:
     def __call__(self, key: str, /, **values: object) -> str:
         text = self._texts.get(key) or LANGUAGES[DEFAULT].TEXTS[key]
         return text.format(**values) if values else text
+
+    def title(self, name: str) -> str:
+        """A preset's display title ("Woman with a Hat — Matisse"), or its name when the
+        texts have none (a learned style, a preset added on the server)."""
+        titles = getattr(LANGUAGES[self.lang], "TITLES", {})
+        return titles.get(name) or getattr(LANGUAGES[DEFAULT], "TITLES", {}).get(name) or name
 
     def __repr__(self) -> str:
         return f"Translator({self.lang!r})"

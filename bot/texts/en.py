@@ -12,7 +12,7 @@ TEXTS: dict[str, str] = {
     "kb_next_content": "🖼 Next is the photo",
     "kb_next_style": "🖌 Next is the style",
     # commands (menu descriptions)
-    "cmd_start": "Start over and see what I do",
+    "cmd_start": "What I do and how to begin",
     "cmd_help": "How to use the bot",
     "cmd_presets": "Pick a ready-made style",
     "cmd_size": "Choose the output size",
@@ -20,7 +20,7 @@ TEXTS: dict[str, str] = {
     "cmd_result": "Stylize now",
     "cmd_tests": "The same result at every size",
     "cmd_cancel": "Cancel the current job",
-    "cmd_restart": "Forget my photos",
+    "cmd_restart": "Start over: forget my photos and style",
     "cmd_content": "The next image is the photo to stylize",
     "cmd_style": "The next image is the style",
     # conversation
@@ -96,8 +96,16 @@ TEXTS: dict[str, str] = {
     "queue_full": "Too many people are styling right now. Please try again in a minute.",
     "shutting_down": "The bot is restarting. Please try again in a minute.",
     "shutdown_cancelled": (
-        "The bot is restarting, so your job was cancelled. Send /result in a minute to run it "
-        "again — your photos are kept."
+        "The bot is restarting, so your job was cancelled. It doesn't keep photos across a "
+        "restart: in a minute, please send your photo and style again."
+    ),
+    "shutdown_cancelled_kept": (
+        "The bot is restarting, so your job was cancelled. Your photo and style are kept: "
+        "send /result in a minute to run it again."
+    ),
+    "result_expired": (
+        "I no longer remember the pictures of that result (I keep your last few). Send the "
+        "photo again, or use the buttons under a newer result."
     ),
     "result_caption": "Style: {style} · {width}×{height} px",
     "result_caption_size": "{width}×{height} px",
@@ -194,6 +202,7 @@ TEXTS: dict[str, str] = {
     "preset_caption": "🎨 {name} ({index} of {total})",
     "preset_no_preview": "(no preview)",
     "btn_use_preset": "✅ Use “{name}”",
+    "btn_mix_preset": "➕ Mix in “{name}”",
     "btn_prev": "◀️",
     "btn_next": "▶️",
     "preset_gone": "That style is no longer on the server. Here is the current list: /presets",

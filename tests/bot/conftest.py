@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import Update
 from bot_helpers import TOKEN, bot_env
 from fake_telegram import FakeTelegram, FakeUser
@@ -66,14 +67,16 @@ class InProcessBot:
 
 @pytest.fixture
 async def make_bot(tg, fts):
-    """``await make_bot(polling=False, **env)`` -> an :class:`InProcessBot`."""
+    """``await make_bot(polling=False, storage=None, **env)`` -> an :class:`InProcessBot`
+    (``storage``: the FSM storage, memory by default)."""
     made: list[InProcessBot] = []
 
-    async def factory(polling: bool = False, **env: str) -> InProcessBot:
+    async def factory(polling: bool = False, storage: BaseStorage | None = None,
+                      **env: str) -> InProcessBot:
         settings = load_settings(bot_env(tg.api_url, fts.url, **env), dotenv=None)
         bot = create_bot(settings)
         services = create_services(settings, bot)
-        dp = create_dispatcher(settings, services)
+        dp = create_dispatcher(settings, services, storage)
         harness = InProcessBot(settings, bot, dp, services, tg)
         made.append(harness)
         if polling:

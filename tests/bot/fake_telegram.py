@@ -778,8 +778,10 @@ class FakeUser:
 
     async def press(self, sent: Sent, button: str) -> str:
         """Press the inline button of ``sent`` whose text contains ``button`` (or whose
-        callback data equals it); returns the callback query id."""
-        matches = [data for text, data in sent.buttons if button in text or button == data]
+        callback data equals it, or starts with it and a ':' - the fields after it, such as
+        a result id, left out); returns the callback query id."""
+        matches = [data for text, data in sent.buttons
+                   if button in text or button == data or data.startswith(button + ":")]
         if not matches:
             raise AssertionError(f"no button {button!r} in {sent.buttons}")
         return await self.press_data(sent, matches[0])

@@ -71,8 +71,8 @@ async def test_my_photo_in_every_style_then_pick_one_from_the_sheet(make_bot, tg
     user = tg.user(303)
     result = await first_result(user, fts, "candy")
     await user.press(result, "ctl:strength:75")
-    await user.expect(lambda s: is_result(s) and "strength 75%" in s.text)
-    await user.press(result, "My photo in every style")
+    three_quarters = await user.expect(lambda s: is_result(s) and "strength 75%" in s.text)
+    await user.press(three_quarters, "My photo in every style")
     sheet = await user.expect(lambda s: s.method == "sendPhoto" and "every style" in s.text)
     assert fts.stylized[-1]["style"] == "sheet" and fts.stylized[-1]["size"] == 256
     assert fts.stylized[-1]["strength"] == "0.75"  # the controls apply to the sheet too

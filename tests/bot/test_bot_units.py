@@ -49,7 +49,7 @@ def test_translator_formats_and_falls_back_to_english_for_unknown_languages():
 
 
 @pytest.mark.parametrize("code, chosen, expected", [
-    ("ru", None, "ru"), ("ru-RU", None, "ru"), ("uk", None, "ru"), ("en-GB", None, "en"),
+    ("ru", None, "ru"), ("ru-RU", None, "ru"), ("uk", None, "en"), ("en-GB", None, "en"),
     ("de", None, "en"), (None, None, "en"), ("ru", "en", "en"), ("en", "ru", "ru"),
 ])
 def test_language_is_the_users_choice_then_telegrams(code, chosen, expected):

@@ -10,18 +10,20 @@ def results(user) -> list:
     return [s for s in user.sent() if s.method == "sendPhoto" and " px" in s.text]
 
 
-async def use_preset(user, name: str):
-    """/presets, page to ``name``, press its "use" button; returns the gallery message."""
-    await user.send("/presets")
-    gallery = await user.expect(lambda s: s.photo is not None, WAIT)
+async def use_preset(user, name: str, gallery=None):
+    """/presets (or the ``gallery`` already shown, e.g. the one "mix" opens), page to
+    ``name``, press its "use" button; returns the gallery message."""
+    if gallery is None:
+        await user.send("/presets")
+        gallery = await user.expect(lambda s: s.photo is not None, WAIT)
 
     def use_data(sent):
         return next((d for _, d in sent.buttons
-                     if d.startswith("pre:use:") and d.endswith(f":{name}")), None)
+                     if d.startswith("pre:use:") and d.split(":")[3] == name), None)
 
     if use_data(gallery) is None:
         await user.press(gallery, name)
         gallery = await user.expect_edit(gallery.message_id,
-                                         lambda s: s.text.startswith(f"🎨 {name} "), WAIT)
+                                         lambda s: use_data(s) is not None, WAIT)
     await user.press_data(gallery, use_data(gallery))
     return gallery

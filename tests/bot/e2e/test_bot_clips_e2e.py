@@ -20,7 +20,7 @@ CLIP_ENV = {"TS_CLIP_MODEL": "msgnet", "STATUS_INTERVAL": "0.2"}
 async def pick_candy(user) -> None:
     await user.send("/presets")
     gallery = await user.expect(lambda s: s.photo is not None, WAIT)
-    await user.press_data(gallery, "pre:use:0:candy")  # the button's text is translated
+    await user.press_data(gallery, "pre:use:0:candy::")  # the button's text is translated
 
 
 async def test_limits_first_then_a_video_comes_back_as_a_video_with_progress(run_bot, tg,

@@ -99,7 +99,8 @@ async def test_mix_gives_a_picture_of_its_own(run_bot, tg):
     candy = await first_result(user, "candy")
     await user.press(candy, "Mix with another style")
     await user.expect(lambda s: "mix half-and-half" in s.text, WAIT)
-    await use_preset(user, "udnie")
+    await use_preset(user, "udnie", await user.expect(lambda s: s.photo is not None
+                                                      and "(1 of" in s.text, WAIT))
     mixed = await user.expect(lambda s: is_result(s) and "mixed with udnie" in s.text, WAIT)
     assert mixed.text.startswith("Style: candy")
     await use_preset(user, "udnie")
