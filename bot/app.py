@@ -53,8 +53,9 @@ from bot.texts import LANGUAGES, Translator
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "presets", "mystyles", "size", "result", "tests", "cancel", "restart",
-            "content", "style", "language", "help")
+# the command menu: the short path and what is hard to find otherwise (six at most); /size,
+# /result, /cancel, /content, /style and /tests still work, and /help lists the useful ones
+COMMANDS = ("start", "presets", "mystyles", "restart", "language", "help")
 
 
 def api_server(settings: Settings) -> TelegramAPIServer:

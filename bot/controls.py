@@ -55,7 +55,7 @@ def describe(tr, spec: dict[str, Any]) -> str:
     controls = spec.get("controls") or {}
     parts = []
     if controls.get("mix") and controls["mix"] != spec.get("preset"):
-        parts.append(tr("ctl_mixed", name=controls["mix"]))
+        parts.append(tr("ctl_mixed", name=tr.title(controls["mix"])))
     if controls.get("strength", 100) != 100:
         parts.append(tr("ctl_strength", pct=controls["strength"]))
     if controls.get("keep_colors"):

@@ -12,6 +12,17 @@ from bot.texts import LANGUAGES, Translator
 GALLERY_PAGE = 9  # preset names shown under the preview, 3 per row
 
 
+class _Extended(CallbackData, prefix="_"):
+    """Callback data that gained trailing fields: a button sent before they existed (still
+    under messages in users' chats) parses with their defaults instead of matching nothing,
+    so it acts on the current images as it used to."""
+
+    @classmethod
+    def unpack(cls, value: str) -> CallbackData:
+        missing = len(cls.model_fields) + 1 - len(value.split(cls.__separator__))
+        return super().unpack(value + cls.__separator__ * max(missing, 0))
+
+
 class RoleCB(CallbackData, prefix="role"):
     """Which image an upload is: ``mode`` 'ask' answers a question about a pending upload,
     'swap' flips the role of the upload ``uid`` that was guessed."""
@@ -21,7 +32,7 @@ class RoleCB(CallbackData, prefix="role"):
     uid: str = ""
 
 
-class PresetCB(CallbackData, prefix="pre"):
+class PresetCB(_Extended, prefix="pre"):
     """The gallery: ``action`` "open" (a new gallery), "show" (page to ``index``) or "use".
     ``rid``: the result the gallery was opened under (its photo gets the style; empty: the
     current photo); ``mode`` "mix": "use" mixes the preset in instead of replacing the style."""
@@ -33,7 +44,7 @@ class PresetCB(CallbackData, prefix="pre"):
     mode: str = ""
 
 
-class SizeCB(CallbackData, prefix="size"):
+class SizeCB(_Extended, prefix="size"):
     size: int
     run: bool = False  # re-run at this size right away (a button under a result)
     rid: str = ""  # that result (empty: the current images)
@@ -48,7 +59,7 @@ class JobCB(CallbackData, prefix="job"):
     rid: str = ""
 
 
-class ControlCB(CallbackData, prefix="ctl"):
+class ControlCB(_Extended, prefix="ctl"):
     """A style control under result ``rid``: ``action`` strength (value: percent), colors,
     brush (value: small/medium/large), mix (pick a preset to mix with), sheet (every style)."""
 
@@ -68,11 +79,12 @@ class LearnCB(CallbackData, prefix="lrn"):
 
 
 def main_keyboard(tr: Translator) -> ReplyKeyboardMarkup:
+    """Four buttons: the rest is under a result, in /help or in the command menu. (The
+    routers still answer the buttons of the older, longer keyboard.)"""
     kb = ReplyKeyboardBuilder()
-    for key in ("kb_presets", "kb_size", "kb_run", "kb_next_content", "kb_next_style",
-                "kb_cancel", "kb_restart", "kb_help"):
+    for key in ("kb_presets", "kb_my_styles", "kb_restart", "kb_help"):
         kb.button(text=tr(key))
-    kb.adjust(3, 2, 3)
+    kb.adjust(2, 2)
     return kb.as_markup(resize_keyboard=True, is_persistent=True)
 
 
@@ -109,16 +121,15 @@ def ask_role_keyboard(tr: Translator) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-CALLBACK_MAX = 64  # bytes of callback data Telegram keeps
-
-
 def use_preset_cb(index: int, name: str, rid: str = "", mode: str = "") -> PresetCB:
     """The "use" button's data: the name when it fits in Telegram's 64 bytes (so a reordered
     list still finds it), else the index only."""
     cb = PresetCB(action="use", index=index, name=name if ":" not in name else "", rid=rid,
                   mode=mode)
-    if len(cb.pack().encode()) > CALLBACK_MAX:
-        cb = PresetCB(action="use", index=index, rid=rid, mode=mode)
+    try:
+        cb.pack()  # aiogram refuses data over Telegram's limit
+    except ValueError:
+        return PresetCB(action="use", index=index, rid=rid, mode=mode)
     return cb
 
 
@@ -139,7 +150,8 @@ def gallery_keyboard(tr: Translator, names: list[str], index: int, rid: str = ""
     first = page * GALLERY_PAGE
     shown = list(range(first, min(total, first + GALLERY_PAGE)))
     for i in shown:
-        label = f"• {names[i]} •" if i == index else names[i]
+        short = tr.title(names[i]).split(" — ")[0]  # three to a row: the artist is left out
+        label = f"• {short} •" if i == index else short
         kb.button(text=label, callback_data=PresetCB(action="show", index=i, rid=rid,
                                                      mode=mode))
     kb.button(text=tr("btn_my_styles"), callback_data=LearnCB(action="list"))
@@ -167,20 +179,36 @@ def language_keyboard() -> InlineKeyboardMarkup:
 
 def result_keyboard(tr: Translator, rid: str, sizes: list[int], current: int,
                     controls: dict | None = None, own_style: bool = False,
-                    learn_seconds: int | None = None) -> InlineKeyboardMarkup:
-    """Under a result: the full-quality file, another style, other sizes (re-run), and the
-    style controls (strength, colours, mix, every style, brush for an uploaded style); every
-    button re-runs without a new upload, the current choices are marked. An uploaded style
-    may also be learned (``learn_seconds``: about how long that takes; None: not offered)."""
+                    learn_seconds: int | None = None, more: bool = False
+                    ) -> InlineKeyboardMarkup:
+    """Under a result, every button about *that* result (``rid``), re-running it without a
+    new upload. The first view keeps what most people want: another style, the strength
+    (labelled, the current one marked), own colours, the full-quality file, "learn this
+    style" for an uploaded style when the server can (``learn_seconds``: about how long),
+    and "More". ``more``: the rest one tap further - other sizes, mix, every style, the
+    brush of an uploaded style - and "Back"."""
     controls = controls or {}
     kb = InlineKeyboardBuilder()
-    kb.button(text=tr("btn_full"), callback_data=JobCB(action="full", rid=rid))
+    if more:
+        others = [s for s in sizes if s != current][:4]
+        for size in others:
+            kb.button(text=tr("btn_size", size=size),
+                      callback_data=SizeCB(size=size, run=True, rid=rid))
+        kb.button(text=tr("btn_mix"), callback_data=ControlCB(action="mix", rid=rid))
+        kb.button(text=tr("btn_sheet"), callback_data=ControlCB(action="sheet", rid=rid))
+        rows = [*([len(others)] if others else []), 1, 1]
+        if own_style:
+            brush = controls.get("brush") or "medium"
+            for name in BRUSHES:
+                label = tr(f"brush_{name}")
+                kb.button(text=f"• {label} •" if name == brush else label,
+                          callback_data=ControlCB(action="brush", value=name, rid=rid))
+            rows.append(len(BRUSHES))
+        kb.button(text=tr("btn_less"), callback_data=ControlCB(action="less", rid=rid))
+        kb.adjust(*rows, 1)
+        return kb.as_markup()
     kb.button(text=tr("btn_another_style"),
               callback_data=PresetCB(action="open", index=0, rid=rid))
-    others = [s for s in sizes if s != current][:4]
-    for size in others:
-        kb.button(text=tr("btn_size", size=size),
-                  callback_data=SizeCB(size=size, run=True, rid=rid))
     strength = controls.get("strength", 100)
     for pct in STRENGTHS:
         label = tr("btn_strength", pct=pct)
@@ -190,30 +218,24 @@ def result_keyboard(tr: Translator, rid: str, sizes: list[int], current: int,
     kb.button(text=tr("btn_colors_on" if kept else "btn_colors_off"),
               callback_data=ControlCB(action="colors", value="off" if kept else "on",
                                       rid=rid))
-    kb.button(text=tr("btn_mix"), callback_data=ControlCB(action="mix", rid=rid))
-    kb.button(text=tr("btn_sheet"), callback_data=ControlCB(action="sheet", rid=rid))
-    rows = [1, 1, *([len(others)] if others else []), len(STRENGTHS), 1, 2]
-    if own_style:
-        brush = controls.get("brush") or "medium"
-        for name in BRUSHES:
-            label = tr(f"brush_{name}")
-            kb.button(text=f"• {label} •" if name == brush else label,
-                      callback_data=ControlCB(action="brush", value=name, rid=rid))
-        rows.append(len(BRUSHES))
-        if learn_seconds:
-            kb.button(text=tr("btn_learn", seconds=learn_seconds),
-                      callback_data=LearnCB(action="learn", rid=rid))
-            rows.append(1)
-    kb.adjust(*rows)
+    kb.button(text=tr("btn_full"), callback_data=JobCB(action="full", rid=rid))
+    rows = [1, 2, 2, 1, 1]
+    if own_style and learn_seconds:
+        kb.button(text=tr("btn_learn", seconds=learn_seconds),
+                  callback_data=LearnCB(action="learn", rid=rid))
+        rows.append(1)
+    kb.button(text=tr("btn_more"), callback_data=ControlCB(action="more", rid=rid))
+    kb.adjust(*rows, 1)
     return kb.as_markup()
 
 
-def sheet_keyboard(names: list[str], rid: str = "") -> InlineKeyboardMarkup:
+def sheet_keyboard(tr: Translator, names: list[str], rid: str = "") -> InlineKeyboardMarkup:
     """Under a contact sheet: one button per preset, in the sheet's order, to use it on the
     photo of result ``rid`` (the one the sheet was asked under)."""
     kb = InlineKeyboardBuilder()
     for index, name in enumerate(names):
-        kb.button(text=name, callback_data=use_preset_cb(index, name, rid))
+        kb.button(text=tr.title(name).split(" — ")[0],
+                  callback_data=use_preset_cb(index, name, rid))
     kb.adjust(3)
     return kb.as_markup()
 

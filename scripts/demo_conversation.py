@@ -197,14 +197,17 @@ async def pick_preset(p: Player, name: str) -> float:
     counted = re.search(r"\((\d+) of (\d+)\)", gallery.text)
     total = int(counted.group(2)) if counted else 100
     seen = []
+
+    def use_data(sent: Sent) -> str | None:  # the caption shows a title, the data the name
+        return next((d for _, d in sent.buttons
+                     if d.startswith("pre:use:") and d.split(":")[3] == name), None)
+
     for _ in range(total):
         seen.append(gallery.text.split(" (")[0].removeprefix("🎨 "))
-        if gallery.text.startswith(f"🎨 {name} "):
+        if use_data(gallery):
             break
-        names = [t.strip("• ") for t, _ in gallery.buttons]
-        step = name if name in names else "▶️"
         since = len(p.tg.events)  # only an edit made after this press counts
-        await p.press_label(gallery, step)
+        await p.press_label(gallery, "▶️")
         _, event = await p.tg.wait_event(
             lambda e, m=gallery.message_id: e.method == "editMessageMedia"
             and e.params.get("message_id") == m and isinstance(e.result, dict), 60, since)
@@ -213,7 +216,10 @@ async def pick_preset(p: Player, name: str) -> float:
     else:
         raise SystemExit(f"demo: the server has no preset {name!r}; it has {', '.join(seen)}")
     p.save(f"gallery_{name}", gallery.photo)
-    return await p.press_label(gallery, f"“{name}”")
+    p.say("user", f"[presses {name}]")
+    pressed = time.monotonic()
+    await p.user.press_data(gallery, use_data(gallery))
+    return pressed
 
 
 async def converse(tg: FakeTelegram, run: int, content: bytes, style: bytes, size: int,

@@ -8,7 +8,10 @@ so on any replica with Redis).
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 
@@ -19,6 +22,8 @@ from bot.routers.common import spec_under
 from bot.routers.presets import PreviewIds, show_gallery
 from bot.services.runner import JobRunner
 from bot.texts import Translator
+
+log = logging.getLogger(__name__)
 
 SHEET_SIZE = 256  # cell size of the contact sheet
 
@@ -79,6 +84,23 @@ async def sheet(query: CallbackQuery, callback_data: ControlCB, tr: Translator,
                        spec=flow.sheet_spec(spec, SHEET_SIZE, callback_data.rid))
 
 
+async def more(query: CallbackQuery, callback_data: ControlCB, tr: Translator,
+               state: FSMContext, runner: JobRunner) -> None:
+    """"More" / "Back": swap the result's buttons in place (no new message, no re-run), so
+    the first view stays short and the rest is one tap away."""
+    spec = flow.result_spec(await state.get_data(), callback_data.rid)
+    if spec is None or query.message is None:
+        await query.answer(tr("result_expired"), show_alert=True)
+        return
+    await query.answer()
+    markup = await runner.result_markup(tr, callback_data.rid, spec,
+                                        more=callback_data.action == "more")
+    try:
+        await query.message.edit_reply_markup(reply_markup=markup)
+    except TelegramAPIError as exc:  # e.g. pressed twice: not modified
+        log.debug("result buttons not swapped: %s", exc)
+
+
 def create_router() -> Router:
     """A fresh router with this feature's handlers (a Router joins one Dispatcher)."""
     router = Router(name="controls")
@@ -86,4 +108,5 @@ def create_router() -> Router:
         set_control, ControlCB.filter(F.action.in_({"strength", "colors", "brush"})))
     router.callback_query.register(mix, ControlCB.filter(F.action == "mix"))
     router.callback_query.register(sheet, ControlCB.filter(F.action == "sheet"))
+    router.callback_query.register(more, ControlCB.filter(F.action.in_({"more", "less"})))
     return router

@@ -26,7 +26,7 @@ from bot.services import torchserve as ts
 from bot.services.learn_job import LearnJobs
 from bot.services.learning import LearnClient
 from bot.services.runner import JobRunner
-from bot.texts import LANGUAGES, Translator
+from bot.texts import LANGUAGES, Translator, variants
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +233,7 @@ def create_router() -> Router:
     router.callback_query.register(delete, LearnCB.filter(F.action == "delete"))
     router.callback_query.register(forget, LearnCB.filter(F.action == "forget"))
     router.message.register(my_styles_command, Command("mystyles"))
+    router.message.register(my_styles_command, F.text.in_(variants("kb_my_styles")))
     router.message.register(rename_cancel, StateFilter(Renaming.name), Command("cancel"))
     router.message.register(rename_text, StateFilter(Renaming.name), F.text,
                             ~F.text.startswith("/"), ~F.text.in_(_keyboard_texts()))

@@ -36,7 +36,7 @@ async def deliver_clip(bot: Bot, chat_id: int, tr: Translator, spec: dict[str, A
                        result: StyledClip) -> None:
     """Send ``result``; a refused animation or video falls back to a document."""
     media = spec["content"].get("media")
-    style = spec.get("preset") or tr("style_own")
+    style = tr.title(spec["preset"]) if spec.get("preset") else tr("style_own")
     frames = result.field("frames") or "?"
     caption = tr("clip_caption", style=style, frames=frames, size=result.field("size") or "?")
     file = BufferedInputFile(result.data, f"styled.{result.extension}")

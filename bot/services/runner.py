@@ -237,15 +237,16 @@ class JobRunner:
             raise self._failure(exc, spec) from None
         names = [p.name for p in info.presets]
         filename = f"sheet.{result.extension}"
+        markup = sheet_keyboard(tr, names, spec.get("rid", ""))
         try:
             await self.bot.send_photo(chat_id, BufferedInputFile(result.data, filename),
                                       caption=tr("sheet_caption"),
-                                      reply_markup=sheet_keyboard(names, spec.get("rid", "")))
+                                      reply_markup=markup)
         except (TelegramBadRequest, TelegramEntityTooLarge) as exc:
             log.info("sheet refused as a photo (%s), sending a document", exc.message)
             await self.bot.send_document(chat_id, BufferedInputFile(result.data, filename),
                                          caption=tr("sheet_caption"),
-                                         reply_markup=sheet_keyboard(names, spec.get("rid", "")))
+                                         reply_markup=markup)
 
     async def _download(self, ref: dict[str, Any], which: str) -> bytes:
         limit = self.settings.max_file_bytes
@@ -342,16 +343,11 @@ class JobRunner:
                                                          {**spec, "sizes": [size]}))
         except RedisError as exc:  # the picture is made: deliver it, its re-run buttons aside
             log.warning("redis unavailable, result not remembered: %s", type(exc).__name__)
-        style = spec.get("preset") or tr("style_own")
+        style = tr.title(spec["preset"]) if spec.get("preset") else tr("style_own")
         extra = controls.describe(tr, spec)
         if extra:
             style = f"{style} · {extra}"
-        info_sizes = await self._sizes()
-        own = bool(spec.get("style"))
-        markup = (result_keyboard(tr, rid, info_sizes, size, spec.get("controls"),
-                                  own_style=own,
-                                  learn_seconds=await self._learn_offer() if own else None)
-                  if last else None)
+        markup = await self.result_markup(tr, rid, {**spec, "sizes": [size]}) if last else None
         if spec.get("document"):
             await self._send_document(chat_id, tr, result.data, filename, width, height)
         elif len(result.data) > PHOTO_MAX_BYTES:
@@ -403,6 +399,15 @@ class JobRunner:
             self.metrics.failed("interrupted")
         await self._say(int(note.get("chat_id") or user_id),
                         Translator(str(note.get("lang") or "en"))("job_interrupted"))
+
+    async def result_markup(self, tr: Translator, rid: str, spec: dict[str, Any],
+                            more: bool = False) -> InlineKeyboardMarkup:
+        """The buttons under result ``rid`` made by ``spec`` (its first or its "More" view)."""
+        own = bool(spec.get("style"))
+        return result_keyboard(tr, rid, await self._sizes(), spec["sizes"][0],
+                               spec.get("controls"), own_style=own,
+                               learn_seconds=await self._learn_offer() if own else None,
+                               more=more)
 
     async def _learn_offer(self) -> int | None:
         """About how long learning an uploaded style takes, when this server can learn (its

@@ -11,6 +11,7 @@ TEXTS: dict[str, str] = {
     "kb_help": "❓ Help",
     "kb_next_content": "🖼 Next is the photo",
     "kb_next_style": "🖌 Next is the style",
+    "kb_my_styles": "⭐ My styles",
     # commands (menu descriptions)
     "cmd_start": "What I do and how to begin",
     "cmd_help": "How to use the bot",
@@ -25,35 +26,41 @@ TEXTS: dict[str, str] = {
     "cmd_style": "The next image is the style",
     # conversation
     "start": (
-        "Hi, {name}! I repaint photos in the style of another picture (MSG-Net).\n\n"
-        "1. Send the photo you want to stylize.\n"
-        "2. Send a style image, or pick a ready-made style with /presets.\n"
-        "I start as soon as I have both. Send them in any order, as photos or files, "
-        "or both at once as an album (photo first, then style).\n\n"
-        "Size: /size · language: /language · help: /help"
+        "Hi, {name}! I repaint your photos and clips in the style of a painting.\n\n"
+        "1. Send a photo — or a GIF, a video or a video note.\n"
+        "2. Pick a style from the gallery I show you, or send your own style picture.\n"
+        "That's it: the result comes back with buttons for another style, the strength and "
+        "more.\n\n"
+        "Like a style picture of yours? Under its result, tap “🧠 Learn this style”: it goes "
+        "to ⭐ My styles, ready for your next photos.\n\n"
+        "How it all works: /help"
     ),
     "help": (
+        "What I take:\n"
+        "• photos, or images as files (uncompressed: JPEG, PNG, WebP, HEIC…);\n"
+        "• an album of two images: the photo, then the style;\n"
+        "• GIFs, videos and video notes: short clips, every frame stylized (I say the limits "
+        "when you send one).\n\n"
         "How it works:\n"
-        "• Send a photo (the content) and a style image — in any order, as photos or as "
-        "image files. An album of two images means: photo, then style.\n"
-        "• Add the caption “style” or “content” to say which is which, or use "
-        "/content and /style before sending.\n"
-        "• The last image of each kind wins. /presets shows ready-made styles.\n"
-        "• After a result you can try another style or size without sending the photo again.\n\n"
+        "• Send the photo, then pick a style (/presets) or send a style picture. In any order; "
+        "the caption “style” or “photo” says which is which.\n"
+        "• Under a result: another style, the strength, your own colours, the full-quality "
+        "file; “More” has sizes, mixing two styles and your photo in every style.\n"
+        "• Your own style picture can be learned (“🧠 Learn this style” under its result); "
+        "learned styles are in ⭐ My styles (/mystyles), only for you.\n\n"
         "Commands:\n"
         "/presets — ready-made styles\n"
         "/mystyles — the styles you had me learn\n"
         "/size — output size (now {size} px)\n"
-        "/result — stylize now\n"
-        "/tests — the same result at every size the server offers\n"
-        "/cancel — cancel the current job\n"
-        "/restart — forget my photos\n"
+        "/result — stylize again · /cancel — cancel the current job\n"
+        "/restart — start over: forget my photos and style\n"
         "/language — Русский / English"
     ),
     "unknown_command": "I don't know the command {command}. See /help for what I can do.",
     "text_hint": "Send me a photo to stylize, or a style image. /help explains how.",
     "unsupported_message": (
-        "I can only work with images. Send a photo or an image file (JPEG, PNG, WebP…)."
+        "I can't use this. Send a photo or an image file (JPEG, PNG, WebP…), or a clip: a GIF, "
+        "a video or a video note."
     ),
     "not_an_image": (
         "“{name}” is not an image ({mime}). Send a photo or an image file "
@@ -115,7 +122,9 @@ TEXTS: dict[str, str] = {
     "btn_another_style": "🎨 Another style",
     "btn_size": "📐 {size}",
     # style controls under a result (bot/controls.py)
-    "btn_strength": "{pct}%",
+    "btn_strength": "Strength {pct}%",
+    "btn_more": "⋯ More",
+    "btn_less": "◀️ Back",
     "btn_colors_off": "🌈 Keep my colours: off",
     "btn_colors_on": "🌈 Keep my colours: on",
     "btn_mix": "➕ Mix with another style",
@@ -333,6 +342,31 @@ TEXTS: dict[str, str] = {
         "Your style “{name}” was learned for another version of the styling model and can't "
         "be used any more. Learn it again from its picture, or pick another: /mystyles"
     ),
+}
+
+# display titles of the presets (the server's names; others are shown as they are)
+TITLES: dict[str, str] = {
+    "candy": "Candy",
+    "composition_vii": "Composition VII — Kandinsky",
+    "escher_sphere": "Hand with Reflecting Sphere — Escher",
+    "feathers": "Feathers",
+    "frida_kahlo": "Self-portrait — Frida Kahlo",
+    "la_muse": "La Muse — Picasso",
+    "mosaic": "Mosaic",
+    "mosaic_ducks_massimo": "Mosaic Ducks",
+    "pencil": "Pencil sketch",
+    "picasso_self_portrait": "Self-portrait — Picasso",
+    "rain_princess": "Rain Princess — Afremov",
+    "robert_delaunay_portrait": "Portrait — Robert Delaunay",
+    "seated_nude": "Seated Nude — Picasso",
+    "shipwreck": "The Shipwreck — Turner",
+    "starry_night": "The Starry Night — Van Gogh",
+    "stars2": "Stars",
+    "strip": "Strip",
+    "the_scream": "The Scream — Munch",
+    "udnie": "Udnie — Picabia",
+    "wave": "The Great Wave — Hokusai",
+    "woman_with_hat_matisse": "Woman with a Hat — Matisse",
 }
 
 # words in a caption that say which image it is

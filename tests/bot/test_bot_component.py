@@ -52,23 +52,24 @@ async def test_gallery_pages_in_place_with_previews_from_the_server(make_bot, tg
     user = tg.user(101)
     await user.send("🎨 Styles")
     gallery = await user.expect(lambda s: s.photo is not None)
-    assert gallery.text == "🎨 candy (1 of 12)" and dims(gallery.photo) == (64, 64)
+    assert gallery.text == "🎨 Candy (1 of 12)" and dims(gallery.photo) == (64, 64)
     assert len(gallery.buttons) == 3 + 9 + 1  # prev/use/next, a page of names, My styles
-    await user.press(gallery, "la_muse")
-    page = await user.expect_edit(gallery.message_id, lambda s: "la_muse" in s.text)
+    await user.press(gallery, "La Muse")  # a button per name, titled (the artist left out)
+    page = await user.expect_edit(gallery.message_id, lambda s: "La Muse — Picasso" in s.text)
     assert "(no preview)" in page.text and dims(page.photo) == (160, 160)
     await user.press(page, "▶️")
     page2 = await user.expect_edit(gallery.message_id, lambda s: "composition" in s.text)
     assert "• composition •" in [b[0] for b in page2.buttons]  # the second page of names
     await user.press(page2, "◀️")
-    await user.expect_edit(gallery.message_id, lambda s: "la_muse (9 of 12)" in s.text)
-    await user.press(page, "• la_muse •")  # a press that changes nothing must not break
+    await user.expect_edit(gallery.message_id,
+                           lambda s: "La Muse — Picasso (9 of 12)" in s.text)
+    await user.press(page, "• La Muse •")  # a press that changes nothing must not break
     # paging back to candy re-sends its preview by file id instead of uploading it again
-    await user.press(page, "candy")
-    await user.expect_edit(gallery.message_id, lambda s: "candy (1 of" in s.text)
+    await user.press(page, "Candy")
+    await user.expect_edit(gallery.message_id, lambda s: "Candy (1 of" in s.text)
     assert sum(1 for r in fts.requests if r.get("action") == "preview") == 1
-    await user.press(page, "Use “candy”")
-    assert "Style “candy” chosen" in (await user.expect()).text
+    await user.press(page, "Use “Candy”")
+    assert "Style “Candy” chosen" in (await user.expect()).text
 
 
 async def test_preset_result_has_the_requested_size_and_a_full_quality_file(make_bot, tg,
@@ -79,12 +80,14 @@ async def test_preset_result_has_the_requested_size_and_a_full_quality_file(make
     await pick_preset(user, "mosaic")
     status = await user.expect(lambda s: "Styling" in s.text or "queue" in s.text)
     result = await user.expect(lambda s: s.method == "sendPhoto")
-    assert result.text == "Style: mosaic · 512×341 px" and dims(result.photo) == (512, 341)
+    assert result.text == "Style: Mosaic · 512×341 px" and dims(result.photo) == (512, 341)
     await user.expect_deleted(status.message_id)  # the status goes away after the result
     await user.press(result, "Full-quality")
     doc = await user.expect(lambda s: s.method == "sendDocument")
     assert doc.document == result.photo and doc.file_name == "styled_512px.jpg"
-    # a size button under the result re-runs at that size without a new upload
+    # a size button under the result ("More") re-runs at that size without a new upload
+    await user.press(result, "ctl:more")
+    await user.expect_edit(result.message_id, lambda s: "📐 1024" in str(s.buttons))
     await user.press(result, "📐 1024")
     bigger = await user.expect(lambda s: s.method == "sendPhoto")
     assert dims(bigger.photo) == (1024, 683)

@@ -55,8 +55,8 @@ async def test_learn_button_only_under_an_uploaded_style(make_bot, tg, fts):
     await user.send("/presets")
     gallery = await user.expect(lambda s: s.photo is not None)
     assert "⭐ My styles" in [t for t, _ in gallery.buttons]  # the gallery's entry
-    await user.press(gallery, "Use “candy”")
-    preset = await user.expect(lambda s: is_result(s) and "candy" in s.text)
+    await user.press(gallery, "Use “Candy”")
+    preset = await user.expect(lambda s: is_result(s) and "Candy" in s.text)
     assert not any(LEARN in t for t, _ in preset.buttons)
 
 

@@ -12,7 +12,7 @@ from aiogram.fsm.storage.base import StorageKey
 from aiogram.fsm.storage.memory import MemoryStorage
 from bot_helpers import TOKEN, jpeg, png
 from job_helpers import until
-from test_bot_controls import first_result, is_result, use_preset
+from test_bot_controls import first_result, is_result, more, use_preset
 
 from bot.config import load_settings
 from bot.middlewares import UserLockMiddleware
@@ -46,9 +46,12 @@ async def test_buttons_under_an_older_result_use_that_results_photo(make_bot, tg
     await user.press(older, "ctl:strength:50")
     await user.expect(lambda s: is_result(s) and "strength 50%" in s.text)
     assert fts.stylized[-1]["content"] == PHOTO_A and fts.stylized[-1]["strength"] == "0.5"
-    await user.press(older, "size:768")  # another size of that result
+    await user.press(await more(user, older), "size:768")  # another size of that result
     await user.expect(lambda s: is_result(s) and "768" in s.text)
     assert (fts.stylized[-1]["content"], fts.stylized[-1]["size"]) == (PHOTO_A, 768)
+    await user.press(older, "ctl:less")  # back to the first set of buttons
+    await user.expect_edit(older.message_id, lambda s: any("Another style" in t
+                                                           for t, _ in s.buttons))
     await user.press(older, "Another style")
     gallery = await user.expect(lambda s: s.photo is not None and "(1 of" in s.text)
     await use_preset(user, gallery, "udnie")
@@ -77,7 +80,7 @@ async def test_a_result_that_left_the_history_says_so_instead_of_using_the_new_p
 
 async def mixed_result(user, fts):
     result = await first_result(user, fts, "candy")
-    await user.press(result, "Mix with another style")
+    await user.press(await more(user, result), "Mix with another style")
     gallery = await user.expect(lambda s: s.photo is not None and "(1 of" in s.text)
     await use_preset(user, gallery, "udnie")
     mixed = await user.expect(lambda s: is_result(s) and "mixed with" in s.text)
@@ -99,7 +102,7 @@ async def test_mix_left_without_a_pick_does_not_turn_the_next_pick_into_a_mix(
     await make_bot(polling=True)
     user = tg.user(424)
     result = await first_result(user, fts, "candy")
-    await user.press(result, "Mix with another style")
+    await user.press(await more(user, result), "Mix with another style")
     mixing = await user.expect(lambda s: s.photo is not None and "(1 of" in s.text)
     await user.send("/presets")  # the user changes their mind: a plain gallery
     gallery = await user.expect(lambda s: s.photo is not None and "(1 of" in s.text

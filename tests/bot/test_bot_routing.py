@@ -43,7 +43,10 @@ async def test_start_answers_in_the_users_language_with_the_reply_keyboard(make_
     assert ru.text.startswith("Привет, Иван!") and "🎨 Стили" in ru.reply_keyboard
     assert en.text.startswith("Hi, Ann!") and "🎨 Styles" in en.reply_keyboard
     assert set(tg.commands) == {"", "ru"}  # the command menu in both languages
-    assert any(c["command"] == "tests" for c in tg.commands["ru"])
+    for menu in tg.commands.values():  # short: the legacy /tests and the rest are left out
+        assert [c["command"] for c in menu] == ["start", "presets", "mystyles", "restart",
+                                                 "language", "help"]
+    assert en.reply_keyboard == ["🎨 Styles", "⭐ My styles", "🔄 Start over", "❓ Help"]
 
 
 async def test_unknown_command_text_and_stickers_get_clear_answers(make_bot, tg):
@@ -56,7 +59,7 @@ async def test_unknown_command_text_and_stickers_get_clear_answers(make_bot, tg)
     await h.feed(user, message=user._message(sticker={
         "file_id": "S", "file_unique_id": "s", "type": "regular", "width": 512, "height": 512,
         "is_animated": False, "is_video": False}))
-    assert "only work with images" in (await user.expect()).text
+    assert "a GIF, a video or a video note" in (await user.expect()).text
 
 
 async def test_photo_then_style_photo_starts_the_job(make_bot, tg, fts):
@@ -230,9 +233,9 @@ async def test_results_too_large_for_a_photo_come_as_a_file_or_are_explained(mak
     document = await user.expect(lambda s: s.method == "sendDocument")
     assert document.text == "Full quality, 512×341 px" and len(document.document) > 11 * 2**20
     assert not tg.calls("sendPhoto", user.chat_id)  # no upload doomed to be refused
-    assert "📐 768" in [text for text, _ in document.buttons]  # re-run at another size
-
     await job_done(h, user)
+    await press(h, user, document, next(d for t, d in document.buttons if "More" in t))
+    assert "📐 768" in [text for text, _ in document.buttons]  # re-run at another size
     fts.script.pad = 51 * 2**20
     await press(h, user, document, next(d for t, d in document.buttons if t == "📐 768"))
     refused = await user.expect(lambda s: "too large for Telegram" in s.text)
@@ -262,9 +265,9 @@ async def test_another_style_reruns_without_a_new_upload_at_the_remembered_size(
 
     # "another style" under the result: the gallery, and a preset re-runs with the same photo
     await press(h, user, first, next(d for t, d in first.buttons if "Another style" in t))
-    gallery = await user.expect(lambda s: s.photo is not None and "candy" in s.text)
+    gallery = await user.expect(lambda s: s.photo is not None and "Candy" in s.text)
     await press(h, user, gallery, next(d for _, d in gallery.buttons if d.startswith("pre:use")))
-    second = await user.expect(lambda s: s.method == "sendPhoto" and "candy" in s.text)
+    second = await user.expect(lambda s: s.method == "sendPhoto" and "Candy" in s.text)
     assert dims(second.photo) == (768, 512)
     await job_done(h, user)
 

@@ -27,3 +27,10 @@ async def use_preset(user, name: str, gallery=None):
                                          lambda s: use_data(s) is not None, WAIT)
     await user.press_data(gallery, use_data(gallery))
     return gallery
+
+
+async def more(user, result):
+    """Press "More" under ``result``; returns it with the longer set of buttons."""
+    await user.press(result, "ctl:more")
+    return await user.expect_edit(result.message_id,
+                                  lambda s: "ctl:less" in str(s.buttons), WAIT)

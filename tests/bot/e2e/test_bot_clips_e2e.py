@@ -48,7 +48,7 @@ async def test_limits_first_then_a_video_comes_back_as_a_video_with_progress(run
     info = open_clip(data).info
     assert kind == "video" and (info.frames, info.fps, info.audio) == (20, 10.0, "aac")
     assert (info.width, info.height) == (96, 64)  # the server's clip size
-    assert sent.text == "candy · 20 frames, 96x64 px"
+    assert sent.text == "Candy · 20 frames, 96x64 px"
     edits = [e.params.get("text", "") for e in tg.calls("editMessageText", user.chat_id)]
     assert any("of 20 frames done" in text for text in edits), edits
     assert "upload_video" in user.actions()

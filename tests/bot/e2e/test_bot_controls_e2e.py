@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 import pytest
-from e2e_helpers import WAIT, use_preset
+from e2e_helpers import WAIT, more, use_preset
 from PIL import Image, ImageDraw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -69,7 +69,7 @@ async def test_strength_moves_the_picture_towards_the_photo_and_is_remembered(ru
     most = await user.expect(lambda s: is_result(s) and "strength 75%" in s.text, WAIT)
     d = [distance(pixels(m.photo), photo) for m in (quarter, most, full)]
     assert d[0] < d[1] < d[2], d  # monotone in strength, through the real server
-    assert "• 75% •" in [t for t, _ in most.buttons]
+    assert "• Strength 75% •" in [t for t, _ in most.buttons]
     await user.send("/result")  # a new run of the same job keeps the remembered strength
     again = await user.expect(lambda s: is_result(s) and "strength 75%" in s.text, WAIT)
     assert distance(pixels(again.photo), pixels(most.photo)) < 2.0
@@ -97,14 +97,14 @@ async def test_mix_gives_a_picture_of_its_own(run_bot, tg):
     await run_bot()
     user = tg.user(603)
     candy = await first_result(user, "candy")
-    await user.press(candy, "Mix with another style")
+    await user.press(await more(user, candy), "Mix with another style")
     await user.expect(lambda s: "mix half-and-half" in s.text, WAIT)
     await use_preset(user, "udnie", await user.expect(lambda s: s.photo is not None
                                                       and "(1 of" in s.text, WAIT))
-    mixed = await user.expect(lambda s: is_result(s) and "mixed with udnie" in s.text, WAIT)
-    assert mixed.text.startswith("Style: candy")
+    mixed = await user.expect(lambda s: is_result(s) and "mixed with Udnie" in s.text, WAIT)
+    assert mixed.text.startswith("Style: Candy")
     await use_preset(user, "udnie")
-    udnie = await user.expect(lambda s: is_result(s) and s.text.startswith("Style: udnie")
+    udnie = await user.expect(lambda s: is_result(s) and s.text.startswith("Style: Udnie")
                               and "mixed" not in s.text, WAIT)
     m, c, u = (pixels(s.photo) for s in (mixed, candy, udnie))
     assert distance(m, c) > STYLE_CHANGE and distance(m, u) > STYLE_CHANGE
@@ -114,15 +114,15 @@ async def test_my_photo_in_every_style_then_pick_one(run_bot, tg):
     await run_bot()
     user = tg.user(604)
     result = await first_result(user, "candy")
-    await user.press(result, "My photo in every style")
+    await user.press(await more(user, result), "My photo in every style")
     sheet = await user.expect(lambda s: s.method == "sendPhoto" and "every style" in s.text,
                               WAIT)
-    assert [t for t, _ in sheet.buttons] == ["candy", "mosaic", "udnie"]
+    assert [t for t, _ in sheet.buttons] == ["Candy", "Mosaic", "Udnie"]
     # the photo and 3 presets: 2 x 2 cells of 256 x 192 under 22 px labels, 6 px gutters
     assert Image.open(io.BytesIO(sheet.photo)).size == (2 * (256 + 6) + 6,
                                                         2 * (192 + 22 + 6) + 6)
-    await user.press(sheet, "mosaic")
-    picked = await user.expect(lambda s: is_result(s) and s.text.startswith("Style: mosaic"),
+    await user.press(sheet, "Mosaic")
+    picked = await user.expect(lambda s: is_result(s) and s.text.startswith("Style: Mosaic"),
                                WAIT)
     assert distance(pixels(picked.photo), pixels(result.photo)) > STYLE_CHANGE
 
@@ -134,8 +134,8 @@ async def test_brush_changes_an_uploaded_style(run_bot, tg):
     await user.expect(lambda s: "Фото получил" in s.text, WAIT)
     await user.send_photo(structured_photo(96, 96))  # the style
     medium = await user.expect(is_result, WAIT)
-    assert "• 🖌 Средняя кисть •" in [t for t, _ in medium.buttons]
+    assert "• 🖌 Средняя кисть •" in [t for t, _ in (await more(user, medium)).buttons]
     await user.press(medium, "Широкая кисть")
     broad = await user.expect(lambda s: is_result(s) and "Широкая кисть" in s.text, WAIT)
-    assert "• 🖌 Широкая кисть •" in [t for t, _ in broad.buttons]
+    assert "• 🖌 Широкая кисть •" in [t for t, _ in (await more(user, broad)).buttons]
     assert distance(pixels(broad.photo), pixels(medium.photo)) > STYLE_CHANGE

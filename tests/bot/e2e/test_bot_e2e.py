@@ -28,15 +28,15 @@ async def test_photo_and_preset_give_a_jpeg_of_the_requested_size(run_bot, tg, p
 
     await user.send("/presets")
     gallery = await user.expect(lambda s: s.photo is not None, WAIT)
-    assert gallery.text == "🎨 candy (1 of 3)" and dims(gallery.photo) == (32, 32)
+    assert gallery.text == "🎨 Candy (1 of 3)" and dims(gallery.photo) == (32, 32)
     await user.press(gallery, "▶️")
-    page = await user.expect_edit(gallery.message_id, lambda s: "mosaic" in s.text, WAIT)
+    page = await user.expect_edit(gallery.message_id, lambda s: "Mosaic" in s.text, WAIT)
     assert "(no preview)" in page.text
-    await user.press(page, "Use “mosaic”")
+    await user.press(page, "Use “Mosaic”")
 
     result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT)
     assert result.photo[:3] == b"\xff\xd8\xff" and dims(result.photo) == (768, 576)
-    assert result.text == "Style: mosaic · 768×576 px"
+    assert result.text == "Style: Mosaic · 768×576 px"
     assert "upload_photo" in user.actions()
     await user.press(result, "Full-quality")
     document = await user.expect(lambda s: s.method == "sendDocument", WAIT)
