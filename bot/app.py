@@ -173,6 +173,7 @@ def create_dispatcher(settings: Settings, services: Services,
         if services.metrics is not None:
             await services.metrics.serve(settings.metrics_host, settings.metrics_port)
         await set_commands(bot)
+        await set_descriptions(bot)
 
     async def on_shutdown() -> None:
         log.info("shutting down: finishing or cancelling jobs")
@@ -198,6 +199,21 @@ async def set_commands(bot: Bot) -> None:
             await bot.set_my_commands(commands, language_code=None if code == "en" else code)
     except TelegramAPIError as exc:
         log.warning("could not set the command menu: %s", type(exc).__name__)
+
+
+async def set_descriptions(bot: Bot) -> None:
+    """The profile texts in each language: the description fills the empty "What can this
+    bot do?" screen a first-time user sees before /start, the short one the profile and
+    shared links. Telegram keeps them, so a failure only costs a warning."""
+    try:
+        for code in LANGUAGES:
+            tr = Translator(code)
+            language = None if code == "en" else code
+            await bot.set_my_description(tr("bot_description"), language_code=language)
+            await bot.set_my_short_description(tr("bot_short_description"),
+                                               language_code=language)
+    except TelegramAPIError as exc:
+        log.warning("could not set the bot's description: %s", type(exc).__name__)
 
 
 async def run_polling(settings: Settings) -> None:

@@ -12,6 +12,20 @@ TEXTS: dict[str, str] = {
     "kb_next_content": "🖼 Next is the photo",
     "kb_next_style": "🖌 Next is the style",
     "kb_my_styles": "⭐ My styles",
+    # the bot's profile: "What can this bot do?" before the first /start (at most 512
+    # characters) and the short description on its profile and in shared links (at most 120)
+    "bot_description": (
+        "I repaint your photos, GIFs and short videos in the style of a painting.\n\n"
+        "Send a photo, pick a ready-made style (Van Gogh, Munch, Matisse, Hokusai…) or send "
+        "your own style picture, and get the result in seconds. Then try another style, a "
+        "lighter strength, your own colours, or mix two styles.\n\n"
+        "Like a style picture of yours? I can learn it and keep it in ⭐ My styles, only for "
+        "you.\n\nTap Start and send a photo."
+    ),
+    "bot_short_description": (
+        "Your photos, GIFs and videos repainted in the style of a painting, or of a picture "
+        "of your own."
+    ),
     # commands (menu descriptions)
     "cmd_start": "What I do and how to begin",
     "cmd_help": "How to use the bot",

@@ -180,6 +180,9 @@ class FakeTelegram:
         self.files: dict[str, StoredFile] = {}
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}
+        # language code ("" for the default) -> the bot's description / short description
+        self.descriptions: dict[str, str] = {}
+        self.short_descriptions: dict[str, str] = {}
         self.webhook: dict[str, Any] = {}
         self.unknown_methods: list[str] = []
         self.delays: dict[str, float] = {}  # method -> seconds before it answers (slow API)
@@ -470,6 +473,27 @@ class FakeTelegram:
     async def _m_setmycommands(self, params, files):
         self.commands[params.get("language_code") or ""] = params["commands"]
         return True
+
+    async def _m_setmydescription(self, params, files):
+        text = params.get("description") or ""
+        if len(text) > 512:  # Telegram's limit
+            raise ApiError(400, "Bad Request: description is too long")
+        self.descriptions[params.get("language_code") or ""] = text
+        return True
+
+    async def _m_setmyshortdescription(self, params, files):
+        text = params.get("short_description") or ""
+        if len(text) > 120:  # Telegram's limit
+            raise ApiError(400, "Bad Request: short description is too long")
+        self.short_descriptions[params.get("language_code") or ""] = text
+        return True
+
+    async def _m_getmydescription(self, params, files):
+        return {"description": self.descriptions.get(params.get("language_code") or "", "")}
+
+    async def _m_getmyshortdescription(self, params, files):
+        return {"short_description": self.short_descriptions.get(
+            params.get("language_code") or "", "")}
 
     async def _m_getmycommands(self, params, files):
         return self.commands.get(params.get("language_code") or "", [])

@@ -99,3 +99,23 @@ def test_buttons_sent_before_results_had_ids_still_parse():
     packed = use_preset_cb(20, "w" * 40, "0123456789", "mix").pack()
     assert len(packed.encode()) <= 64 and PresetCB.unpack(packed).rid == long.rid
     assert PresetCB.unpack(packed).name == ""  # too long with the rest: found by its index
+
+
+async def test_the_bot_describes_itself_in_both_languages_at_start(make_bot, tg):
+    """The "What can this bot do?" screen a first-time user sees before /start is filled."""
+    await make_bot()
+    assert set(tg.descriptions) == set(tg.short_descriptions) == {"", "ru"}
+    assert tg.descriptions[""] == LANGUAGES["en"].TEXTS["bot_description"]
+    assert tg.short_descriptions["ru"] == LANGUAGES["ru"].TEXTS["bot_short_description"]
+    for code, text in tg.descriptions.items():
+        assert "GIF" in text and ("My styles" in text or "Моих стилях" in text), code
+    assert all(0 < len(t) <= 120 for t in tg.short_descriptions.values())
+
+
+async def test_a_refused_description_does_not_stop_the_bot(make_bot, tg):
+    tg.flood["setMyDescription"] = [1, 1, 1, 1, 1, 1]  # refused (429) however often retried
+    h = await make_bot(polling=True)
+    user = tg.user(437)
+    await user.send("/start")
+    assert (await user.expect()).text.startswith("Hi,")
+    assert h.polling is not None and not h.polling.done()
