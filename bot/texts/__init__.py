@@ -10,6 +10,7 @@ import re
 from types import ModuleType
 
 from bot.texts import en, ru
+from bot.texts.plural import PluralFormatter
 
 LANGUAGES: dict[str, ModuleType] = {"en": en, "ru": ru}
 DEFAULT = "en"
@@ -34,10 +35,14 @@ class Translator:
     def __init__(self, lang: str):
         self.lang = lang if lang in LANGUAGES else DEFAULT
         self._texts = LANGUAGES[self.lang].TEXTS
+        self._format = PluralFormatter(self.lang).format
 
     def __call__(self, key: str, /, **values: object) -> str:
-        text = self._texts.get(key) or LANGUAGES[DEFAULT].TEXTS[key]
-        return text.format(**values) if values else text
+        """The text ``key`` with ``values``; ``{n:one|few|many}`` picks a plural form."""
+        if key not in self._texts:  # a text not translated yet: English, its plurals too
+            return Translator(DEFAULT)(key, **values)
+        text = self._texts[key]
+        return self._format(text, **values) if values else text
 
     def title(self, name: str) -> str:
         """A preset's display title ("Woman with a Hat — Matisse"), or its name when the
@@ -55,7 +60,8 @@ def variants(key: str) -> set[str]:
 
 
 def placeholders(text: str) -> set[str]:
-    return set(re.findall(r"{(\w+)}", text))
+    """The names of a text's fields (``{n}`` and the plural ``{n:frame|frames}`` alike)."""
+    return set(re.findall(r"{(\w+)(?::[^{}]*)?}", text))
 
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)

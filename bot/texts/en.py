@@ -179,11 +179,11 @@ TEXTS: dict[str, str] = {
     "err_unknown_preset": "The style “{name}” is no longer available. Pick another: /presets",
     "err_bad_option": "The server did not accept these settings. Try another size: /size",
     "err_busy": (
-        "The styling server is busy right now (I tried {attempts} times). "
+        "The styling server is busy right now (I tried {attempts} {attempts:time|times}). "
         "Please try again in a minute: /result"
     ),
     "err_down": (
-        "The styling server is unavailable right now (I tried {attempts} times). "
+        "The styling server is unavailable right now (I tried {attempts} {attempts:time|times}). "
         "Your photos are kept — please try again later: /result"
     ),
     "err_timeout": (
@@ -247,25 +247,26 @@ TEXTS: dict[str, str] = {
     ),
     # clips (GIFs, animations, videos, video notes)
     "got_clip": (
-        "🎞 Got the clip. I'll stylize up to {frames} frames at {clip_size} px — that takes a "
-        "while (about a second a frame); I'll show the progress here. Limits: {max_seconds} s, "
-        "{max_frames} frames, {max_fps} fps, {limit_mb} MB."
+        "🎞 Got the clip. I'll stylize up to {frames} {frames:frame|frames} at {clip_size} px "
+        "— that takes a while (about a second a frame); I'll show the progress here. Limits: "
+        "{max_seconds} s, {max_frames} {max_frames:frame|frames}, {max_fps} fps, {limit_mb} MB."
     ),
     "got_clip_need_style": (
-        "🎞 Got the clip (up to {frames} frames at {clip_size} px; limits: {max_seconds} s, "
-        "{max_frames} frames, {max_fps} fps, {limit_mb} MB). Now send a style image or pick "
-        "one: /presets"
+        "🎞 Got the clip (up to {frames} {frames:frame|frames} at {clip_size} px; limits: "
+        "{max_seconds} s, {max_frames} {max_frames:frame|frames}, {max_fps} fps, {limit_mb} MB). "
+        "Now send a style image or pick one: /presets"
     ),
     "clip_too_long": (
         "This clip is {duration} s long; I can stylize clips up to {max_seconds} s "
-        "({max_frames} frames, {max_fps} fps, {limit_mb} MB). Send a shorter one."
+        "({max_frames} {max_frames:frame|frames}, {max_fps} fps, {limit_mb} MB). "
+        "Send a shorter one."
     ),
     "clip_too_big": (
         "This clip is {size_mb} MB; the limit is {limit_mb} MB (and {max_seconds} s). "
         "Send a shorter or smaller one."
     ),
-    "running_clip": "🎞 Styling your clip… {done} of {total} frames done",
-    "clip_caption": "{style} · {frames} frames, {size} px",
+    "running_clip": "🎞 Styling your clip… {done} of {total} {total:frame|frames} done",
+    "clip_caption": "{style} · {frames} {frames:frame|frames}, {size} px",
     "err_clip_too_long": "The styling server refused the clip as too long: {detail}",
     "err_corrupt_clip": (
         "Your clip seems damaged or incomplete — I can't read it ({detail}). "
@@ -306,8 +307,8 @@ TEXTS: dict[str, str] = {
     ),
     "learn_too_large": "Your style picture is too large to learn. Send a smaller one.",
     "learn_store_full": (
-        "You already have {count} learned styles, and the limit is {limit}. Delete one in "
-        "⭐ My styles to make room, then tap “Learn this style” again."
+        "You already have {count} learned {count:style|styles}, and the limit is {limit}. "
+        "Delete one in ⭐ My styles to make room, then tap “Learn this style” again."
     ),
     "learn_store_not_writable": (
         "The server can't save styles right now, so nothing was changed. Please try again "
