@@ -119,3 +119,41 @@ async def test_a_refused_description_does_not_stop_the_bot(make_bot, tg):
     await user.send("/start")
     assert (await user.expect()).text.startswith("Hi,")
     assert h.polling is not None and not h.polling.done()
+
+
+SHORT_PATH = {
+    "en": {"got": "Got the photo", "gallery": "🎨 Ready-made styles", "use": "Use “",
+           "caption": "Style: ", "another": "Another style", "strength": "Strength 50%"},
+    "ru": {"got": "Фото получил", "gallery": "🎨 Готовые стили", "use": "Выбрать «",
+           "caption": "Стиль: ", "another": "Другой стиль", "strength": "Сила 50%"},
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+async def test_the_short_path_photo_gallery_result_another_style(make_bot, tg, fts, lang):
+    """photo -> the gallery (one tap) -> a style -> the result -> another style and a weaker
+    one from the buttons under it, without sending anything again."""
+    words = SHORT_PATH[lang]
+    await make_bot(polling=True)
+    user = tg.user(440 if lang == "en" else 441, language_code=lang)
+    await user.send_photo(jpeg(300, 200))
+    got = await user.expect(lambda s: words["got"] in s.text)
+    await user.press(got, words["gallery"])
+    gallery = await user.expect(lambda s: s.photo is not None)
+    assert gallery.text.startswith("🎨 Candy (1 of" if lang == "en" else "🎨 Candy (1 из")
+    assert any("⭐" in t for t, _ in gallery.buttons)  # My styles, one tap from the gallery
+    await user.press(gallery, words["use"])
+    result = await user.expect(is_result)
+    assert result.text.startswith(words["caption"] + "Candy ·")
+    await user.press(result, words["another"])
+    second = await user.expect(lambda s: s.photo is not None and s.message_id > result.message_id
+                               and bool(s.buttons) and not is_result(s))
+    await user.press(second, "▶️")
+    moved = await user.expect_edit(second.message_id, lambda s: "(2 " in s.text)
+    await user.press(moved, words["use"])
+    mosaic = await user.expect(lambda s: is_result(s) and s.message_id > result.message_id)
+    assert fts.stylized[-1]["style"] == "mosaic" and fts.stylized[-1]["content"] == (300, 200)
+    await user.press(mosaic, words["strength"])
+    await user.expect(lambda s: is_result(s) and s.message_id > mosaic.message_id)
+    assert fts.stylized[-1]["strength"] == "0.5" and fts.stylized[-1]["style"] == "mosaic"
+    assert len(user.photos()) >= 3 and not tg.calls("sendDocument", user.chat_id)
