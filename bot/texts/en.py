@@ -42,7 +42,8 @@ TEXTS: dict[str, str] = {
     "start": (
         "Hi, {name}! I repaint your photos and clips in the style of a painting.\n\n"
         "1. Send a photo — or a GIF, a video or a video note.\n"
-        "2. Pick a style from the gallery I show you, or send your own style picture.\n"
+        "2. Pick a ready-made style (the 🎨 button under my answer, or /presets), or send "
+        "your own style picture.\n"
         "That's it: the result comes back with buttons for another style, the strength and "
         "more.\n\n"
         "Like a style picture of yours? Under its result, tap “🧠 Learn this style”: it goes "
@@ -51,7 +52,7 @@ TEXTS: dict[str, str] = {
     ),
     "help": (
         "What I take:\n"
-        "• photos, or images as files (uncompressed: JPEG, PNG, WebP, HEIC…);\n"
+        "• photos, or images as files (uncompressed: JPEG, PNG, WebP…);\n"
         "• an album of two images: the photo, then the style;\n"
         "• GIFs, videos and video notes: short clips, every frame stylized (I say the limits "
         "when you send one).\n\n"
