@@ -3,6 +3,8 @@ TorchServe)."""
 
 from __future__ import annotations
 
+from bot.texts import LANGUAGES, Translator
+
 WAIT = 90.0  # generous: the machine is shared and TorchServe runs on 2 CPU cores
 
 
@@ -21,8 +23,9 @@ async def use_preset(user, name: str, gallery=None):
         return next((d for _, d in sent.buttons
                      if d.startswith("pre:use:") and d.split(":")[3] == name), None)
 
-    if use_data(gallery) is None:
-        await user.press(gallery, name)
+    if use_data(gallery) is None:  # its button in the row of names shows its title
+        labels = {Translator(code).title(name).split(" — ")[0] for code in LANGUAGES}
+        await user.press(gallery, next(t for t, _ in gallery.buttons if t in labels))
         gallery = await user.expect_edit(gallery.message_id,
                                          lambda s: use_data(s) is not None, WAIT)
     await user.press_data(gallery, use_data(gallery))
