@@ -320,6 +320,8 @@ class JobRunner:
         values = dict(failure.values)
         if "which" in values:
             values["which"] = tr(f"which_{values['which'] or 'unknown'}")
+        if failure.key == "err_unknown_preset":  # a preset's display title, as in the gallery
+            values["name"] = tr.title(str(values.get("name")))
         if failure.drop:
             try:
                 await state.update_data({failure.drop: None})

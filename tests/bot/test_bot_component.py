@@ -248,7 +248,7 @@ async def test_unknown_preset_from_the_server(make_bot, tg, fts):
     fts.presets = ("candy",)  # the server was redeployed with fewer presets
     await user.send("/result")
     error = await user.expect(lambda s: "no longer available" in s.text)
-    assert "“udnie”" in error.text
+    assert "“Udnie — Picabia”" in error.text  # the title, as the gallery showed it
 
 
 async def test_cancel_a_running_job_with_the_button(make_bot, tg, fts):
