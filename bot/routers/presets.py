@@ -135,7 +135,8 @@ async def use(query: CallbackQuery, callback_data: PresetCB, tr: Translator,
         return
     if mixing:  # "mix with another style": this preset joins that result's style
         spec["controls"]["mix"] = name
-        update = {"mix": name}
+        update = {"style": spec.get("style"), "preset": spec.get("preset"), "pending": None,
+                  "mix": name}
     else:  # a new style replaces the old one and ends any mix with it
         spec.update(preset=name, style=None)
         spec["controls"]["mix"] = None

@@ -219,3 +219,25 @@ async def test_an_album_still_gathers_behind_the_per_user_lock(make_bot, tg, fts
     await user.expect(lambda s: "Got the photo and the style" in s.text)
     await user.expect(is_result)
     assert fts.stylized[-1]["content"] == PHOTO_A and fts.stylized[-1]["style"] == "image"
+
+
+async def test_a_mix_under_an_earlier_result_of_this_photo_becomes_the_current_style(
+        make_bot, tg, fts):
+    """candy, then udnie from its buttons, then "mix" under the candy result: the current
+    style is that mix (candy + mosaic), not udnie with mosaic added."""
+    await make_bot(polling=True)
+    user = tg.user(429)
+    candy = await first_result(user, fts, "candy")
+    await user.press(candy, "Another style")
+    gallery = await user.expect(lambda s: s.photo is not None and "(1 of" in s.text)
+    await use_preset(user, gallery, "udnie")
+    await user.expect(lambda s: is_result(s) and "Udnie" in s.text)
+    await user.press(await more(user, candy), "Mix with another style")
+    gallery = await user.expect(lambda s: s.photo is not None and "(1 of" in s.text
+                                and s.message_id > candy.message_id + 2)
+    await use_preset(user, gallery, "mosaic")
+    mixed = await user.expect(lambda s: is_result(s) and "mixed with Mosaic" in s.text)
+    assert fts.stylized[-1]["style"] == "candy:0.5,mosaic:0.5"
+    await user.send("/result")
+    await user.expect(lambda s: is_result(s) and s.message_id > mixed.message_id)
+    assert len(fts.stylized) == 4 and fts.stylized[-1]["style"] == "candy:0.5,mosaic:0.5"
