@@ -13,10 +13,11 @@ user. The bot talks to a real TorchServe:
 The conversation (a new user per run): ``/start``; ``/size`` -> 512 (``--size``); a photo;
 ``/presets`` -> "candy" (``--preset``) -> the result photo; then a style photo (captioned
 "style") -> the result photo; in the first run also the "full-quality file" button. Every
-image the bot sent is saved to ``--output`` with the bot's log and ``timings.json``. Printed:
-the transcript, and per run the time from the user's last action to the result photo arriving
-at the Bot API: the press of the preset button, and the upload of the style photo (the figure
-the README quotes). ``--runs N`` repeats the conversation and prints the medians.
+image the bot sent is saved to ``--output`` with the bot's log and ``timings.json``, and the
+first run's short path as four chat screens, ``run1_screen_*.png`` (scripts/chat_screen.py).
+Printed: the transcript, and per run the time from the user's last action to the result
+photo arriving at the Bot API: the press of the preset button, and the upload of the style
+photo (the figure the README quotes). ``--runs N`` repeats the conversation and prints the medians.
 
     scripts/serve.sh start && .venv/bin/python -m scripts.demo_conversation
     .venv/bin/python -m scripts.demo_conversation --weights weights/msgnet-21styles.pt --runs 5
@@ -41,7 +42,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from scripts import ts_client
+from scripts import chat_screen, ts_client
+from scripts.chat_screen import Bubble
 from scripts.ts_private import PrivateTorchServe
 from tests.bot.bot_process import BotProcess
 from tests.bot.fake_telegram import FakeTelegram, FakeUser, Sent
@@ -152,6 +154,20 @@ class Player:
                  quiet: bool):
         self.tg, self.user, self.output, self.prefix, self.quiet = tg, user, output, prefix, quiet
         self.saved: list[Path] = []
+        self.bubbles: list[Bubble] = []  # the conversation as the user sees it, for screens
+        self.keyboard: list[str] = []
+
+    def screen(self, name: str, first: int, end: int | None = None) -> Path:
+        """Messages ``first`` to ``end`` (negative: from the last) as a chat screen,
+        ``<prefix>_screen_<name>.png``."""
+        path = chat_screen.save(self.bubbles[first:end],
+                                self.output / f"{self.prefix}_screen_{name}.png",
+                                self.keyboard)
+        self.saved.append(path)
+        return path
+
+    def sent_photo(self, data: bytes, caption: str = "") -> None:
+        self.bubbles.append(Bubble("user", caption, data))
 
     def say(self, who: str, text: str) -> None:
         if not self.quiet:
@@ -164,10 +180,15 @@ class Player:
             raise SystemExit(f"demo: the bot did not answer as expected ({what}): {exc}") from None
         self.say("bot", sent.text + (" [photo]" if sent.photo else "")
                  + (" [file]" if sent.document else ""))
+        markup = (sent.message or {}).get("reply_markup") or {}
+        rows = [[b.get("text", "") for b in row] for row in markup.get("inline_keyboard", [])]
+        self.bubbles.append(Bubble("bot", sent.text, sent.photo, rows))
+        self.keyboard = sent.reply_keyboard or self.keyboard
         return sent
 
     async def command(self, text: str) -> None:
         self.say("user", text)
+        self.bubbles.append(Bubble("user", text))
         await self.user.send(text)
 
     async def press_label(self, sent: Sent, label: str) -> float:
@@ -228,14 +249,18 @@ async def converse(tg: FakeTelegram, run: int, content: bytes, style: bytes, siz
     p = Player(tg, user, output, f"run{run}", quiet)
     await p.command("/start")
     await p.expect(lambda s: s.text.startswith("Hi,"), "greeting")
+    if run == 1:
+        p.screen("1_start", -2)
 
     await p.command("/size")
     menu = await p.expect(lambda s: bool(s.buttons) and "size" in s.text.lower(), "size menu")
     await p.press_label(menu, str(size))
     await user.expect_edit(menu.message_id, lambda s: f"{size} px" in s.text, WAIT)
 
+    photo_at = len(p.bubbles)
     p.say("user", f"[photo, {len(content) // 1024} KB]")
     await user.send_photo(content)
+    p.sent_photo(content)
     await p.expect(lambda s: "Got the photo" in s.text, "photo received")
 
     pressed = await pick_preset(p, preset)
@@ -243,14 +268,21 @@ async def converse(tg: FakeTelegram, run: int, content: bytes, style: bytes, siz
                             "preset result")
     preset_s = result.event.at - pressed
     p.save(f"result_{preset}", result.photo)
+    if run == 1:
+        # the photo, "got it", /presets, the gallery; then the result
+        p.screen("2_photo_gallery", photo_at, photo_at + 4)
+        p.screen("3_result", -1)
 
     p.say("user", f"[style photo, caption 'style', {len(style) // 1024} KB]")
     uploaded = time.monotonic()
     await user.send_photo(style, caption="style")
+    p.sent_photo(style, "style")
     styled = await p.expect(lambda s: s.method == "sendPhoto" and " px" in s.text,
                             "own-style result")
     style_s = styled.event.at - uploaded
     p.save("result_own_style", styled.photo)
+    if run == 1:
+        p.screen("4_own_style", -2)
 
     if full_quality:
         await p.press_label(styled, "Full-quality")

@@ -36,4 +36,11 @@ def test_demo_conversation_saves_the_bots_images_and_the_median_latency(torchser
     full = (out / "run1_full_quality_own_style.jpg").read_bytes()
     assert dims(full) == (512, 384)
     assert dims((out / "run1_gallery_candy.jpg").read_bytes()) == (32, 32)  # the preview
+    # the short path as chat screens (scripts/chat_screen.py), the first run only
+    screens = sorted(p.name for p in out.glob("run*_screen_*.png"))
+    assert screens == ["run1_screen_1_start.png", "run1_screen_2_photo_gallery.png",
+                       "run1_screen_3_result.png", "run1_screen_4_own_style.png"]
+    for name in screens:
+        data = (out / name).read_bytes()
+        assert data[:4] == b"\x89PNG" and dims(data)[0] == 480
     assert "123456789:DEMO" not in (out / "bot.log").read_text()
