@@ -94,16 +94,12 @@ def cancel_keyboard(tr: Translator) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def upload_keyboard(tr: Translator, role: str, uid: str, offer_presets: bool
-                    ) -> InlineKeyboardMarkup:
-    """Under "got the photo/style": flip a guessed role, and the presets shortcut."""
+def upload_keyboard(tr: Translator, role: str, uid: str) -> InlineKeyboardMarkup:
+    """Under "got the photo/style": flip a guessed role (the gallery follows a photo)."""
     kb = InlineKeyboardBuilder()
     other = "style" if role == "content" else "content"
     kb.button(text=tr(f"btn_swap_to_{other}"),
               callback_data=RoleCB(role=other, mode="swap", uid=uid[:40]))
-    if offer_presets:
-        kb.button(text=tr("btn_presets"), callback_data=PresetCB(action="open", index=0))
-    kb.adjust(1)
     return kb.as_markup()
 
 

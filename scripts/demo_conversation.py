@@ -11,10 +11,11 @@ user. The bot talks to a real TorchServe:
   TorchServe on free ports (stopped at the end; nothing of a running one is touched).
 
 The conversation (a new user per run): ``/start``; ``/size`` -> 512 (``--size``); a photo;
-``/presets`` -> "candy" (``--preset``) -> the result photo; then a style photo (captioned
-"style") -> the result photo; in the first run also the "full-quality file" button. Every
-image the bot sent is saved to ``--output`` with the bot's log and ``timings.json``, and the
-first run's short path as four chat screens, ``run1_screen_*.png`` (scripts/chat_screen.py).
+the gallery the bot shows then -> "candy" (``--preset``) -> the result photo; then a style
+photo (captioned "style") -> the result photo; in the first run also the "full-quality file"
+button. Every image the bot sent is saved to ``--output`` with the bot's log and
+``timings.json``, and the first run's short path as four chat screens, ``run1_screen_*.png``
+(scripts/chat_screen.py).
 Printed: the transcript, and per run the time from the user's last action to the result
 photo arriving at the Bot API: the press of the preset button, and the upload of the style
 photo (the figure the README quotes). ``--runs N`` repeats the conversation and prints the medians.
@@ -212,8 +213,8 @@ class Player:
 
 
 async def pick_preset(p: Player, name: str) -> float:
-    """/presets, page to ``name``, press its use button; the time of that press."""
-    await p.command("/presets")
+    """In the gallery the bot shows after the photo, page to ``name``, press its use button;
+    the time of that press."""
     gallery = await p.expect(lambda s: s.photo is not None, "the presets gallery")
     counted = re.search(r"\((\d+) of (\d+)\)", gallery.text)
     total = int(counted.group(2)) if counted else 100
@@ -269,8 +270,8 @@ async def converse(tg: FakeTelegram, run: int, content: bytes, style: bytes, siz
     preset_s = result.event.at - pressed
     p.save(f"result_{preset}", result.photo)
     if run == 1:
-        # the photo, "got it", /presets, the gallery; then the result
-        p.screen("2_photo_gallery", photo_at, photo_at + 4)
+        # the photo, "got it", the gallery; then the result
+        p.screen("2_photo_gallery", photo_at, photo_at + 3)
         p.screen("3_result", -1)
 
     p.say("user", f"[style photo, caption 'style', {len(style) // 1024} KB]")

@@ -10,14 +10,16 @@ from aiogram.types import CallbackQuery, Message
 
 from bot import flow
 from bot.config import Settings
-from bot.keyboards import RoleCB, ask_role_keyboard, presets_shortcut, upload_keyboard
+from bot.keyboards import RoleCB, ask_role_keyboard, upload_keyboard
 from bot.routers.common import run_from_state
+from bot.routers.presets import PreviewIds, show_gallery
 from bot.services.runner import JobRunner
 from bot.texts import Translator, caption_role
 
 
 async def on_image(message: Message, tr: Translator, state: FSMContext, settings: Settings,
-                   runner: JobRunner, album: list[Message] | None = None) -> None:
+                   runner: JobRunner, previews: PreviewIds,
+                   album: list[Message] | None = None) -> None:
     if album and len(album) > 1:
         await _album(message, album, tr, state, settings, runner)
         return
@@ -36,13 +38,13 @@ async def on_image(message: Message, tr: Translator, state: FSMContext, settings
         return
     if next_role:
         await state.set_state(None)
-    await _assign(message, role, ref, tr, state, runner, guessed=role != next_role
+    await _assign(message, role, ref, tr, state, runner, previews, guessed=role != next_role
                   and caption_role(message.caption) is None)
 
 
 
 async def on_role(query: CallbackQuery, callback_data: RoleCB, tr: Translator,
-                  state: FSMContext, runner: JobRunner) -> None:
+                  state: FSMContext, runner: JobRunner, previews: PreviewIds) -> None:
     data = await state.get_data()
     role = callback_data.role
     if callback_data.mode == "ask":
@@ -61,7 +63,7 @@ async def on_role(query: CallbackQuery, callback_data: RoleCB, tr: Translator,
         await query.message.answer(tr("role_expired"))
         return
     await query.message.edit_reply_markup(reply_markup=None)
-    await _assign(query.message, role, ref, tr, state, runner, guessed=False,
+    await _assign(query.message, role, ref, tr, state, runner, previews, guessed=False,
                   user_id=query.from_user.id)
 
 
@@ -74,10 +76,11 @@ def create_router() -> Router:
 
 
 async def _assign(message: Message, role: str, ref: dict[str, Any], tr: Translator,
-                  state: FSMContext, runner: JobRunner, *, guessed: bool,
+                  state: FSMContext, runner: JobRunner, previews: PreviewIds, *, guessed: bool,
                   user_id: int | None = None) -> None:
     """Store ``ref`` as ``role``; start the job when both images are known, otherwise say
-    what was received (with a button to flip a guessed role)."""
+    what was received (with a button to flip a guessed role) and, for a photo, show the
+    gallery at once: photo -> style -> result is the short path."""
     data = await state.get_data()
     await state.update_data(flow.assign(data, role, ref))
     data = await state.get_data()
@@ -86,12 +89,11 @@ async def _assign(message: Message, role: str, ref: dict[str, Any], tr: Translat
         await run_from_state(chat_id=message.chat.id, user_id=user_id, tr=tr, state=state,
                              runner=runner, say=message.answer)
         return
-    key = "got_content" if role == "content" else "got_style"
-    if guessed:
-        markup = upload_keyboard(tr, role, ref.get("uid", ""), offer_presets=role == "content")
-    else:
-        markup = presets_shortcut(tr) if role == "content" else None
-    await message.answer(tr(key), reply_markup=markup)
+    markup = upload_keyboard(tr, role, ref.get("uid", "")) if guessed else None
+    await message.answer(tr("got_content" if role == "content" else "got_style"),
+                         reply_markup=markup)
+    if role == "content":  # the gallery right away (it ends in "⭐ My styles")
+        await show_gallery(runner.bot, message.chat.id, tr, runner.ts, previews)
 
 
 async def _album(message: Message, album: list[Message], tr: Translator, state: FSMContext,

@@ -42,8 +42,7 @@ TEXTS: dict[str, str] = {
     "start": (
         "Hi, {name}! I repaint your photos and clips in the style of a painting.\n\n"
         "1. Send a photo — or a GIF, a video or a video note.\n"
-        "2. Pick a ready-made style (the 🎨 button under my answer, or /presets), or send "
-        "your own style picture.\n"
+        "2. Pick a style in the gallery I show you next, or send your own style picture.\n"
         "That's it: the result comes back with buttons for another style, the strength and "
         "more.\n\n"
         "Like a style picture of yours? Under its result, tap “🧠 Learn this style”: it goes "
@@ -89,7 +88,7 @@ TEXTS: dict[str, str] = {
         "An album should hold exactly two images: the photo first, then the style. "
         "This one has {count} items."
     ),
-    "got_content": "🖼 Got the photo. Now send a style image or pick one: /presets",
+    "got_content": "🖼 Got the photo. Pick a style below, or send your own style picture.",
     "got_style": "🖌 Got the style image. Now send the photo to stylize.",
     "got_preset": "🎨 Style “{name}” chosen. Now send the photo to stylize.",
     "got_album": "🖼 + 🖌 Got the photo and the style.",

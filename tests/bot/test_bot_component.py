@@ -79,7 +79,7 @@ async def test_preset_result_has_the_requested_size_and_a_full_quality_file(make
     await ready(user)
     await pick_preset(user, "mosaic")
     status = await user.expect(lambda s: "Styling" in s.text or "queue" in s.text)
-    result = await user.expect(lambda s: s.method == "sendPhoto")
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert result.text == "Style: Mosaic · 512×341 px" and dims(result.photo) == (512, 341)
     await user.expect_deleted(status.message_id)  # the status goes away after the result
     await user.press(result, "Full-quality")
@@ -89,7 +89,7 @@ async def test_preset_result_has_the_requested_size_and_a_full_quality_file(make
     await user.press(result, "ctl:more")
     await user.expect_edit(result.message_id, lambda s: "📐 1024" in str(s.buttons))
     await user.press(result, "📐 1024")
-    bigger = await user.expect(lambda s: s.method == "sendPhoto")
+    bigger = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert dims(bigger.photo) == (1024, 683)
     assert [s["size"] for s in fts.stylized] == [512, 1024]
 
@@ -99,7 +99,7 @@ async def test_full_quality_file_is_remade_when_no_longer_cached(make_bot, tg, f
     user = tg.user(103)
     await ready(user)
     await pick_preset(user)
-    result = await user.expect(lambda s: s.method == "sendPhoto")
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     await user.press(result, "Full-quality")
     await user.expect(lambda s: "making it again" in s.text)
     doc = await user.expect(lambda s: s.method == "sendDocument")
@@ -111,7 +111,7 @@ async def test_tests_command_runs_every_server_size(make_bot, tg, fts):
     user = tg.user(104)
     await user.send_photo(jpeg(90, 60))
     await user.send_photo(png(20, 20))
-    await user.expect(lambda s: s.method == "sendPhoto")
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     await user.send("/tests")
     await user.expect(lambda s: s.text.startswith("Done: the same picture"), timeout=30)
     sizes = [max(dims(p)) for p in results(user)[1:]]
@@ -147,7 +147,7 @@ async def test_an_iphone_heic_document_is_stylized(make_bot, tg, fts):
     await user.send_document(heic, "IMG_0001.HEIC", "image/heic")
     await user.expect(lambda s: "Got the photo" in s.text)
     await pick_preset(user)
-    result = await user.expect(lambda s: s.method == "sendPhoto")
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert dims(result.photo) == (512, 341)  # 120 x 80 at the default 512 px
     assert fts.stylized[-1]["content"] == (120, 80)
 
@@ -173,7 +173,7 @@ async def test_busy_server_is_retried_then_reported(make_bot, tg, fts):
     await ready(user)
     fts.script.fail = [(503, {"code": 503, "message": "Model is overloaded"})] * 2
     await pick_preset(user)
-    await user.expect(lambda s: s.method == "sendPhoto")  # two 503s, then success
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)  # 2 x 503, then ok
     fts.script.fail = [(503, {"code": 503, "message": "Model is overloaded"})] * 3
     await user.send("/result")
     error = await user.expect(lambda s: "busy" in s.text)
@@ -185,7 +185,7 @@ async def test_server_down_is_reported_and_the_bot_keeps_working(make_bot, tg, f
     user = tg.user(107)
     await ready(user)
     await pick_preset(user)
-    await user.expect(lambda s: s.method == "sendPhoto")
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     await fts.close()
     await user.send("/result")
     error = await user.expect(lambda s: "unavailable" in s.text)
@@ -206,7 +206,7 @@ async def test_an_expired_key_is_reported_as_one_and_a_renewed_key_is_picked_up(
     user = tg.user(1091, "Ann", "en")
     await ready(user)
     await pick_preset(user)
-    await user.expect(lambda s: s.method == "sendPhoto")
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     fts.key = "renewed-key"  # the key expired and was renewed, but not in our file
     await user.send("/result")
     error = await user.expect(lambda s: "access key" in s.text)
@@ -214,7 +214,7 @@ async def test_an_expired_key_is_reported_as_one_and_a_renewed_key_is_picked_up(
     assert fts.refused == ["inference-key"]  # read again, still the same key: sent once
     key_file(path, "renewed-key")
     await user.send("/result")
-    await user.expect(lambda s: s.method == "sendPhoto")
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
 
 
 async def test_timeout_is_reported(make_bot, tg, fts):
@@ -244,7 +244,7 @@ async def test_unknown_preset_from_the_server(make_bot, tg, fts):
     await ready(user)
     gallery_task = asyncio.create_task(pick_preset(user, "udnie"))
     await gallery_task
-    await user.expect(lambda s: s.method == "sendPhoto")
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     fts.presets = ("candy",)  # the server was redeployed with fewer presets
     await user.send("/result")
     error = await user.expect(lambda s: "no longer available" in s.text)
@@ -285,8 +285,8 @@ async def test_queue_positions_and_cancel_of_a_queued_job(make_bot, tg, fts):
     await users[1].expect_edit(second.message_id, lambda s: s.text == "❌ Cancelled.")
     await users[2].expect_edit(third.message_id, lambda s: "number 1 in the queue" in s.text)
     fts.script.gate.set()
-    await users[0].expect(lambda s: s.method == "sendPhoto")
-    await users[2].expect(lambda s: s.method == "sendPhoto")
+    await users[0].expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
+    await users[2].expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert results(users[1]) == [] and len(fts.stylized) == 2
     assert h.services.queue.waiting == 0
     await users[1].send("/cancel")
@@ -303,7 +303,7 @@ async def test_one_job_per_user(make_bot, tg, fts):
     await user.send("/result")
     assert "already have a job" in (await user.expect(lambda s: "already" in s.text)).text
     fts.script.gate.set()
-    await user.expect(lambda s: s.method == "sendPhoto")
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert len(fts.stylized) == 1
 
 
@@ -382,7 +382,7 @@ async def test_metrics_endpoint(make_bot, tg, fts, unused_tcp_port):
     user = tg.user(170)
     await ready(user)
     await pick_preset(user)
-    await user.expect(lambda s: s.method == "sendPhoto")
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     async with aiohttp.ClientSession() as session:
         async with session.get(f"http://127.0.0.1:{unused_tcp_port}/metrics") as resp:
             text = await resp.text()

@@ -55,9 +55,8 @@ def delivered(tg, method: str, chat_id: int) -> list:
 
 
 async def gallery_then_use(user, tg, flood_photos: list[int]) -> None:
-    """/presets, then (the gallery preview delivered) flood the next sendPhoto calls and use
-    candy: the next photo sent is the result."""
-    await user.send("/presets")
+    """The gallery the bot shows after the photo; once its preview is delivered, flood the
+    next sendPhoto calls and use candy: the next photo sent is the result."""
     gallery = await user.expect(lambda s: s.photo is not None, WAIT)
     tg.flood["sendPhoto"] = list(flood_photos)
     await user.press_data(gallery, "pre:use:0:candy")

@@ -67,9 +67,11 @@ async def test_photo_then_style_photo_starts_the_job(make_bot, tg, fts):
     user = tg.user(14)
     await h.feed(user, message=user.photo_message(jpeg(300, 200)))
     got = await user.expect(lambda s: "Got the photo" in s.text)
-    assert any("style" in b[0] for b in got.buttons)  # the swap button
+    assert [b[0] for b in got.buttons] == ["↔️ No, it's the style"]  # the swap button
+    gallery = await user.expect(lambda s: s.photo is not None)  # the short path: the gallery
+    assert gallery.text.startswith("🎨 Candy (1 of") and gallery.message_id > got.message_id
     await h.feed(user, message=user.photo_message(png(40, 60)))
-    result = await user.expect(lambda s: s.method == "sendPhoto")
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert dims(result.photo) == (512, 341)  # the content's shape at the default size
     assert fts.stylized[-1]["content"] == (300, 200) and fts.stylized[-1]["style"] == "image"
     data = await state_of(h, user)
@@ -83,7 +85,7 @@ async def test_captions_give_roles_in_any_order(make_bot, tg, fts):
     await h.feed(user, message=user.photo_message(png(40, 60), caption="это стиль"))
     assert "Стиль получил" in (await user.expect()).text
     await h.feed(user, message=user.document_message(jpeg(200, 300), "cat.jpg", "image/jpeg"))
-    result = await user.expect(lambda s: s.method == "sendPhoto")
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert dims(result.photo) == (341, 512) and fts.stylized[-1]["content"] == (200, 300)
     assert result.text.startswith("Стиль: ваша картинка")
 
@@ -93,12 +95,12 @@ async def test_a_third_image_asks_which_it_is(make_bot, tg, fts):
     user = tg.user(16)
     await h.feed(user, message=user.photo_message(jpeg(300, 200)))
     await h.feed(user, message=user.photo_message(png(40, 40)))
-    await user.expect(lambda s: s.method == "sendPhoto")
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     await h.feed(user, message=user.photo_message(png(50, 50, (0, 0, 255))))
     question = await user.expect(lambda s: "photo to stylize or the style" in s.text)
     style = RoleCB(role="style", mode="ask").pack()
     await press(h, user, question, style)
-    await user.expect(lambda s: s.method == "sendPhoto")
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert len(fts.stylized) == 2 and (await state_of(h, user))["pending"] is None
 
 
@@ -109,7 +111,7 @@ async def test_swap_button_turns_a_guessed_photo_into_the_style(make_bot, tg):
     got = await user.expect(lambda s: "Got the photo" in s.text)
     data = next(d for t, d in got.buttons if "style" in t)
     query = await press(h, user, got, data)
-    assert "Got the style image" in (await user.expect()).text
+    await user.expect(lambda s: "Got the style image" in s.text)
     state = await state_of(h, user)
     assert state["content"] is None and state["style"]["kind"] == "photo"
     assert tg.callback_answers[query].get("answered")
@@ -124,7 +126,7 @@ async def test_content_and_style_commands_set_the_next_role(make_bot, tg, fts):
     assert "Got the style image" in (await user.expect()).text
     await send(h, user, "/content")
     await h.feed(user, message=user.photo_message(jpeg(120, 80)))
-    await user.expect(lambda s: s.method == "sendPhoto")
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert fts.stylized[-1]["content"] == (120, 80)
 
 
@@ -135,7 +137,7 @@ async def test_album_of_two_is_content_then_style(make_bot, tg, fts):
     first = user.photo_message(jpeg(300, 200), media_group_id=group)
     second = user.photo_message(png(30, 90), media_group_id=group)
     await asyncio.gather(h.feed(user, message=first), h.feed(user, message=second))
-    result = await user.expect(lambda s: s.method == "sendPhoto")
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert fts.stylized == [{"size": 512, "style": "image", "content": (300, 200)}]
     assert dims(result.photo) == (512, 341)
     assert sum(1 for s in user.sent() if "Got the photo and the style" in s.text) == 1
@@ -185,7 +187,7 @@ async def test_size_menu_comes_from_the_server_and_the_choice_is_used(make_bot, 
     assert (await state_of(h, user))["size"] == 768
     await h.feed(user, message=user.photo_message(jpeg(300, 200)))
     await h.feed(user, message=user.photo_message(png(40, 40)))
-    result = await user.expect(lambda s: s.method == "sendPhoto")
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text)
     assert dims(result.photo) == (768, 512)
 
 
@@ -195,7 +197,7 @@ async def test_restart_forgets_images_but_keeps_the_size(make_bot, tg):
     await h.feed(user, message=user.photo_message(jpeg(30, 20)))
     await user.expect()
     await h.feed(user, message=user._message(text="🔄 Start over"))  # the keyboard button
-    assert "forgot your photos" in (await user.expect()).text
+    await user.expect(lambda s: "forgot your photos" in s.text)
     await send(h, user, "/result")
     assert "First send the photo" in (await user.expect()).text
 
@@ -232,7 +234,9 @@ async def test_results_too_large_for_a_photo_come_as_a_file_or_are_explained(mak
     await h.feed(user, message=user.photo_message(png(40, 40), caption="style"))
     document = await user.expect(lambda s: s.method == "sendDocument")
     assert document.text == "Full quality, 512×341 px" and len(document.document) > 11 * 2**20
-    assert not tg.calls("sendPhoto", user.chat_id)  # no upload doomed to be refused
+    # no result upload doomed to be refused (the gallery after the photo is a photo)
+    assert not [e for e in tg.calls("sendPhoto", user.chat_id)
+                if " px" in (e.params.get("caption") or "")]
     await job_done(h, user)
     await press(h, user, document, next(d for t, d in document.buttons if "More" in t))
     assert "📐 768" in [text for text, _ in document.buttons]  # re-run at another size

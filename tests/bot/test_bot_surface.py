@@ -122,24 +122,23 @@ async def test_a_refused_description_does_not_stop_the_bot(make_bot, tg):
 
 
 SHORT_PATH = {
-    "en": {"got": "Got the photo", "gallery": "🎨 Ready-made styles", "use": "Use “",
+    "en": {"got": "Got the photo", "use": "Use “",
            "caption": "Style: ", "another": "Another style", "strength": "Strength 50%"},
-    "ru": {"got": "Фото получил", "gallery": "🎨 Готовые стили", "use": "Выбрать «",
+    "ru": {"got": "Фото получил", "use": "Выбрать «",
            "caption": "Стиль: ", "another": "Другой стиль", "strength": "Сила 50%"},
 }
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
 async def test_the_short_path_photo_gallery_result_another_style(make_bot, tg, fts, lang):
-    """photo -> the gallery (one tap) -> a style -> the result -> another style and a weaker
-    one from the buttons under it, without sending anything again."""
+    """photo -> the gallery (shown at once) -> a style -> the result -> another style and a
+    weaker one from the buttons under it, without sending anything again."""
     words = SHORT_PATH[lang]
     await make_bot(polling=True)
     user = tg.user(440 if lang == "en" else 441, language_code=lang)
     await user.send_photo(jpeg(300, 200))
-    got = await user.expect(lambda s: words["got"] in s.text)
-    await user.press(got, words["gallery"])
-    gallery = await user.expect(lambda s: s.photo is not None)
+    await user.expect(lambda s: words["got"] in s.text)
+    gallery = await user.expect(lambda s: s.photo is not None)  # shown at once
     assert gallery.text.startswith("🎨 Candy (1 of" if lang == "en" else "🎨 Candy (1 из")
     assert any("⭐" in t for t, _ in gallery.buttons)  # My styles, one tap from the gallery
     await user.press(gallery, words["use"])

@@ -49,7 +49,7 @@ async def test_album_is_content_then_style(run_bot, tg):
     await user.send_album([("photo", jpeg(300, 200)),
                            ("document:style.png:image/png", png(64, 96))])
     await user.expect(lambda s: "Получил фото и стиль" in s.text, WAIT)
-    result = await user.expect(lambda s: s.method == "sendPhoto", WAIT)
+    result = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT)
     assert dims(result.photo) == (512, 341)  # the content's shape, not the style's
     assert result.text.startswith("Стиль: ваша картинка")
 
@@ -63,8 +63,8 @@ async def test_two_users_at_once_get_their_own_pictures(run_bot, tg):
     await asyncio.gather(wide.send_photo(png(50, 50, (250, 200, 0))),
                          tall.send_photo(png(40, 40, (0, 90, 250))))
     got_wide, got_tall = await asyncio.gather(
-        wide.expect(lambda s: s.method == "sendPhoto", WAIT),
-        tall.expect(lambda s: s.method == "sendPhoto", WAIT))
+        wide.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT),
+        tall.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT))
     assert dims(got_wide.photo) == (512, 341) and dims(got_tall.photo) == (341, 512)
     assert len(results(wide)) == len(results(tall)) == 1
     assert got_wide.photo != got_tall.photo
@@ -92,7 +92,7 @@ async def test_torchserve_down_then_back(run_bot, tg, proxy):
     await user.send_photo(jpeg(300, 200))
     await user.expect(lambda s: "Got the photo" in s.text, WAIT)
     await use_preset(user, "udnie")
-    await user.expect(lambda s: s.method == "sendPhoto", WAIT)
+    await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT)
 
     proxy.hold()  # the next stylization is inside "TorchServe" when it stops
     await user.send("/result")
@@ -109,7 +109,7 @@ async def test_torchserve_down_then_back(run_bot, tg, proxy):
 
     await proxy.up()  # and comes back
     await user.send("/result")
-    again = await user.expect(lambda s: s.method == "sendPhoto", WAIT)
+    again = await user.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT)
     assert dims(again.photo) == (512, 341) and len(results(user)) == 2
 
 
@@ -128,7 +128,7 @@ async def test_cancel_stops_a_queued_job(run_bot, tg, proxy):
     await second.send("/cancel")
     await second.expect_edit(queued.message_id, lambda s: s.text == "❌ Cancelled.", WAIT)
     proxy.release()
-    await first.expect(lambda s: s.method == "sendPhoto", WAIT)
+    await first.expect(lambda s: s.method == "sendPhoto" and " px" in s.text, WAIT)
     await second.send("/cancel")  # by now the queue is empty: nothing left to cancel
     await second.expect(lambda s: "nothing to cancel" in s.text, WAIT)
     assert results(second) == [] and proxy.stylizations == 1
