@@ -18,8 +18,8 @@ event with a timeout).
     await tg.start()                  # tg.api_url -> TELEGRAM_API_URL for the bot
     alice = tg.user(1001, "Alice", "en")
     await alice.send_photo(jpeg_bytes)
-    reply = await alice.expect(lambda m: "photo" in m.text)
-    await alice.press(reply, "Ready-made")
+    gallery = await alice.expect(lambda m: m.photo is not None)   # shown after the photo
+    await alice.press(gallery, "Use")
 """
 
 from __future__ import annotations
