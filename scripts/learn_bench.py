@@ -44,6 +44,20 @@ def _yes(text: str) -> bool:
     return text.lower() in ("yes", "true", "1")
 
 
+def _write_times(args: argparse.Namespace, cfg_kw: dict, rows: list[dict], photos: int) -> int:
+    seconds = [r["seconds"] for r in rows]
+    result = {"protocol": f"learning time only, {len(rows)} styles of {args.style_dir}",
+              "cpu": cpu_name(), "threads": args.threads, "config": cfg_kw, "photos": photos,
+              "median_seconds": statistics.median(seconds), "min_seconds": min(seconds),
+              "max_seconds": max(seconds), "per_style": rows, "torch": torch.__version__,
+              "date": time.strftime("%Y-%m-%d")}
+    print(f"median learning time {result['median_seconds']:.1f} s ({min(seconds):.1f}-"
+          f"{max(seconds):.1f}; {result['cpu']}, {args.threads} threads)")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--gallery", help="write the evaluation gallery here")
     p.add_argument("--store", help="also save the learned styles to this style store")
+    p.add_argument("--time-only", action="store_true",
+                   help="learn and time the styles, skip the quality figures (an idle machine "
+                        "gives the product's seconds; the figures can come from a busy one)")
     p.add_argument("-o", "--output", required=True, help="JSON results")
     for f in fields(LearnConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -110,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                      "content_weight": round(result.content_weight, 3)})
         print(f"{name:32s} {result.seconds:6.1f} s  fit style {result.style_ratio:.3f} "
               f"content {result.content_ratio:.3f} cw {result.content_weight:.2f}", flush=True)
+    if args.time_only:
+        return _write_times(args, cfg_kw, rows, len(photo_files[:args.photo_count]))
     started = time.monotonic()
     report = evaluate(args.weights, args.content_dir, args.style_dir, args.vgg,
                       str(Path(args.output).with_suffix(".eval.json")), args.gallery,
