@@ -72,6 +72,8 @@ async def _user_jobs(tg, user, jobs: list[dict], record: list[dict]) -> None:
     from bot_helpers import jpeg, png
     from e2e_helpers import use_preset
 
+    from bot.texts import Translator
+
     if jobs and jobs[0]["size"] != 512:
         await user.send("/size")
         menu = await user.expect(lambda s: "Output size" in s.text, JOB_WAIT)
@@ -91,7 +93,7 @@ async def _user_jobs(tg, user, jobs: list[dict], record: list[dict]) -> None:
                 entry["content"] = list(held)
                 started = time.monotonic()
                 await use_preset(user, job["preset"])
-                want = f"Style: {job['preset']} · "
+                want = f"Style: {Translator('en').title(job['preset'])} · "  # as captioned
             else:
                 held = job["content"]
                 started = time.monotonic()
