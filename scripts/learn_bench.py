@@ -44,7 +44,14 @@ def _yes(text: str) -> bool:
     return text.lower() in ("yes", "true", "1")
 
 
+def _store_name(name: str) -> str:
+    return name.replace(".", "-")[:40]
+
+
 def _write_times(args: argparse.Namespace, cfg_kw: dict, rows: list[dict], photos: int) -> int:
+    if not rows:
+        print("every style is in the store already: nothing to learn")
+        return 0
     seconds = [r["seconds"] for r in rows]
     result = {"protocol": f"learning time only, {len(rows)} styles of {args.style_dir}",
               "cpu": cpu_name(), "threads": args.threads, "config": cfg_kw, "photos": photos,
@@ -82,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--gallery", help="write the evaluation gallery here")
     p.add_argument("--store", help="also save the learned styles to this style store")
+    p.add_argument("--resume", action="store_true",
+                   help="with --time-only and --store: skip the styles the store already has "
+                        "(learning a whole folder, e.g. data/styles/extra, across sessions)")
     p.add_argument("--time-only", action="store_true",
                    help="learn and time the styles, skip the quality figures (an idle machine "
                         "gives the product's seconds; the figures can come from a busy one)")
@@ -96,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             p.add_argument(flag, type=kind, default=f.default)
     args = p.parse_args(argv)
+    if args.resume and not (args.time_only and args.store):
+        p.error("--resume needs --time-only and --store (the figures need every style)")
     torch.set_num_threads(args.threads)
     cfg_kw = {f.name: getattr(args, f.name) for f in fields(LearnConfig)}
     if not cfg_kw["content_budget"]:
@@ -113,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     learned, rows = {}, []
     store = StyleStore(args.store, max_per_owner=1000) if args.store else None
     for name in names:
+        if args.resume and store is not None and store.exists(_store_name(name)):
+            continue
         style_img = load_image(style_files[name])
         result = learn_style(loaded.net, vgg, style_img, crops, cfg)
         learned[name] = result.target
         if store is not None:
-            store.save(name.replace(".", "-")[:40], result.target,
+            store.save(_store_name(name), result.target,
                        weights_fingerprint(loaded.net.state_dict()), thumbnail=style_img,
                        info={"seconds": round(result.seconds, 1), "config": cfg_kw},
                        overwrite=True)
