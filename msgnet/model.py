@@ -226,7 +226,8 @@ class Net(nn.Module):
             ConvLayer(16 * EXPANSION, output_nc, kernel_size=7, stride=1),
         ]
         self.model = nn.Sequential(*layers)
-        self._affine_size = sum(n.num_features for n in self.decoder_norms())
+        # a plain tuple, not registered again: found once, as set_target runs on every pass
+        self._decoder_norms = tuple(m for m in self.model[2:].modules() if isinstance(m, StyleNorm))
 
     @property
     def channels(self) -> int:
@@ -247,17 +248,17 @@ class Net(nn.Module):
 
     def decoder_norms(self) -> list[StyleNorm]:
         """The instance norms after the Inspiration layer, in the order a pass runs them."""
-        return [m for m in self.model[2:].modules() if isinstance(m, StyleNorm)]
+        return list(self._decoder_norms)
 
     @property
     def affine_size(self) -> int:
         """``K``: the decoder norms' channels, each with a learned style's scale and shift."""
-        return self._affine_size
+        return sum(n.num_features for n in self._decoder_norms)
 
     def set_affine(self, affine: torch.Tensor | None) -> None:
         """Give the decoder norms a (B or 1, 2, K) scale and shift, or None (the authors')."""
         start = 0
-        for norm in self.decoder_norms():
+        for norm in self._decoder_norms:
             end = start + norm.num_features
             norm.style_affine = None if affine is None else affine[:, :, start:end]
             start = end

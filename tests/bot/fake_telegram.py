@@ -474,19 +474,20 @@ class FakeTelegram:
         self.commands[params.get("language_code") or ""] = params["commands"]
         return True
 
-    async def _m_setmydescription(self, params, files):
-        text = params.get("description") or ""
-        if len(text) > 512:  # Telegram's limit
-            raise ApiError(400, "Bad Request: description is too long")
-        self.descriptions[params.get("language_code") or ""] = text
+    @staticmethod
+    def _set_per_language(store: dict, params, field: str, limit: int) -> bool:
+        """Keep ``params[field]`` per language, refused over Telegram's length ``limit``."""
+        text = params.get(field) or ""
+        if len(text) > limit:
+            raise ApiError(400, f"Bad Request: {field.replace('_', ' ')} is too long")
+        store[params.get("language_code") or ""] = text
         return True
 
+    async def _m_setmydescription(self, params, files):
+        return self._set_per_language(self.descriptions, params, "description", 512)
+
     async def _m_setmyshortdescription(self, params, files):
-        text = params.get("short_description") or ""
-        if len(text) > 120:  # Telegram's limit
-            raise ApiError(400, "Bad Request: short description is too long")
-        self.short_descriptions[params.get("language_code") or ""] = text
-        return True
+        return self._set_per_language(self.short_descriptions, params, "short_description", 120)
 
     async def _m_getmydescription(self, params, files):
         return {"description": self.descriptions.get(params.get("language_code") or "", "")}

@@ -1,17 +1,30 @@
-"""Small helpers shared by the integration tests: test images and HTTP calls."""
+"""Small helpers shared by the integration tests: test images, HTTP calls, polling."""
 
 from __future__ import annotations
 
 import io
 import json
 import struct
+import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
 import numpy as np
 from PIL import Image
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str,
+             interval: float = 0.05) -> object:
+    """Poll ``condition`` until it returns something truthy (returned), or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not within {timeout:.0f} s: {what}")
 
 
 def noise_image(w: int, h: int, seed: int = 0) -> Image.Image:

@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,22 +24,12 @@ from bot.services import torchserve as bot_ts
 from scripts import ts_client
 from scripts.ts_private import PrivateTorchServe
 
+from .helpers import wait_for
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = ts_client.ROOT
 LIFETIME_MIN = 1
-
-
-def wait_for(condition: Callable[[], object], deadline_s: float, what: str,
-             every_s: float = 0.5) -> object:
-    """Poll ``condition`` until it returns something truthy, or fail naming ``what``."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every_s)
-    pytest.fail(f"not within {deadline_s:.0f} s: {what}")
 
 
 def key_entries(path: Path) -> dict[str, dict]:

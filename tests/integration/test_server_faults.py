@@ -36,7 +36,7 @@ from scripts import clip_samples as cs
 from scripts import ts_client
 
 from .conftest import CLIP_MODEL, Server, clip_model_registered
-from .helpers import encode, form, ndjson_lines, noise_image, post
+from .helpers import encode, form, ndjson_lines, noise_image, post, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -73,16 +73,6 @@ def worker_pid(server: Server, model: str | None = None) -> int:
     assert server.proc is not None and os.getsid(pid) == server.proc.pid
     assert "model_service_worker" in " ".join(psutil.Process(pid).cmdline())
     return pid
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def model_log_size(server: Server) -> int:
