@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")  # msgnet.style_store.NAME_PATTERN
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")  # msgnet.learning.style_store.NAME_PATTERN
 AUTO_NAME = re.compile(r"^style-(\d+)$")
 
 

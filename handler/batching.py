@@ -1,6 +1,6 @@
 """The batched forward pass, with failure isolation between the requests of a batch.
 
-The good requests of a server-side batch go through :meth:`msgnet.stylize.Stylizer.run` in
+The good requests of a server-side batch go through :meth:`msgnet.inference.stylize.Stylizer.run` in
 groups of at most ``pixel_budget`` output pixels (it batches equal shapes into one forward),
 so four 1024 px requests do not run as one 4-megapixel pass: the worker's memory grows with
 the pixels of a pass, and the container's limit does not (docs/reliability.md). If a run
@@ -20,7 +20,7 @@ from PIL import Image
 
 from handler import errors
 from handler.parsing import SheetRequest
-from msgnet.controls import DEFAULT_CONTROLS, Controls
+from msgnet.inference.controls import DEFAULT_CONTROLS, Controls
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Job:
     content: torch.Tensor  # (1, 3, h, w) BGR 0..255, already at the output size
     target: torch.Tensor   # (1, C, C) style Gram matrix
     fmt: str               # output format, "jpeg" | "png"
-    controls: Controls = DEFAULT_CONTROLS  # strength, colours (msgnet.controls)
+    controls: Controls = DEFAULT_CONTROLS  # strength, colours (msgnet.inference.controls)
 
 
 @dataclass

@@ -9,7 +9,7 @@ which records the token as an empty file named after it in the cancel folder. Th
 clip workers are separate processes on the same host, so that folder is the one thing they
 share: ``cancel_dir`` in the handler settings, by default ``<temp dir>/msgnet-cancel``
 (created 0700, refused when it is a symlink or another user's). The clip worker asks
-``os.path.exists`` before each chunk of frames (:func:`msgnet.clip.stylize_clip`'s
+``os.path.exists`` before each chunk of frames (:func:`msgnet.animation.stylize.stylize_clip`'s
 ``should_stop``), and removes the file when its clip ends. A cancel that arrives before its
 clip has started (queued behind another) stops it before its first chunk. Files older than
 :data:`STALE_S` (cancels of clips that had already ended) are swept on every cancel and
@@ -101,7 +101,8 @@ class CancelBox:
             log.warning("could not remove the cancel file of a clip: %s", exc)
 
     def should_stop(self, token: str) -> Callable[[], bool]:
-        """For :func:`msgnet.clip.stylize_clip`: whether ``token`` has been cancelled."""
+        """For :func:`msgnet.animation.stylize.stylize_clip`: whether ``token`` has been
+        cancelled."""
         path = str(self._path(token))
         return lambda: os.path.exists(path)
 

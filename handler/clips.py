@@ -1,5 +1,5 @@
 """The animated path of the handler: a GIF or video as ``content`` is stylized frame by frame
-(:func:`msgnet.clip.stylize_clip`) and answered with the encoded animation.
+(:func:`msgnet.animation.stylize.stylize_clip`) and answered with the encoded animation.
 
 A clip is one request but hundreds of forward passes, so it never joins the photos' batched
 run: photos of the same server-side batch are stylized first, then each clip on its own.
@@ -26,9 +26,9 @@ import torch
 from handler import errors
 from handler.parsing import StylizeRequest
 from handler.settings import HandlerSettings
-from msgnet.clip import ClipCancelled, ClipResult, stylize_clip
-from msgnet.clip_decode import is_clip
-from msgnet.controls import Controls
+from msgnet.animation.decode import is_clip
+from msgnet.animation.stylize import ClipCancelled, ClipResult, stylize_clip
+from msgnet.inference.controls import Controls
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def clip_size(request: StylizeRequest, settings: HandlerSettings) -> int:
 def run_clip(stylizer, job: ClipJob, settings: HandlerSettings,
              progress: Callable[[int, int], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> ClipResult:
-    """Stylize one clip; its errors carry ``code``/``http_status`` (msgnet.clip_limits), and
+    """Stylize one clip; its errors carry ``code``/``http_status`` (msgnet.animation.limits), and
     the message names the field; ``should_stop`` is asked before each chunk of frames."""
     try:
         with torch.inference_mode():

@@ -1,5 +1,6 @@
 """Learned styles by name on the photo model: a ``style_id`` that is no preset of the served
-weights is looked up in the requester's part of the style store (:mod:`msgnet.style_store`).
+weights is looked up in the requester's part of the style store
+(:mod:`msgnet.learning.style_store`).
 
 The store is a folder every worker shares (and the ``msgnet_learn`` worker writes), so a style
 learned, re-learned or deleted by another process must show at once: a target is cached under
@@ -19,8 +20,8 @@ import torch
 from handler import errors
 from handler.settings import HandlerSettings
 from handler.style_cache import StyleCache
-from msgnet import style_store
-from msgnet.style_store import StyleStore
+from msgnet.learning import style_store
+from msgnet.learning.style_store import StyleStore
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Learning a style through REST: ``action=learn`` on the ``msgnet_learn`` model.
 
-A fit (:func:`msgnet.learn.learn_style`) holds its worker for about a minute, so it runs on a
-model of its own, the way clips run on ``msgnet_clip``: ``scripts/learn_model.py`` registers the
-same handler from an archive whose config sets ``handler.learn: 1`` (one worker, batch 1, a
+A fit (:func:`msgnet.learning.learn.learn_style`) holds its worker for about a minute, so it runs
+on a model of its own, the way clips run on ``msgnet_clip``: ``scripts/learn_model.py`` registers
+the same handler from an archive whose config sets ``handler.learn: 1`` (one worker, batch 1, a
 long response timeout), and the photo model refuses learn requests. What a fit needs besides
 the weights - the VGG16 loss network (``MSGNET_VGG``) and a folder of ordinary photos
 (``MSGNET_LEARN_PHOTOS``) - is loaded once when that worker starts; without them every learn
@@ -35,8 +35,8 @@ from handler.clips import NDJSON_TYPE, PROGRESS_MIN_S
 from handler.learned import NAME_EXISTS, store_error
 from handler.parsing import LearnRequest, Payload
 from handler.settings import HandlerSettings
-from msgnet import style_store
-from msgnet.style_store import StyleStore
+from msgnet.learning import style_store
+from msgnet.learning.style_store import StyleStore
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ LEARN_MODEL = "msgnet_learn"
 LEARNING_UNAVAILABLE = "learning_unavailable"
 WRONG_MODEL = "wrong_model"
 CANCELLED = "cancelled"
-MIN_PHOTOS = 4  # as msgnet.learn_cli
+MIN_PHOTOS = 4  # as msgnet.learning.cli
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 INCOMING_BYTES = 1 << 20  # what a new style is counted as before the fit (target + thumbnail)
 
@@ -90,8 +90,8 @@ class Learner:
 
     def _load(self, settings: HandlerSettings, net) -> None:
         from msgnet.imageio import load_image
-        from msgnet.learn import LearnConfig, PhotoCrops
-        from msgnet.vgg import Vgg16Features
+        from msgnet.learning.learn import LearnConfig, PhotoCrops
+        from msgnet.learning.vgg import Vgg16Features
 
         if net.inspiration_skip:
             raise RuntimeError("the served weights have an Inspiration skip; learning "
@@ -149,7 +149,7 @@ class Learner:
             progress: Callable[[int, int, dict], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict:
         """Fit, save, and return the result line; a cancel is a 409 ``cancelled``."""
-        from msgnet.learn import learn_style
+        from msgnet.learning.learn import learn_style
 
         request = job.request
         cfg = replace(self.cfg, steps=request.steps or self.cfg.steps)

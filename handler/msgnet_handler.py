@@ -3,8 +3,8 @@
 One call of :meth:`MsgnetHandler.handle` receives a server-side batch and runs TorchServe's
 phases over it. ``preprocess`` parses and decodes each request on its own, so a bad one only
 gets its own 4xx JSON answer; ``inference`` stylizes the good ones together with
-:meth:`msgnet.stylize.Stylizer.run` (which groups equal shapes into one forward pass, so mixed
-sizes and styles are fine), retrying them one by one if that batched run fails so that a
+:meth:`msgnet.inference.stylize.Stylizer.run` (which groups equal shapes into one forward pass, so
+mixed sizes and styles are fine), retrying them one by one if that batched run fails so that a
 single failure cannot take its neighbours down; ``postprocess`` encodes each answer.
 
 A ``style_id`` that is no preset of the weights names one of the requester's learned styles
@@ -58,13 +58,13 @@ from handler.settings import HandlerSettings
 from handler.style_cache import StyleCache
 from handler.tensors import decode_tensor
 from msgnet import imageio
-from msgnet.checkpoint import LoadedWeights, load_weights
-from msgnet.clip import ClipResult
-from msgnet.control_values import BRUSHES, MAX_STYLES
-from msgnet.controls import Controls, mix_targets
-from msgnet.sheet import contact_sheet, sheet_names
-from msgnet.style_store import DEFAULT_OWNER
-from msgnet.stylize import Stylizer, UnknownPresetError
+from msgnet.animation.stylize import ClipResult
+from msgnet.inference.control_values import BRUSHES, MAX_STYLES
+from msgnet.inference.controls import Controls, mix_targets
+from msgnet.inference.sheet import contact_sheet, sheet_names
+from msgnet.inference.stylize import Stylizer, UnknownPresetError
+from msgnet.learning.style_store import DEFAULT_OWNER
+from msgnet.model.checkpoint import LoadedWeights, load_weights
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,7 @@ from typing import Any
 from handler.cancel import check_token
 from handler.errors import bad_option, missing_field, short, shown, too_large
 from handler.settings import MIB, HandlerSettings
-from msgnet import style_store
-from msgnet.control_values import (
+from msgnet.inference.control_values import (
     BRUSHES,
     FALLBACK_STYLE_SIZE,
     MAX_STYLES,
@@ -51,13 +50,14 @@ from msgnet.control_values import (
     parse_bool,
     parse_weighted,
 )
+from msgnet.learning import style_store
 
 IMAGE_FIELDS = ("content", "style")
 TENSOR_FIELDS = ("content_tensor", "style_tensor")
 ACTIONS = ("stylize", "presets", "preview", "sheet", "learn", "forget", "rename")
 FORMATS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}
-SHEET_SIZES = (64, 512)     # msgnet.sheet.MIN_CELL, MAX_CELL
-DEFAULT_SHEET_SIZE = 256    # msgnet.sheet.DEFAULT_CELL
+SHEET_SIZES = (64, 512)     # msgnet.inference.sheet.MIN_CELL, MAX_CELL
+DEFAULT_SHEET_SIZE = 256    # msgnet.inference.sheet.DEFAULT_CELL
 _DATA_URL = re.compile(r"^data:[^,]{0,200};base64,", re.IGNORECASE)
 _WHITESPACE = re.compile(rb"\s+")
 _UPLOAD_FIELD = re.compile(r"^style(?:_(\d+))?(?:_tensor)?$")
@@ -143,7 +143,8 @@ class LearnRequest:
     style: Payload
     name: str
     owner: str = style_store.DEFAULT_OWNER
-    steps: int | None = None         # None: the measured default (msgnet.learn.LearnConfig)
+    # None: the measured default (msgnet.learning.learn.LearnConfig)
+    steps: int | None = None
     overwrite: bool = False          # replace a learned style of that name
     cancel_token: str | None = None  # a cancel request naming it stops the fit
 
@@ -281,7 +282,7 @@ def _store_request(action: str, style_id: str | None, values: Mapping[str, Any],
 
 
 def _control(check, raw: Any, field: str, default):
-    """A control's value through its :mod:`msgnet.control_values` check, or a 400."""
+    """A control's value through its :mod:`msgnet.inference.control_values` check, or a 400."""
     if not _present(raw):
         return default
     value = raw if isinstance(raw, (bool, int, float)) else _text(raw, field).strip()

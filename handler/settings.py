@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
-from msgnet.clip_limits import ClipLimits
-from msgnet.clip_stats import REFERENCES
-from msgnet.tiling import TileConfig
-from msgnet.variants import DEFAULT_VARIANT, VARIANTS
+from msgnet.animation.limits import ClipLimits
+from msgnet.animation.stats import REFERENCES
+from msgnet.inference.tiling import TileConfig
+from msgnet.inference.variants import DEFAULT_VARIANT, VARIANTS
 
 MIB = 1024 * 1024
 STANDARD_SIZES = (512, 768, 1024, 1536, 2048, 3072, 4096)
@@ -51,7 +51,7 @@ class HandlerSettings:
     max_pixels: int = 50_000_000   # decompression-bomb guard for decoded inputs
     jpeg_quality: int = 92
     threads: int = 0               # torch intra-op threads; 0 = CPU cores / maxWorkers
-    variant: str = DEFAULT_VARIANT  # inference implementation (msgnet.variants)
+    variant: str = DEFAULT_VARIANT  # inference implementation (msgnet.inference.variants)
     tile_pixels: int = 1024 * 1024  # outputs with more pixels run tiled (bounded memory)
     # output pixels of one forward pass: a server-side batch above it is split (0: never);
     # the same bound as tiling, so a batch costs no more memory than one image at the cap
@@ -59,7 +59,7 @@ class HandlerSettings:
     tile_size: int = 512           # core side of a tile
     thumb_size: int = 768          # longest side of the thumbnail the tiles' statistics use
     warmup: int = 1                # 1: one forward at default_size while the worker loads
-    # animated contents (GIF, WebP, APNG, MP4/WebM/MOV; msgnet.clip_limits): refused over
+    # animated contents (GIF, WebP, APNG, MP4/WebM/MOV; msgnet.animation.limits): refused over
     # these, frames above clip_max_fps dropped, output clip_size px unless ``size`` is given
     clip_max_seconds: int = 15
     clip_max_frames: int = 300
@@ -70,8 +70,8 @@ class HandlerSettings:
     # the folder the photo and clip workers share for cancelled clips' tokens (an absolute
     # path; "": <temp dir>/msgnet-cancel; handler/cancel.py)
     cancel_dir: str = ""
-    # learned styles (msgnet.style_store), shared by every worker: an absolute folder, or ""
-    # for msgnet.style_store.default_root() ($XDG_DATA_HOME/msgnet/styles, as the CLI)
+    # learned styles (msgnet.learning.style_store), shared by every worker: an absolute folder, or
+    # "" for msgnet.learning.style_store.default_root() ($XDG_DATA_HOME/msgnet/styles, as the CLI)
     style_store: str = ""
     store_max_per_owner: int = 20           # learned styles one owner may keep
     store_max_bytes: int = 512 * MIB        # the whole store
@@ -170,7 +170,7 @@ class HandlerSettings:
                           max_bytes=self.max_bytes)
 
     def tile_config(self) -> TileConfig:
-        """When and how large outputs are tiled (see msgnet.tiling)."""
+        """When and how large outputs are tiled (see msgnet.inference.tiling)."""
         return TileConfig(threshold_pixels=self.tile_pixels, tile=self.tile_size,
                           thumb_size=self.thumb_size)
 

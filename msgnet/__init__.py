@@ -1,7 +1,9 @@
 """MSG-Net (Multi-style Generative Network) style transfer.
 
-Modules: :mod:`msgnet.model` (the network), :mod:`msgnet.checkpoint` (weights files, ours and the
-authors'), :mod:`msgnet.imageio` (robust decoding), :mod:`msgnet.stylize` (batched inference),
-:mod:`msgnet.download`, :mod:`msgnet.cli` (``python -m msgnet``), training and evaluation.
-Importing the package itself is cheap: nothing heavy is imported here.
+Subpackages, each one concern: :mod:`msgnet.model` (the network and its weights files),
+:mod:`msgnet.imageio` (robust decoding and encoding), :mod:`msgnet.inference` (batched and tiled
+stylization, the style controls), :mod:`msgnet.animation` (clips), :mod:`msgnet.learning`
+(learning a style, the style store) and :mod:`msgnet.training` (training and evaluation, which
+the server does not ship); :mod:`msgnet.cli` is ``python -m msgnet``. Importing the package itself
+is cheap: nothing heavy is imported here.
 """

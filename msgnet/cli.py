@@ -7,15 +7,15 @@ official weights, and run training/evaluation.
                      [--reference first|running|off] [--max-seconds S] [--max-frames N] [--fps F]
 
 CONTENT may be a clip (GIF, animated WebP/APNG, MP4/WebM/MOV): OUT is then a .gif or an
-.mp4, with a progress bar over the frames (msgnet/clip_cli.py).
+.mp4, with a progress bar over the frames (msgnet/animation/cli.py).
     python -m msgnet sheet CONTENT -o OUT [--size N] [--strength S] [--keep-colors]
     python -m msgnet presets [--weights PATH] [--store DIR]
     python -m msgnet learn STYLE_IMAGE --name NAME [--store DIR] [--photos DIR]
     python -m msgnet forget NAME [--store DIR]
 
-A learned style (msgnet/learn.py) is used like a preset: ``--preset NAME`` looks in the style
-store (``$MSGNET_STYLE_STORE``, else ~/.local/share/msgnet/styles) for names the weights do not
-ship; ``sheet`` and ``presets`` show them after the built-in ones.
+A learned style (msgnet/learning/learn.py) is used like a preset: ``--preset NAME`` looks in the
+style store (``$MSGNET_STYLE_STORE``, else ~/.local/share/msgnet/styles) for names the weights do
+not ship; ``sheet`` and ``presets`` show them after the built-in ones.
     python -m msgnet download [-o PATH]
     python -m msgnet train ... | python -m msgnet evaluate ...
 
@@ -32,16 +32,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from msgnet.control_values import BRUSHES
-from msgnet.learn_cli import add_learn_parser, add_store_argument
+from msgnet.inference.control_values import BRUSHES
+from msgnet.learning.cli import add_learn_parser, add_store_argument
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "msgnet-21styles.pt"
 EXIT_USER_ERROR = 2
 # subcommands whose modules are imported only when used (they pull in the VGG loss network)
 LAZY_COMMANDS = {
-    "train": ("msgnet.train", "train MSG-Net weights (python -m msgnet train --help)"),
-    "evaluate": ("msgnet.evaluate", "quality report of a weights file "
+    "train": ("msgnet.training.train", "train MSG-Net weights (python -m msgnet train --help)"),
+    "evaluate": ("msgnet.training.evaluate", "quality report of a weights file "
                                     "(python -m msgnet evaluate --help)"),
 }
 
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the weights' encoder was trained at, 256 for the shipped weights, "
                         "512 for the authors' file)")
     _add_common(s)
-    from msgnet.clip_cli import add_clip_arguments
+    from msgnet.animation.cli import add_clip_arguments
 
     add_clip_arguments(s)
 
@@ -147,7 +147,7 @@ def _weights_missing(path: Path) -> CliError:
 
 
 def _load_stylizer(weights: Path, **kw):
-    from msgnet.stylize import Stylizer
+    from msgnet.inference.stylize import Stylizer
 
     if not weights.is_file():
         raise _weights_missing(weights)
@@ -166,8 +166,8 @@ def _load_image(path: Path, role: str):
 
 
 def _controls(args: argparse.Namespace):
-    from msgnet.control_values import check_strength
-    from msgnet.controls import Controls
+    from msgnet.inference.control_values import check_strength
+    from msgnet.inference.controls import Controls
 
     return Controls(strength=check_strength(args.strength, "--strength"),
                     keep_colors=args.keep_colors)
@@ -186,7 +186,7 @@ def _write(args: argparse.Namespace, image, started: float) -> None:
 
 def _weighted_styles(args: argparse.Namespace) -> list[tuple[str, str, float]]:
     """(kind, name or path, weight) for every --preset and --style, in the order given."""
-    from msgnet.control_values import parse_weighted
+    from msgnet.inference.control_values import parse_weighted
 
     styles = [("preset", *parse_weighted(spec, "--preset")) for spec in args.preset]
     styles += [("style", *parse_weighted(spec, "--style")) for spec in args.style]
@@ -194,9 +194,9 @@ def _weighted_styles(args: argparse.Namespace) -> list[tuple[str, str, float]]:
 
 
 def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from msgnet.control_values import normalise_weights
-    from msgnet.controls import mix_targets
-    from msgnet.stylize import MIN_SIZE
+    from msgnet.inference.control_values import normalise_weights
+    from msgnet.inference.controls import mix_targets
+    from msgnet.inference.stylize import MIN_SIZE
 
     if not args.preset and not args.style:
         parser.error("a style is required: --preset NAME[:WEIGHT] or --style IMAGE[:WEIGHT] "
@@ -222,12 +222,12 @@ def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     style_size = stylizer.default_style_size
     if args.brush:
         style_size = stylizer.brush_style_size(args.brush)
-    from msgnet.learn_cli import learned_target, open_store
+    from msgnet.learning.cli import learned_target, open_store
 
     store = open_store(args)
     targets = [learned_target(stylizer, store, name)
                for kind, name, _ in styles if kind == "preset"]
-    from msgnet.clip_cli import is_clip_file
+    from msgnet.animation.cli import is_clip_file
 
     clip = is_clip_file(args.content)
     content = None if clip else _load_image(args.content, "content")
@@ -236,7 +236,7 @@ def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     weights = [w for kind, _, w in styles if kind == "preset"]
     weights += [w for kind, _, w in styles if kind == "style"]
     if clip:
-        from msgnet.clip_cli import stylize_clip_file
+        from msgnet.animation.cli import stylize_clip_file
 
         return stylize_clip_file(args, stylizer, mix_targets(targets, weights), controls,
                                  started)
@@ -246,7 +246,7 @@ def cmd_stylize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def cmd_sheet(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from msgnet.sheet import contact_sheet
+    from msgnet.inference.sheet import contact_sheet
 
     if args.columns is not None and args.columns < 1:
         parser.error(f"--columns must be at least 1, got {args.columns}")
@@ -256,7 +256,7 @@ def cmd_sheet(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                               max_size=max(args.max_size, args.size),
                               default_size=min(256, args.max_size))
     content = _load_image(args.content, "content")
-    from msgnet.learn_cli import learned_names, learned_target, open_store
+    from msgnet.learning.cli import learned_names, learned_target, open_store
 
     store = open_store(args)
     learned = learned_names(stylizer, store)[0]
@@ -271,7 +271,7 @@ def cmd_sheet(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_presets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from msgnet.learn_cli import learned_names, open_store
+    from msgnet.learning.cli import learned_names, open_store
 
     stylizer = _load_stylizer(args.weights)
     names = stylizer.preset_names()
@@ -290,7 +290,7 @@ def cmd_presets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def cmd_download(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from msgnet.download import OFFICIAL_PATH, download_official
+    from msgnet.model.download import OFFICIAL_PATH, download_official
 
     dest = args.output or OFFICIAL_PATH
     if dest.exists() and not args.force:
@@ -303,7 +303,7 @@ def cmd_download(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
 
 def cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from msgnet.learn_cli import cmd_learn as learn
+    from msgnet.learning.cli import cmd_learn as learn
 
     weights = args.weights or DEFAULT_WEIGHTS
     if not weights.is_file():
@@ -312,7 +312,7 @@ def cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_forget(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from msgnet.learn_cli import cmd_forget as forget
+    from msgnet.learning.cli import cmd_forget as forget
 
     return forget(args, parser)
 
@@ -338,14 +338,14 @@ def _run_lazy(name: str, argv: list[str]) -> int:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from msgnet.checkpoint import CheckpointError
-    from msgnet.clip_cli import ClipCliError
-    from msgnet.control_values import ControlError
-    from msgnet.download import DownloadError
+    from msgnet.animation.cli import ClipCliError
     from msgnet.imageio import ImageError
-    from msgnet.sheet import SheetError
-    from msgnet.style_store import StyleStoreError
-    from msgnet.stylize import UnknownPresetError
+    from msgnet.inference.control_values import ControlError
+    from msgnet.inference.sheet import SheetError
+    from msgnet.inference.stylize import UnknownPresetError
+    from msgnet.learning.style_store import StyleStoreError
+    from msgnet.model.checkpoint import CheckpointError
+    from msgnet.model.download import DownloadError
 
     return (CliError, ImageError, UnknownPresetError, CheckpointError, DownloadError,
             ControlError, SheetError, FileNotFoundError, ClipCliError, StyleStoreError)

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from msgnet.checkpoint import load_weights
-from msgnet.evaluate import run_model
 from msgnet.imageio import bgr_to_image, image_to_bgr
+from msgnet.inference.stylize import run_model
+from msgnet.model.checkpoint import load_weights
 
 
 def _lerp(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, int, int]:

@@ -37,7 +37,7 @@ from pathlib import Path
 import aiohttp
 from tqdm import tqdm
 
-from msgnet.clip_decode import is_clip
+from msgnet.animation.decode import is_clip
 from scripts.ts_client import Endpoints, key_rejected, read_keys
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff",

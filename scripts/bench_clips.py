@@ -31,8 +31,8 @@ PRESET = "candy"
 
 def in_process(seconds: float, fps: float, threads: int) -> dict:
     """Per-frame and per-clip time at 256 and 480 px, and flicker for each reference."""
-    from msgnet.clip import stylize_clip
-    from msgnet.stylize import Stylizer
+    from msgnet.animation.stylize import stylize_clip
+    from msgnet.inference.stylize import Stylizer
 
     torch.set_num_threads(threads)
     stylizer = Stylizer.from_file(WEIGHTS)
@@ -165,7 +165,7 @@ def through_torchserve(seconds: float, fps: float) -> dict:
                     entry["worker_rss_idle_mb"] = round(sampler.idle / 2**20)
                     entry["worker_rss_peak_mb"] = round(sampler.peak / 2**20)
                 if result["status"] == 200:
-                    from msgnet.clip_decode import open_clip
+                    from msgnet.animation.decode import open_clip
 
                     info = open_clip(result["body"]).info
                     entry["output"] = {"frames": info.frames, "fps": info.fps,

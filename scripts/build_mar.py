@@ -81,7 +81,7 @@ def is_fresh(mar: Path, inputs: list[Path]) -> bool:
 
 def check_weights(path: Path) -> None:
     """Load the weights once here, so a bad file fails the build and not the worker."""
-    from msgnet.checkpoint import load_weights
+    from msgnet.model.checkpoint import load_weights
 
     try:
         loaded = load_weights(path)

@@ -5,8 +5,8 @@ CLI's code path (shared first-frame statistics), shown beside the input.
         [-o docs/img/clip_candy.gif] [--preset candy]
 
 Without the photo (a checkout without ../shared) the generated scene of scripts/clip_samples.py
-is panned instead. Writes the input clip, runs msgnet.clip.stylize_clip, and lays the two
-side by side in one GIF with the input's timing.
+is panned instead. Writes the input clip, runs msgnet.animation.stylize.stylize_clip, and lays the
+two side by side in one GIF with the input's timing.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def pan_frames(photo: Path | None, n: int, width: int, height: int) -> list[Imag
 
 
 def main(argv: list[str] | None = None) -> int:
-    from msgnet.clip import stylize_clip
-    from msgnet.stylize import Stylizer
+    from msgnet.animation.stylize import stylize_clip
+    from msgnet.inference.stylize import Stylizer
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--photo", type=Path, default=PHOTO)

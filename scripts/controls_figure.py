@@ -8,7 +8,7 @@ photo, the style, the style with the photo's colours), ``controls_mix.jpg`` (two
 their 50/50 mix) and ``controls_sheet.jpg`` (the contact sheet). Without ``--content`` the
 photo is the project's own procedural landscape (:func:`msgnet.preview.demo_scene`), so the
 script runs on a fresh clone; re-run it whenever the weights change. Every picture goes
-through :meth:`msgnet.stylize.Stylizer.run`, as the server's answers do.
+through :meth:`msgnet.inference.stylize.Stylizer.run`, as the server's answers do.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from msgnet.controls import Controls, mix_targets
 from msgnet.imageio import bgr_to_image, encode_image, load_image
-from msgnet.sheet import compose, contact_sheet
-from msgnet.stylize import Stylizer
+from msgnet.inference.controls import Controls, mix_targets
+from msgnet.inference.sheet import compose, contact_sheet
+from msgnet.inference.stylize import Stylizer
 
 ROOT = Path(__file__).resolve().parents[1]
 

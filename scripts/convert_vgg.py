@@ -2,7 +2,7 @@
 loss-network file that ``train``, ``evaluate`` and ``learn`` take (``--vgg``).
 
 Keras' VGG16 is Caffe's, converted: it takes the same BGR, 0..255, mean-subtracted input as
-``msgnet/vgg.py``, so only the layout changes (kernels ``(kh, kw, in, out)`` -> torch's
+``msgnet/learning/vgg.py``, so only the layout changes (kernels ``(kh, kw, in, out)`` -> torch's
 ``(out, in, kh, kw)``). torchvision's VGG16 is a different, retrained network and is not a
 substitute (docs/data.md says why and where the file comes from).
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from msgnet.vgg import Vgg16Features
+from msgnet.learning.vgg import Vgg16Features
 
-# conv layers per block up to conv4_3, as msgnet/vgg.py builds them
+# conv layers per block up to conv4_3, as msgnet/learning/vgg.py builds them
 BLOCKS = ((1, 2), (2, 2), (3, 3), (4, 3))
 DEFAULT_OUTPUT = Path("weights/vgg16_caffe_conv1_1-conv4_3.pt")
 

@@ -57,7 +57,7 @@ async def play(args: argparse.Namespace, server: PrivateTorchServe) -> dict:
     finally:
         code = await bot.stop()
         await tg.close()
-    from msgnet.clip_decode import open_clip
+    from msgnet.animation.decode import open_clip
 
     info = open_clip(sent.clip[1]).info
     return {"input": {"seconds": args.seconds, "fps": args.fps, "size": "854x480"},

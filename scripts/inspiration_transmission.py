@@ -1,6 +1,6 @@
 """How much of a photo gets past the Inspiration layer, per weights file (a table and JSON).
 
-For held-out photos and a few presets, :func:`msgnet.inspiration.transmitted_share` of the
+For held-out photos and a few presets, :func:`msgnet.training.inspiration.transmitted_share` of the
 layer's matrix (``(W G)^T``, plus the diagonal skip where the weights have one) on the photo's
 encoder features, and the matrix's singular values relative to its largest. The diagnostic
 behind ``train --inspiration-skip`` (docs/training.md):
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from msgnet.checkpoint import load_weights
 from msgnet.imageio import image_to_bgr, load_image, resize_longest
-from msgnet.inspiration import transmitted_share
-from msgnet.model import SKIP_SCALE, inspiration_matrix
+from msgnet.model.checkpoint import load_weights
+from msgnet.model.net import SKIP_SCALE, inspiration_matrix
+from msgnet.training.inspiration import transmitted_share
 
 STYLES = ("candy", "mosaic", "starry_night", "udnie")
 GAIN_AT = (1, 5, 10, 20, 50)  # singular values reported, 1-based

@@ -1,9 +1,10 @@
 """Benchmark learning styles: seconds per style, and the quality figures before and after.
 
 For each style picture (held-out ones: ``../shared/data/styles/unseen_dev``), learn its target
-(:mod:`msgnet.learn`) on photos from ``--photos``, then measure on held-out photos, through the
-served code path (:func:`msgnet.evaluate.evaluate`), the style sent as an upload against the
-learned style. Prints a table and writes JSON (docs/learn_bench.json is the committed run).
+(:mod:`msgnet.learning.learn`) on photos from ``--photos``, then measure on held-out photos,
+through the served code path (:func:`msgnet.training.evaluate.evaluate`), the style sent as an
+upload against the learned style. Prints a table and writes JSON (docs/learn_bench.json is the
+committed run).
 
     .venv/bin/python scripts/learn_bench.py --styles-first 8 -o /tmp/learn.json
 """
@@ -24,13 +25,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from msgnet.checkpoint import load_weights  # noqa: E402
-from msgnet.evaluate import evaluate  # noqa: E402
-from msgnet.imageio import load_image  # noqa: E402
-from msgnet.learn import LearnConfig, PhotoCrops, learn_style  # noqa: E402
-from msgnet.style_store import StyleStore, weights_fingerprint  # noqa: E402
-from msgnet.train import list_images  # noqa: E402
-from msgnet.vgg import Vgg16Features  # noqa: E402
+from msgnet.imageio import list_images, load_image  # noqa: E402
+from msgnet.learning.learn import LearnConfig, PhotoCrops, learn_style  # noqa: E402
+from msgnet.learning.style_store import StyleStore, weights_fingerprint  # noqa: E402
+from msgnet.learning.vgg import Vgg16Features  # noqa: E402
+from msgnet.model.checkpoint import load_weights  # noqa: E402
+from msgnet.training.evaluate import evaluate  # noqa: E402
 from scripts.bench.inputs import cpu_name  # noqa: E402
 
 SHARED = ROOT.parent / "shared"

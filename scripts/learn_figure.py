@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from msgnet.imageio import load_image  # noqa: E402
-from msgnet.style_store import StyleStore  # noqa: E402
-from msgnet.stylize import Stylizer  # noqa: E402
+from msgnet.inference.stylize import Stylizer  # noqa: E402
+from msgnet.learning.style_store import StyleStore  # noqa: E402
 
 CELL, GUTTER, TITLE = 224, 6, 22
 

@@ -1,4 +1,4 @@
-"""Measure the two strength candidates of :mod:`msgnet.controls` against each other.
+"""Measure the two strength candidates of :mod:`msgnet.inference.controls` against each other.
 
 For a few held-out photos and presets, at each strength: the VGG16 style loss of the output
 against the style image (the recipe's Gram MSE over relu1_2..relu4_3, as in the quality report),
@@ -12,7 +12,7 @@ the content loss (relu2_2) and the PSNR to the photo, for
         --style-dir ../shared/data/styles/21styles --styles candy udnie \\
         --vgg ../shared/weights/vgg16_caffe_conv1_1-conv4_3.pt -o docs/controls_strength.json
 
-Every output comes from :meth:`msgnet.stylize.Stylizer.run`, the served code path.
+Every output comes from :meth:`msgnet.inference.stylize.Stylizer.run`, the served code path.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from msgnet.controls import STRENGTH_METHODS, Controls
-from msgnet.evaluate import psnr
 from msgnet.imageio import image_to_bgr, load_image, resize_longest
-from msgnet.stylize import Stylizer
-from msgnet.vgg import Vgg16Features, content_loss, gram_loss, style_grams
+from msgnet.inference.controls import STRENGTH_METHODS, Controls
+from msgnet.inference.stylize import Stylizer
+from msgnet.learning.vgg import Vgg16Features, content_loss, gram_loss, style_grams
+from msgnet.training.evaluate import psnr
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 

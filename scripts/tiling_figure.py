@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from msgnet.checkpoint import load_weights
-from msgnet.evaluate import psnr
-from msgnet.fast import FastMSGNet
 from msgnet.imageio import bgr_to_image, image_to_bgr
+from msgnet.inference.fast import FastMSGNet
+from msgnet.inference.tiling import TileConfig, spans, tiled_stylize_one
+from msgnet.model.checkpoint import load_weights
 from msgnet.preview import demo_scene
-from msgnet.tiling import TileConfig, spans, tiled_stylize_one
+from msgnet.training.evaluate import psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 

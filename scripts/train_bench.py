@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
-from msgnet.checkpoint import load_weights
-from msgnet.model import Net
-from msgnet.train import ContentSampler, list_images, load_styles, train_step
-from msgnet.vgg import CONTENT_LAYER, LAYERS, Vgg16Features, style_grams
+from msgnet.imageio import list_images
+from msgnet.learning.vgg import CONTENT_LAYER, LAYERS, Vgg16Features, style_grams
+from msgnet.model.checkpoint import load_weights
+from msgnet.model.net import Net
+from msgnet.training.train import ContentSampler, load_styles, train_step
 from scripts.bench.inputs import cpu_name
 
 

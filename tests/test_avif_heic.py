@@ -15,7 +15,7 @@ from PIL import Image, features
 from weights_factory import make_tiny_weights
 
 from msgnet import cli, imageio
-from msgnet.stylize import Stylizer
+from msgnet.inference.stylize import Stylizer
 
 COLOR = (200, 40, 30)
 

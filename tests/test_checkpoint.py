@@ -1,4 +1,4 @@
-"""msgnet.checkpoint: the authors' layout (fabricated, seeded), our format, and bad files."""
+"""msgnet.model.checkpoint: the authors' layout (fabricated, seeded), our format, and bad files."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from weights_factory import (
     seeded_pixels,
 )
 
-from msgnet.checkpoint import (
+from msgnet.model.checkpoint import (
     CheckpointError,
     convert_official_state_dict,
     load_weights,

@@ -1,4 +1,5 @@
-"""Animated inputs in process (msgnet.clip*): tiny generated clips, a few frames each."""
+"""Animated inputs in process (msgnet.animation.stylize*): tiny generated clips, a few frames
+each."""
 
 from __future__ import annotations
 
@@ -10,19 +11,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from msgnet.clip import ClipCancelled, stylize_clip
-from msgnet.clip_decode import is_clip, open_clip
-from msgnet.clip_limits import (
+from msgnet.animation.decode import is_clip, open_clip
+from msgnet.animation.flicker import FlickerMeter
+from msgnet.animation.limits import (
     ClipLimits,
     ClipTooLongError,
     CorruptClipError,
     UnsupportedCodecError,
 )
-from msgnet.clip_stats import ReferenceStats
-from msgnet.controls import Controls
-from msgnet.flicker import FlickerMeter
+from msgnet.animation.stats import ReferenceStats
+from msgnet.animation.stylize import ClipCancelled, stylize_clip
 from msgnet.imageio import ImageTooLargeError
-from msgnet.stylize import Stylizer
+from msgnet.inference.controls import Controls
+from msgnet.inference.stylize import Stylizer
 from scripts import clip_samples as cs
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "msgnet-21styles.pt"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from msgnet import cli
-from msgnet.clip_decode import open_clip
+from msgnet.animation.decode import open_clip
 from scripts import clip_samples as cs
 
 ROOT = Path(__file__).resolve().parents[1]

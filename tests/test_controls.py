@@ -1,5 +1,5 @@
-"""msgnet.controls and the contact sheet: the maths of strength, colours, mixes and brush, and
-that they compose with each other and with tiled outputs."""
+"""msgnet.inference.controls and the contact sheet: the maths of strength, colours, mixes and
+brush, and that they compose with each other and with tiled outputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from weights_factory import TINY_PRESETS, seeded_pixels
 
-from msgnet.controls import (
+from msgnet.inference.controls import (
     ControlError,
     Controls,
     brush_style_size,
@@ -20,9 +20,9 @@ from msgnet.controls import (
     normalise_weights,
     parse_weighted,
 )
-from msgnet.sheet import ORIGINAL_LABEL, SheetError, contact_sheet
-from msgnet.stylize import Stylizer
-from msgnet.tiling import TileConfig
+from msgnet.inference.sheet import ORIGINAL_LABEL, SheetError, contact_sheet
+from msgnet.inference.stylize import Stylizer
+from msgnet.inference.tiling import TileConfig
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)

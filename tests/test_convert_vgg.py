@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from msgnet.vgg import Vgg16Features
+from msgnet.learning.vgg import Vgg16Features
 from scripts import convert_vgg
 
 h5py = pytest.importorskip("h5py", reason="h5py (dev extra) reads Keras' .h5 files")

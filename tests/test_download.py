@@ -1,4 +1,5 @@
-"""msgnet.download against local sources only: file:// URLs and an http.server on 127.0.0.1."""
+"""msgnet.model.download against local sources only: file:// URLs and an http.server on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from msgnet.download import OFFICIAL_URL, DownloadError, download_file, download_official
+from msgnet.model.download import OFFICIAL_URL, DownloadError, download_file, download_official
 
 PAYLOAD = bytes(range(256)) * 700  # ~175 KB: several chunks
 

@@ -1,7 +1,8 @@
-"""Inference variants (msgnet.variants, msgnet.fast): the same function as the eager model.
+"""Inference variants (msgnet.inference.variants, msgnet.inference.fast): the same function as the
+eager model.
 
 Tiny seeded nets (ngf 8/16) and small images keep this to seconds. Every rewrite in
-:mod:`msgnet.fast` is exact in real arithmetic, so the bound is float32 rounding: outputs
+:mod:`msgnet.inference.fast` is exact in real arithmetic, so the bound is float32 rounding: outputs
 are 0..255 pixel values, and 1e-2 is far below one grey level yet far above what a wrong
 rewrite (a missing bias, a dropped norm, a shifted upsample) produces.
 """
@@ -14,10 +15,10 @@ import pytest
 import torch
 from weights_factory import make_net, seeded_pixels
 
-from msgnet.fast import FastMSGNet, compute_stats, tune_allocator
-from msgnet.model import Net
-from msgnet.stylize import pad_to_multiple
-from msgnet.variants import DEFAULT_VARIANT, VARIANTS, build_variant
+from msgnet.inference.fast import FastMSGNet, compute_stats, tune_allocator
+from msgnet.inference.stylize import pad_to_multiple
+from msgnet.inference.variants import DEFAULT_VARIANT, VARIANTS, build_variant
+from msgnet.model.net import Net
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

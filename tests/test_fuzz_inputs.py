@@ -1,7 +1,7 @@
 """Property-based input tests: every upload either becomes an image of the documented size and
 aspect or fails with the documented error and a readable message, in process
-(msgnet.imageio.decode_image + msgnet.stylize.Stylizer) and through the TorchServe handler's
-per-request path. Never an unexpected exception, a 500, or a traceback.
+(msgnet.imageio.decode_image + msgnet.inference.stylize.Stylizer) and through the TorchServe
+handler's per-request path. Never an unexpected exception, a 500, or a traceback.
 
 The normal suite runs a seeded, bounded number of examples (derandomized, no example database).
 ``MSGNET_FUZZ_SCALE=50`` multiplies the example counts and draws fresh random examples
@@ -22,7 +22,7 @@ from PIL import Image
 from ts.context import Context, RequestProcessor
 
 from handler.msgnet_handler import MsgnetHandler
-from msgnet.clip_decode import is_clip
+from msgnet.animation.decode import is_clip
 from msgnet.imageio import (
     CorruptImageError,
     ImageError,
@@ -31,7 +31,7 @@ from msgnet.imageio import (
     decode_image,
     fit_longest,
 )
-from msgnet.stylize import Stylizer
+from msgnet.inference.stylize import Stylizer
 
 SCALE = float(os.environ.get("MSGNET_FUZZ_SCALE", "1"))
 CAP = 1 << 20  # the pixel cap under test (the served one, 64 MP, is the same code path)

@@ -14,8 +14,8 @@ from PIL import Image
 from weights_factory import make_tiny_weights
 
 from handler.settings import HandlerSettings
-from msgnet.clip import ClipCancelled
-from msgnet.clip_decode import open_clip
+from msgnet.animation.decode import open_clip
+from msgnet.animation.stylize import ClipCancelled
 from scripts import clip_samples as cs
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

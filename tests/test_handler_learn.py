@@ -17,7 +17,7 @@ from weights_factory import make_tiny_weights, save_tiny_vgg
 
 from handler.parsing import LearnRequest, parse_request
 from handler.settings import HandlerSettings
-from msgnet.style_store import StyleStore
+from msgnet.learning.style_store import StyleStore
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 TOKEN = "learn_cancel_" + "x" * 10

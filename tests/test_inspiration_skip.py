@@ -14,10 +14,10 @@ import pytest
 import torch
 from weights_factory import make_net, seeded_pixels
 
-from msgnet.checkpoint import load_weights, save_weights
-from msgnet.inspiration import inspiration_ranks, transmitted_share
-from msgnet.model import SKIP_SCALE, Net, inspiration_matrix, skip_mode
-from msgnet.variants import VARIANTS, build_variant
+from msgnet.inference.variants import VARIANTS, build_variant
+from msgnet.model.checkpoint import load_weights, save_weights
+from msgnet.model.net import SKIP_SCALE, Net, inspiration_matrix, skip_mode
+from msgnet.training.inspiration import inspiration_ranks, transmitted_share
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

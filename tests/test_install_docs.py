@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from msgnet import download
+from msgnet.model import download
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

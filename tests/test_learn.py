@@ -1,5 +1,5 @@
-"""Learning a style (msgnet.learn), the style store, and the CLI around them, on tiny weights
-and a tiny random loss network (no ../shared)."""
+"""Learning a style (msgnet.learning.learn), the style store, and the CLI around them, on tiny
+weights and a tiny random loss network (no ../shared)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ import pytest
 import torch
 from weights_factory import make_tiny_weights, save_tiny_vgg
 
-from msgnet import targets
-from msgnet.checkpoint import load_weights
-from msgnet.learn import LearnConfig, PhotoCrops, learn_style
-from msgnet.model import inspiration_matrix
-from msgnet.style_store import (
+from msgnet.inference.stylize import Stylizer
+from msgnet.learning.learn import LearnConfig, PhotoCrops, learn_style
+from msgnet.learning.style_store import (
     InvalidStyleName,
     StoreFull,
     StoreNotWritable,
@@ -26,8 +24,10 @@ from msgnet.style_store import (
     WeightsMismatch,
     weights_fingerprint,
 )
-from msgnet.stylize import Stylizer
-from msgnet.vgg import Vgg16Features
+from msgnet.learning.vgg import Vgg16Features
+from msgnet.model import targets
+from msgnet.model.checkpoint import load_weights
+from msgnet.model.net import inspiration_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

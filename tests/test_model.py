@@ -1,4 +1,4 @@
-"""msgnet.model: shapes, determinism, Gram matrices and per-item targets (tiny ngf=8 nets)."""
+"""msgnet.model.net: shapes, determinism, Gram matrices and per-item targets (tiny ngf=8 nets)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from weights_factory import make_net, seeded_pixels
 
-from msgnet.model import Net, gram_matrix, inspire
+from msgnet.model.net import Net, gram_matrix, inspire
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

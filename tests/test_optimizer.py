@@ -1,12 +1,12 @@
-"""msgnet.optimizer: the Inspiration weight's own learning rate, and trainstates of either
+"""msgnet.training.optimizer: the Inspiration weight's own learning rate, and trainstates of either
 optimizer layout resuming into the other."""
 
 from __future__ import annotations
 
 import torch
 
-from msgnet.model import Net
-from msgnet.optimizer import load_optimizer_state, make_optimizer, warmup_lrs
+from msgnet.model.net import Net
+from msgnet.training.optimizer import load_optimizer_state, make_optimizer, warmup_lrs
 
 
 def _step(net: Net, optimizer: torch.optim.Optimizer, seed: int) -> None:

@@ -10,8 +10,8 @@ import torch
 import yaml
 
 from handler.settings import MAX_OUTPUT_SIZE, HandlerSettings
-from msgnet.stylize import Stylizer
-from msgnet.tiling import TiledForward
+from msgnet.inference.stylize import Stylizer
+from msgnet.inference.tiling import TiledForward
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""msgnet.stylize: presets, size policy, and server-side batching that changes nothing."""
+"""msgnet.inference.stylize: presets, size policy, and server-side batching that changes nothing."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ import torch
 from PIL import Image
 from weights_factory import TINY_PRESETS, make_tiny_weights
 
-from msgnet.checkpoint import load_weights
 from msgnet.imageio import image_to_bgr
-from msgnet.stylize import Stylizer, UnknownPresetError, pad_to_multiple, trained_style_size
+from msgnet.inference.stylize import (
+    Stylizer,
+    UnknownPresetError,
+    pad_to_multiple,
+    trained_style_size,
+)
+from msgnet.model.checkpoint import load_weights
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -182,8 +187,9 @@ def test_only_a_tuned_variant_changes_the_process_allocator(tiny_weights_path: P
     """The allocator setting is process-wide and alone makes eager ~2x faster, so a served
     ``eager`` (the baseline) must not get it from its tiling runner. Fresh process: this one's
     allocator was tuned by other tests."""
-    code = ("import sys; from msgnet.stylize import Stylizer; from msgnet.fast import "
-            "allocator_tuned; Stylizer.from_file(sys.argv[1], variant=sys.argv[2]); "
+    code = ("import sys; from msgnet.inference.stylize import Stylizer; "
+            "from msgnet.inference.fast import allocator_tuned; "
+            "Stylizer.from_file(sys.argv[1], variant=sys.argv[2]); "
             "print(allocator_tuned())")
     done = subprocess.run([sys.executable, "-c", code, str(tiny_weights_path), variant],
                           capture_output=True, text=True, timeout=120,

@@ -1,4 +1,4 @@
-"""Style targets with a learned style's decoder affine (msgnet.targets): the layout, and every
+"""Style targets with a learned style's decoder affine (msgnet.model.targets): the layout, and every
 code path that takes a target (eager, the fast runner, the variants, tiling, batching, mixing,
 strength) treating it alike, on tiny seeded nets."""
 
@@ -8,14 +8,14 @@ import pytest
 import torch
 from weights_factory import make_net, make_tiny_weights, seeded_pixels
 
-from msgnet import targets
-from msgnet.checkpoint import load_weights
-from msgnet.controls import Controls, interpolate_target, mix_targets
-from msgnet.fast import FastMSGNet
-from msgnet.model import Net
-from msgnet.stylize import Stylizer, pad_to_multiple
-from msgnet.tiling import TileConfig, tiled_stylize_one
-from msgnet.variants import VARIANTS, build_variant
+from msgnet.inference.controls import Controls, interpolate_target, mix_targets
+from msgnet.inference.fast import FastMSGNet
+from msgnet.inference.stylize import Stylizer, pad_to_multiple
+from msgnet.inference.tiling import TileConfig, tiled_stylize_one
+from msgnet.inference.variants import VARIANTS, build_variant
+from msgnet.model import targets
+from msgnet.model.checkpoint import load_weights
+from msgnet.model.net import Net
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 ATOL = 1e-2  # as tests/test_fast.py: far below a grey level, far above a wrong fold

@@ -1,5 +1,5 @@
-"""Tiled inference (msgnet.tiling): frozen statistics make the network local, so tiles with a
-halo covering the receptive field reproduce the untiled frozen-statistics pass."""
+"""Tiled inference (msgnet.inference.tiling): frozen statistics make the network local, so tiles
+with a halo covering the receptive field reproduce the untiled frozen-statistics pass."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import pytest
 import torch
 from weights_factory import make_net, seeded_pixels
 
-from msgnet.fast import FastMSGNet
-from msgnet.model import Net
-from msgnet.tiling import (
+from msgnet.inference.fast import FastMSGNet
+from msgnet.inference.tiling import (
     TileConfig,
     TiledForward,
     ramp,
@@ -20,6 +19,7 @@ from msgnet.tiling import (
     thumbnail,
     tiled_stylize_one,
 )
+from msgnet.model.net import Net
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from msgnet.checkpoint import load_weights
-from msgnet.evaluate import evaluate
+from msgnet.learning.vgg import Vgg16Features
+from msgnet.model.checkpoint import load_weights
 from msgnet.preview import render_previews
-from msgnet.train import TrainConfig, train
-from msgnet.vgg import Vgg16Features
+from msgnet.training.evaluate import evaluate
+from msgnet.training.train import TrainConfig, train
 
 
 def _noise_image(path: Path, size: tuple[int, int], seed: int) -> None:
@@ -108,9 +108,9 @@ def test_evaluate_report_and_gallery(data, tmp_path):
 
 
 def test_gatys_lowers_the_style_loss(data):
-    from msgnet.evaluate import gatys, measure
     from msgnet.imageio import image_to_bgr, load_image
-    from msgnet.vgg import style_grams
+    from msgnet.learning.vgg import style_grams
+    from msgnet.training.evaluate import gatys, measure
 
     vgg = Vgg16Features.from_file(data["vgg"])
     c = image_to_bgr(load_image(next(data["held_out"].iterdir())))
@@ -146,7 +146,7 @@ def test_evaluate_tells_styles_apart(data, tmp_path):
 
 
 def test_style_figures_on_known_grams():
-    from msgnet.evaluate import Losses, _Output, style_figures
+    from msgnet.training.evaluate import Losses, _Output, style_figures
 
     def g(v: float) -> list[torch.Tensor]:
         return [torch.full((1, 2, 2), v)]
@@ -165,7 +165,7 @@ def test_style_figures_on_known_grams():
 
 
 def test_content_pass_to_relu2_2_matches_the_full_pass():
-    from msgnet.vgg import CONTENT_LAYER, LAYERS
+    from msgnet.learning.vgg import CONTENT_LAYER, LAYERS
 
     torch.manual_seed(1)
     vgg = Vgg16Features((4, 8, 8, 8))
@@ -179,7 +179,8 @@ def test_content_pass_to_relu2_2_matches_the_full_pass():
 def test_cached_photos_give_the_same_crops(data):
     import random
 
-    from msgnet.train import ContentSampler, list_images
+    from msgnet.imageio import list_images
+    from msgnet.training.train import ContentSampler
 
     files = list_images(data["content"])
     a = ContentSampler(files, 32, random.Random(3), crop=24)
@@ -196,7 +197,8 @@ def test_style_encoder_size_and_training_diagnostics(data, tmp_path):
     assert loaded.metadata["style_encoder_size"] == 24
     # the bank is encoded at the size the encoder was trained on
     net = loaded.net
-    from msgnet.train import list_images, load_styles
+    from msgnet.imageio import list_images
+    from msgnet.training.train import load_styles
 
     small = load_styles(list_images(data["styles"]), 24)
     with torch.no_grad():
@@ -208,8 +210,8 @@ def test_style_encoder_size_and_training_diagnostics(data, tmp_path):
 
 
 def test_inverse_gram_init_passes_the_significant_subspace():
-    from msgnet.inspiration import effective_rank, inverse_gram_init
-    from msgnet.model import Net
+    from msgnet.model.net import Net
+    from msgnet.training.inspiration import effective_rank, inverse_gram_init
 
     torch.manual_seed(2)
     net = Net(ngf=8)
@@ -241,7 +243,7 @@ def test_init_inspiration_applies_on_a_fresh_start_only(data, tmp_path):
 
 
 def test_gallery_cells_keep_a_gutter():
-    from msgnet.evaluate import make_gallery
+    from msgnet.training.evaluate import make_gallery
 
     wide = Image.new("RGB", (300, 100), "black")
     grid = make_gallery([[wide, wide]], ["a", "b"], cell=100, gutter=5)
@@ -295,7 +297,7 @@ def test_evaluate_and_preview_refuse_missing_inputs_in_one_line(data, tmp_path, 
                      "-o", str(tmp_path / "r.json")])
     assert code == 2 and "no content images in" in capsys.readouterr().err
     bare = tmp_path / "bare.pt"
-    from msgnet.checkpoint import save_weights
+    from msgnet.model.checkpoint import save_weights
 
     save_weights(bare, load_weights(weights).net, presets={})
     assert preview_main(["--weights", str(bare), "-o", str(tmp_path / "p")]) == 2
@@ -371,8 +373,8 @@ def test_ema_weights_go_to_the_weights_file_and_resume(data, tmp_path):
 
 
 def test_identity_steps_make_the_photo_its_own_style(data, tmp_path):
-    from msgnet.train import gram_targets, is_identity_step
-    from msgnet.vgg import content_loss, style_loss
+    from msgnet.learning.vgg import content_loss, style_loss
+    from msgnet.training.train import gram_targets, is_identity_step
 
     assert [s for s in range(9) if is_identity_step(s, 3)] == [2, 5, 8]
     assert not any(is_identity_step(s, 0) for s in range(9))
@@ -398,7 +400,7 @@ def test_identity_every_one_is_refused(data, tmp_path):
 
 
 def test_style_balance_weights_even_out_the_styles():
-    from msgnet.style_balance import balance_weights
+    from msgnet.training.style_balance import balance_weights
 
     losses = {"near": 1e5, "mid": 4e5, "far": 1.6e6}
     assert balance_weights(losses, 0.0) == {"near": 1.0, "mid": 1.0, "far": 1.0}
@@ -429,7 +431,7 @@ def test_style_balance_scales_each_styles_loss_and_keeps_the_draws(data, tmp_pat
 
 
 def test_style_factor_parses_and_refuses_what_it_cannot_use():
-    from msgnet.style_balance import apply_style_factors, parse_style_factors
+    from msgnet.training.style_balance import apply_style_factors, parse_style_factors
 
     assert parse_style_factors(["candy=1.5", "wave=0.5"]) == {"candy": 1.5, "wave": 0.5}
     assert parse_style_factors(None) == {}
@@ -456,7 +458,7 @@ def test_style_factor_scales_one_styles_loss(data, tmp_path):
 
 
 def test_step_style_gives_the_extras_their_share_and_keeps_every_preset():
-    from msgnet.train import step_style
+    from msgnet.training.train import step_style
 
     presets, extras = ["a", "b", "c"], ["x", "y", "z", "w"]
     drawn = [step_style(s, presets, extras, 0.5, [2, 0, 3, 1]) for s in range(24)]
@@ -469,7 +471,7 @@ def test_step_style_gives_the_extras_their_share_and_keeps_every_preset():
 
 
 def test_extra_styles_train_but_stay_out_of_the_preset_bank(data, tmp_path):
-    from msgnet.train import decoder_parameters
+    from msgnet.training.train import decoder_parameters
 
     extra = tmp_path / "extra"
     extra.mkdir()

@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3) (msgnet.winograd) against torch's direct convolution.
+"""Winograd F(4x4, 3x3) (msgnet.inference.winograd) against torch's direct convolution.
 
 Exact in real arithmetic, so the bound is float32 rounding relative to the output's scale;
 a wrong transform matrix, tile offset or crop is off by the output's own magnitude.
@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from msgnet import winograd
+from msgnet.inference import winograd
 
 REL = 1e-4  # max |error| / max |output|; measured ~1e-5 at 128 channels
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from msgnet.checkpoint import save_weights
-from msgnet.model import Net
+from msgnet.model.checkpoint import save_weights
+from msgnet.model.net import Net
 
 TINY_NGF = 8
 TINY_PRESETS = ("candy", "mosaic", "udnie")
@@ -44,7 +44,7 @@ def make_tiny_weights(path: str | Path, ngf: int = TINY_NGF, seed: int = 0,
 
 def save_tiny_vgg(path: str | Path, seed: int = 0) -> Path:
     """A tiny random VGG16 loss network (widths 4, 8, 8, 8) in the shared file's format."""
-    from msgnet.vgg import Vgg16Features
+    from msgnet.learning.vgg import Vgg16Features
 
     torch.manual_seed(seed)
     torch.save(Vgg16Features((4, 8, 8, 8)).state_dict(), path)

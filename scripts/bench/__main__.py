@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from msgnet.variants import VARIANTS
+from msgnet.inference.variants import VARIANTS
 from scripts.bench import __doc__ as _DOC
 from scripts.bench.inputs import DEFAULT_WEIGHTS, ROOT
 from scripts.bench.latency import latency_worker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from msgnet.model import Net
+from msgnet.model.net import Net
 from scripts.bench.inputs import median_time
 
 

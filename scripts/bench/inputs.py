@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from msgnet.checkpoint import LoadedWeights, save_weights
 from msgnet.imageio import image_to_bgr, resize_longest
-from msgnet.model import Net
+from msgnet.model.checkpoint import LoadedWeights, save_weights
+from msgnet.model.net import Net
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = ROOT / "weights" / "msgnet-21styles.pt"

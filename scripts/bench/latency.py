@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from msgnet.checkpoint import load_weights
-from msgnet.model import Net
-from msgnet.stylize import pad_to_multiple
-from msgnet.variants import build_variant
+from msgnet.inference.stylize import pad_to_multiple
+from msgnet.inference.variants import build_variant
+from msgnet.model.checkpoint import load_weights
+from msgnet.model.net import Net
 from scripts.bench.flops import model_flops
 from scripts.bench.inputs import PYTHON, ROOT, photo_tensor, size_label, target_for
 
@@ -62,7 +62,7 @@ class LatencyWorker:
 def latency_worker(args: argparse.Namespace) -> int:
     """Worker mode (see :class:`LatencyWorker`): replies are JSON lines on the real stdout."""
     replies, sys.stdout = sys.stdout, sys.stderr  # library output must not break the protocol
-    from msgnet.fast import allocator_tuned
+    from msgnet.inference.fast import allocator_tuned
 
     def reply(obj: dict[str, Any]) -> None:
         replies.write(json.dumps(obj) + "\n")

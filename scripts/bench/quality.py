@@ -6,13 +6,13 @@ from typing import Any
 
 import torch
 
-from msgnet.checkpoint import LoadedWeights
-from msgnet.evaluate import psnr
-from msgnet.fast import FastMSGNet
 from msgnet.imageio import image_to_bgr, resize_longest
-from msgnet.stylize import pad_to_multiple
-from msgnet.tiling import TileConfig, receptive_field, tiled_stylize_one
-from msgnet.variants import build_variant
+from msgnet.inference.fast import FastMSGNet
+from msgnet.inference.stylize import pad_to_multiple
+from msgnet.inference.tiling import TileConfig, receptive_field, tiled_stylize_one
+from msgnet.inference.variants import build_variant
+from msgnet.model.checkpoint import LoadedWeights
+from msgnet.training.evaluate import psnr
 from scripts.bench.inputs import photo_tensor, photos, target_for
 
 

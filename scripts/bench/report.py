@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgnet.tiling import TileConfig
+from msgnet.inference.tiling import TileConfig
 
 
 def table(report: dict[str, Any]) -> str:

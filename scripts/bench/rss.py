@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from msgnet.checkpoint import load_weights
-from msgnet.stylize import Stylizer
+from msgnet.inference.stylize import Stylizer
+from msgnet.model.checkpoint import load_weights
 from scripts.bench.inputs import PYTHON, ROOT, parse_size, photo_tensor, size_label, target_for
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from msgnet.checkpoint import load_weights
-from msgnet.tiling import TileConfig
-from msgnet.variants import DEFAULT_VARIANT
+from msgnet.inference.tiling import TileConfig
+from msgnet.inference.variants import DEFAULT_VARIANT
+from msgnet.model.checkpoint import load_weights
 from scripts.bench.flops import matmul_gflops
 from scripts.bench.inputs import DEFAULT_WEIGHTS, cpu_name, parse_size, prepare_weights
 from scripts.bench.latency import add_ratios, bench_latency

@@ -12,8 +12,8 @@ from typing import Any
 
 from PIL import Image
 
-from msgnet.checkpoint import load_weights
-from msgnet.stylize import Stylizer
+from msgnet.inference.stylize import Stylizer
+from msgnet.model.checkpoint import load_weights
 from scripts import ts_client
 from scripts.bench.inputs import BENCH_PRESET, MAX_SIZE_UNDER_TEST, ROOT, median_time, photo_tensor
 from scripts.ts_private import PrivateTorchServe

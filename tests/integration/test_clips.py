@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from msgnet.clip_decode import open_clip
+from msgnet.animation.decode import open_clip
 from scripts import clip_samples as cs
 
 from .conftest import clip_model_registered

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from msgnet.clip_decode import open_clip
+from msgnet.animation.decode import open_clip
 from scripts import clip_samples as cs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -1,7 +1,7 @@
 """Stylize an animated upload end to end: decode, stylize in chunks, encode; bounded memory.
 
 :func:`stylize_clip` streams: frames are decoded one at a time, stylized ``chunk`` at a time
-with one set of instance-norm statistics (:mod:`msgnet.clip_stats`, against flicker) and handed
+with one set of instance-norm statistics (:mod:`msgnet.animation.stats`, against flicker) and handed
 to the encoder, so what is held is the upload, one chunk of frames and the encoded output.
 An animation (GIF, animated WebP, APNG) comes back as a GIF with its per-frame durations and
 loop count; a video as an H.264 MP4 at its frame rate (capped) with its audio track copied.
@@ -15,14 +15,19 @@ from dataclasses import dataclass
 
 import torch
 
-from msgnet.clip_decode import ANIMATION, ClipInfo, Frame, open_clip
-from msgnet.clip_encode import GifEncoder, Mp4Encoder
-from msgnet.clip_limits import ClipError, ClipLimits
-from msgnet.clip_stats import ReferenceStats
-from msgnet.controls import DEFAULT_CONTROLS, Controls, apply_pixel_controls, interpolate_target
-from msgnet.flicker import FlickerMeter
+from msgnet.animation.decode import ANIMATION, ClipInfo, Frame, open_clip
+from msgnet.animation.encode import GifEncoder, Mp4Encoder
+from msgnet.animation.flicker import FlickerMeter
+from msgnet.animation.limits import ClipError, ClipLimits
+from msgnet.animation.stats import ReferenceStats
 from msgnet.imageio import bgr_to_image
-from msgnet.stylize import Stylizer, pad_to_multiple
+from msgnet.inference.controls import (
+    DEFAULT_CONTROLS,
+    Controls,
+    apply_pixel_controls,
+    interpolate_target,
+)
+from msgnet.inference.stylize import Stylizer, pad_to_multiple
 
 DEFAULT_REFERENCE = "first"  # measured in docs/animation.md: lower flicker than "running"
 DEFAULT_CHUNK = 8

@@ -17,7 +17,7 @@ import statistics
 
 import torch
 
-from msgnet.model import Net, inspiration_matrix
+from msgnet.model.net import Net, inspiration_matrix
 
 # the shipped file stores fp16 (max 65504); keep |W| well inside it
 MAX_ABS_WEIGHT = 1e4

@@ -1,5 +1,6 @@
 """Values of the style controls, validated without torch (the handler's request parsing and
-the CLI check them before anything heavy is loaded; :mod:`msgnet.controls` does the maths).
+the CLI check them before anything heavy is loaded; :mod:`msgnet.inference.controls` does the
+maths).
 
 Every error is a :class:`ControlError` that names the field it is about, so each interface can
 answer with its own name for it (``--strength`` on the command line, ``strength`` in REST).

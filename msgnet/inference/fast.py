@@ -1,4 +1,4 @@
-"""Fast CPU forward pass for MSG-Net: the same function as :class:`msgnet.model.Net`, rewritten.
+"""Fast CPU forward pass for MSG-Net: the same function as :class:`msgnet.model.net.Net`, rewritten.
 
 Every rewrite is exact in real arithmetic; outputs differ from the eager model only by float
 rounding (the tests hold them to it). They come from profiling the eager model on a 2-core AVX2
@@ -33,8 +33,8 @@ machine, where most of the time went to memory traffic and page faults, not to a
   8, so the direct convolution (``head="direct"``, padded from 3 to 8 outputs) does 8/3 of the
   needed work; the split does 24/21 plus a small 24 -> 8 pass (measured about 0.45x the time).
 * **The residual blocks' 3x3 convolutions use Winograd's F(4x4, 3x3)** (``conv3x3="winograd"``,
-  the default; :mod:`msgnet.winograd`): a quarter of the multiplications; 0.76 to 0.89x the
-  time of oneDNN's direct kernel at 128 channels, 4 to 9% of the whole pass. The input
+  the default; :mod:`msgnet.inference.winograd`): a quarter of the multiplications; 0.76 to 0.89x
+  the time of oneDNN's direct kernel at 128 channels, 4 to 9% of the whole pass. The input
   channels' pending scale ``r`` multiplies the transformed weight (it commutes with the
   spatial transform). The other 3x3 convolutions
   stay direct: stride 2, or 16-32 channels, where the transforms cost more than they save.
@@ -54,8 +54,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from msgnet import targets, winograd
-from msgnet.model import Bottleneck, ConvLayer, Net, UpBottleneck, gram_matrix, inspiration_matrix
+from msgnet.inference import winograd
+from msgnet.model import targets
+from msgnet.model.net import (
+    Bottleneck,
+    ConvLayer,
+    Net,
+    UpBottleneck,
+    gram_matrix,
+    inspiration_matrix,
+)
 
 EPS = 1e-5  # torch.nn.InstanceNorm2d's default, used by the model
 CL = torch.channels_last
@@ -156,7 +164,7 @@ def _max_(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 def _max_padded(x: torch.Tensor, m: torch.Tensor, pad: int, upsample: bool = False,
                 out: torch.Tensor | None = None) -> torch.Tensor:
     """``reflect_pad(upsample2x?(max(x, m)))`` written into ``out`` (a (N, C, H', W') view, as
-    :func:`msgnet.winograd.input_buffer` gives) or a new channels_last buffer.
+    :func:`msgnet.inference.winograd.input_buffer` gives) or a new channels_last buffer.
 
     ``max(x, m) = relu(x - m) + m``: one pass instead of a subtraction and a ReLU. Through a
     convolution the ``+ m`` becomes a per-output-channel constant (the same at every pixel,
@@ -252,8 +260,8 @@ class FastMSGNet:
     ``Net.stylize`` (H and W multiples of 4, as for the eager model).
 
     ``stats_fn`` gives every instance norm its statistics, in network order; the tiled path
-    (:mod:`msgnet.tiling`) swaps it to record them on a thumbnail and replay them on tiles.
-    The weights are copied: later changes to ``net`` do not reach this runner. ``head_mode``
+    (:mod:`msgnet.inference.tiling`) swaps it to record them on a thumbnail and replay them on
+    tiles. The weights are copied: later changes to ``net`` do not reach this runner. ``head_mode``
     picks the output convolution's formulation (``"rows"`` or ``"direct"``, same result), and
     ``conv3x3`` the residual blocks' 3x3 one (``"winograd"`` or ``"direct"``, same result).
     """
@@ -327,7 +335,7 @@ class FastMSGNet:
 
     def stylize_one(self, content: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """One image (1, 3, H, W) with one target (C, C[+P]) or (1, C, C[+P]): a Gram, or a
-        learned style's Gram and decoder affine (:mod:`msgnet.targets`)."""
+        learned style's Gram and decoder affine (:mod:`msgnet.model.targets`)."""
         gram, affine = targets.split(target.reshape(1, *target.shape[-2:]), self.affine_size)
         norms = self._decoder_affine(affine)
         x = self._encode(content.float(), exact=False, p=self.inspiration(gram))

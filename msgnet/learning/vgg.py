@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msgnet.model import gram_matrix
+from msgnet.model.net import gram_matrix
 
 # B, G, R order, matching the BGR input
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)

@@ -33,12 +33,13 @@ try:  # Pillow built without LittleCMS: CMYK falls back to the plain formula
 except ImportError:  # pragma: no cover
     ImageCms = None  # type: ignore[assignment]
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}  # what list_images finds
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 64_000_000
 # Pillow format names; MPO is what Pillow calls the multi-picture JPEGs many cameras write
 # (AVIF: Pillow's own plugin; HEIF: pillow-heif's name for HEIC/HEIF photos)
 ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "AVIF", "HEIF")
-# ISO-BMFF ``ftyp`` brands of still images (as in msgnet/clip_decode.py)
+# ISO-BMFF ``ftyp`` brands of still images (as in msgnet/animation/decode.py)
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"heif")
 AVIF_BRANDS = (b"avif", b"avis")
 IPHONE_HINT = "(On an iPhone: Settings > Camera > Formats > Most Compatible.)"
@@ -365,6 +366,13 @@ def load_image(path: str | Path, **kw) -> Image.Image:
 
 
 # ---------------------------------------------------------------------------- geometry
+def list_images(folder: str | Path, exclude_prefix: list[str] | tuple = ()) -> list[Path]:
+    """The image files under ``folder`` (recursive, by suffix), sorted, less those whose name
+    starts with one of ``exclude_prefix`` (a held-out set)."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in files if not any(p.name.startswith(x) for x in exclude_prefix)]
+
+
 def fit_longest(width: int, height: int, longest: int) -> tuple[int, int]:
     """Size with the longest side ``longest`` and the same aspect ratio (each side >= 1)."""
     if width < 1 or height < 1 or longest < 1:

@@ -1,4 +1,4 @@
-"""The style store: learned styles (:mod:`msgnet.learn`) as files in one folder, per owner.
+"""The style store: learned styles (:mod:`msgnet.learning.learn`) as files in one folder, per owner.
 
 A learned style is a Gram target fitted for one set of weights, so each file records the
 fingerprint of those weights, and a style learned with other weights is refused with a clear
@@ -255,7 +255,7 @@ def learned_target(stylizer, store: StyleStore, name: str,
                    owner: str = DEFAULT_OWNER) -> torch.Tensor:
     """The target of ``name``: a built-in preset, else ``owner``'s learned style of these
     weights (:class:`UnknownPresetError` lists both; a style of other weights is refused)."""
-    from msgnet.stylize import UnknownPresetError
+    from msgnet.inference.stylize import UnknownPresetError
 
     if (name in stylizer.presets or not NAME_PATTERN.match(name)
             or not store.exists(name, owner)):

@@ -19,7 +19,7 @@ recipe's VGG16 losses, with every weight of the generator frozen:
   as much style as the photo can take.
 * ``affine`` (default) also fits a scale and a shift for every instance norm of the decoder
   (5 408 channels), the conditional instance norm of Dumoulin et al. (2017), stored beside the
-  Gram (:mod:`msgnet.targets`). The matrix alone stalls at a style ratio of ~0.26 on held-out
+  Gram (:mod:`msgnet.model.targets`). The matrix alone stalls at a style ratio of ~0.26 on held-out
   photos; with the affine it reaches ~0.09 at the same content ratio, in the same time
   (docs/learn.md).
 """
@@ -36,10 +36,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from msgnet import targets as style_targets
 from msgnet.imageio import image_to_bgr, load_image, resize_longest
-from msgnet.model import Net, inspiration_matrix
-from msgnet.vgg import CONTENT_LAYER, Vgg16Features, content_loss, gram_loss, style_grams
+from msgnet.learning.vgg import CONTENT_LAYER, Vgg16Features, content_loss, gram_loss, style_grams
+from msgnet.model import targets as style_targets
+from msgnet.model.net import Net, inspiration_matrix
 
 Progress = Callable[[int, int, dict], None]
 """``(step, steps, figures)``, called after every step; raising stops the fit."""
@@ -79,7 +79,7 @@ class LearnConfig:
 @dataclass
 class LearnResult:
     """The fitted target (1, C, C), or (1, C, C + P) with the decoder affine
-    (:mod:`msgnet.targets`), and what the fit measured on its photos."""
+    (:mod:`msgnet.model.targets`), and what the fit measured on its photos."""
 
     target: torch.Tensor
     seconds: float

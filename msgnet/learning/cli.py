@@ -1,6 +1,6 @@
 """``python -m msgnet learn`` and the learned styles' part of ``stylize``, ``sheet`` and
-``presets``: where a preset name is looked up in the style store (:mod:`msgnet.style_store`)
-when the weights do not ship it.
+``presets``: where a preset name is looked up in the style store
+(:mod:`msgnet.learning.style_store`) when the weights do not ship it.
 
     python -m msgnet learn STYLE_IMAGE --name NAME [--store DIR] [--photos DIR] [--vgg PATH]
     python -m msgnet stylize PHOTO --preset NAME -o OUT
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from msgnet.style_store import (
+from msgnet.learning.style_store import (
     ENV_VAR,
     StyleStore,
     check_name,
@@ -28,7 +28,7 @@ from msgnet.style_store import (
 __all__ = ["add_learn_parser", "add_store_argument", "cmd_forget", "cmd_learn",
            "learned_names", "learned_target", "open_store"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 VGG_ENV, PHOTOS_ENV = "MSGNET_VGG", "MSGNET_LEARN_PHOTOS"
 DEFAULT_VGG = REPO_ROOT / "weights" / "vgg16_caffe_conv1_1-conv4_3.pt"
 MIN_PHOTOS = 4
@@ -78,7 +78,7 @@ def _vgg_path(args: argparse.Namespace, error) -> Path:
 
 
 def _photo_files(args: argparse.Namespace, error) -> list[Path]:
-    from msgnet.train import list_images
+    from msgnet.imageio import list_images
 
     folder = args.photos or (Path(os.environ[PHOTOS_ENV]) if os.environ.get(PHOTOS_ENV)
                              else None)
@@ -99,10 +99,10 @@ def cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser, error,
     import random
     from dataclasses import replace
 
-    from msgnet.checkpoint import load_weights
-    from msgnet.learn import LearnConfig, PhotoCrops, learn_style
-    from msgnet.style_store import weights_fingerprint
-    from msgnet.vgg import Vgg16Features
+    from msgnet.learning.learn import LearnConfig, PhotoCrops, learn_style
+    from msgnet.learning.style_store import weights_fingerprint
+    from msgnet.learning.vgg import Vgg16Features
+    from msgnet.model.checkpoint import load_weights
 
     name = check_name(args.name)
     store = open_store(args)

@@ -24,10 +24,10 @@ OFFICIAL_URL = ("https://github.com/zhanghang1989/PyTorch-Multi-Style-Transfer/r
                 "download/v0.1/21styles.model")
 MIRROR_URLS = ("https://www.dropbox.com/s/2iz8orqqubrfrpo/21styles.model?dl=1",)
 OFFICIAL_SHA256: str | None = None  # not published by the authors; the layout is checked instead
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 OFFICIAL_PATH = WEIGHTS_DIR / "21styles.model"
 CHUNK = 1 << 16
-USER_AGENT = "image-styling/0.1 (+msgnet.download)"
+USER_AGENT = "image-styling/0.1 (+msgnet.model.download)"
 
 
 class DownloadError(RuntimeError):
@@ -102,7 +102,7 @@ def download_file(url: str, dest: str | Path, *, expected_sha256: str | None = N
 def download_official(dest: str | Path = OFFICIAL_PATH, *, urls: tuple[str, ...] | None = None,
                       timeout: float = 30, progress: bool = True) -> Path:
     """Fetch ``21styles.model`` from the release, then the mirror; check it loads as MSG-Net."""
-    from msgnet.checkpoint import load_weights
+    from msgnet.model.checkpoint import load_weights
 
     candidates = urls or (OFFICIAL_URL, *MIRROR_URLS)
     errors = []

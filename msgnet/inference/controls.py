@@ -14,7 +14,7 @@ targets (before the pass) or on pixels (after it), never extra passes:
   (a smaller style image gives larger strokes relative to the photo).
 
 Every function works on whole images, so the controls apply unchanged to tiled outputs: the
-pixel ones run after :class:`msgnet.tiling.TiledForward` has put the tiles together.
+pixel ones run after :class:`msgnet.inference.tiling.TiledForward` has put the tiles together.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from msgnet.control_values import (
+from msgnet.inference.control_values import (
     BRUSHES,
     DEFAULT_STRENGTH_METHOD,
     MAX_STYLES,
@@ -35,7 +35,7 @@ from msgnet.control_values import (
     normalise_weights,
     parse_weighted,
 )
-from msgnet.targets import widen_all
+from msgnet.model.targets import widen_all
 
 __all__ = ["BRUSHES", "DEFAULT_STRENGTH_METHOD", "MAX_STYLES", "STRENGTH_METHODS", "ControlError",
            "Controls", "apply_pixel_controls", "blend_pixels", "brush_style_size", "check_strength",
@@ -48,7 +48,7 @@ LUMA_BGR = (0.114, 0.587, 0.299)
 
 @dataclass(frozen=True)
 class Controls:
-    """Per-image controls applied by :meth:`msgnet.stylize.Stylizer.run`."""
+    """Per-image controls applied by :meth:`msgnet.inference.stylize.Stylizer.run`."""
 
     strength: float = 1.0
     keep_colors: bool = False
@@ -103,7 +103,7 @@ def mix_targets(targets: Sequence[torch.Tensor], weights: Sequence[float] | None
 def interpolate_target(content_target: torch.Tensor, style_target: torch.Tensor,
                        strength: float) -> torch.Tensor:
     """The ``"gram"`` candidate: ``(1 - s) G_content + s G_style`` (a learned style's affine
-    goes ``s`` of the way from the identity, :mod:`msgnet.targets`)."""
+    goes ``s`` of the way from the identity, :mod:`msgnet.model.targets`)."""
     if strength >= 1.0:
         return style_target
     content_target, style_target = widen_all([content_target, style_target])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from msgnet.model import EXPANSION, Net
+from msgnet.model.net import EXPANSION, Net
 
 FORMAT = "image-styling/msgnet"
 # version 2 added the relative Inspiration skip; every other file is still written as 1, so

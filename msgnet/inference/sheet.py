@@ -1,7 +1,7 @@
 """Contact sheet: the user's own photo in every preset, small and labelled, on one image.
 
 People choose a style more easily on their own picture than on a generated landscape. All cells
-have the same size, so :meth:`msgnet.stylize.Stylizer.run` stylizes them in batches of
+have the same size, so :meth:`msgnet.inference.stylize.Stylizer.run` stylizes them in batches of
 ``max_batch`` per forward call (21 presets at 256 px: three calls), with the same controls as a
 single result.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from msgnet.controls import DEFAULT_CONTROLS, Controls
 from msgnet.imageio import bgr_to_image
+from msgnet.inference.controls import DEFAULT_CONTROLS, Controls
 
 DEFAULT_CELL = 256       # longest side of each stylized cell
 MIN_CELL, MAX_CELL = 64, 512  # 21 cells of 512 px already make a 2.6k x 2.3k sheet

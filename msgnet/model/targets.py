@@ -1,8 +1,8 @@
 """What a style target holds: the Gram matrix, and for learned styles the decoder's affine.
 
 A preset or an upload is the encoder Gram ``G`` of its style, a (B, C, C) tensor. A learned
-style (:mod:`msgnet.learn`) also carries a per-channel scale and shift for every instance norm
-of the decoder, the conditional instance norm of Dumoulin et al. (2017): with ``G`` alone one
+style (:mod:`msgnet.learning.learn`) also carries a per-channel scale and shift for every instance
+norm of the decoder, the conditional instance norm of Dumoulin et al. (2017): with ``G`` alone one
 matrix has to carry the whole style, and on unseen styles the fit stalls at about twice the
 style loss (docs/learn.md). The two travel as one tensor, (B, C, C + P): the Gram's columns
 and then ``P`` columns holding ``[log gamma (K), beta (K), zeros]`` row-major, ``K`` being the

@@ -4,12 +4,13 @@ Every variant is a callable ``(content_bgr (B,3,H,W), gram (B or 1, C, C)) -> (B
 the eager model's conventions, plus ``style_target(style_bgr)``. They all compute the same
 function (the tests compare each against ``eager``); they differ in speed and start-up cost:
 
-* ``eager``   - :meth:`msgnet.model.Net.stylize` as written: the reference.
+* ``eager``   - :meth:`msgnet.model.net.Net.stylize` as written: the reference.
 * ``eager-alloc`` - ``eager`` in a process with the tuned allocator
-  (:func:`msgnet.fast.tune_allocator`): what the allocator alone is worth. The setting is
+  (:func:`msgnet.inference.fast.tune_allocator`): what the allocator alone is worth. The setting is
   process-wide, so a baseline must not share a process with ``fast`` (``scripts/bench/`` runs
   each variant in its own process).
-* ``fast``    - :class:`msgnet.fast.FastMSGNet`: exact graph rewrites, channels_last, folded
+* ``fast``    - :class:`msgnet.inference.fast.FastMSGNet`: exact graph rewrites, channels_last,
+folded
   norms, Winograd F(4x4, 3x3) residual convolutions, tuned allocator. The default: the fastest
   without start-up cost, and the one tiling needs (it can replay frozen instance-norm
   statistics).
@@ -32,9 +33,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from msgnet.fast import FastMSGNet, tune_allocator
-from msgnet.model import Net, inspire
-from msgnet.targets import has_affine
+from msgnet.inference.fast import FastMSGNet, tune_allocator
+from msgnet.model.net import Net, inspire
+from msgnet.model.targets import has_affine
 
 DEFAULT_VARIANT = "fast"
 
@@ -70,7 +71,8 @@ class EagerVariant(Variant):
 
 
 class EagerAllocVariant(EagerVariant):
-    """The model as written, with the tuned allocator (process-wide, see :mod:`msgnet.fast`)."""
+    """The model as written, with the tuned allocator (process-wide, see
+    :mod:`msgnet.inference.fast`)."""
 
     name = "eager-alloc"
 
@@ -80,7 +82,7 @@ class EagerAllocVariant(EagerVariant):
 
 
 class FastVariant(Variant):
-    """:class:`FastMSGNet` (see :mod:`msgnet.fast`)."""
+    """:class:`FastMSGNet` (see :mod:`msgnet.inference.fast`)."""
 
     name = "fast"
 

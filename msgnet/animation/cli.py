@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from msgnet.clip_limits import ClipLimits
-from msgnet.clip_stats import REFERENCES
-from msgnet.controls import Controls
+from msgnet.animation.limits import ClipLimits
+from msgnet.animation.stats import REFERENCES
+from msgnet.inference.controls import Controls
 
 CLIP_SUFFIXES = {".gif": "gif", ".mp4": "mp4"}
 _DEFAULTS = ClipLimits()
@@ -39,7 +39,7 @@ def add_clip_arguments(s: argparse.ArgumentParser) -> None:
 
 def is_clip_file(path: Path) -> bool:
     """Whether ``path`` holds an animation or a video (its header only)."""
-    from msgnet.clip_decode import animated_format, video_like
+    from msgnet.animation.decode import animated_format, video_like
 
     if not path.is_file():
         return False
@@ -66,7 +66,7 @@ def stylize_clip_file(args: argparse.Namespace, stylizer, target: torch.Tensor,
     """Stylize the clip ``args.content`` into ``args.output``; prints what it wrote."""
     from tqdm import tqdm
 
-    from msgnet.clip import stylize_clip
+    from msgnet.animation.stylize import stylize_clip
     from msgnet.imageio import ImageTooLargeError
 
     fmt = CLIP_SUFFIXES.get(args.output.suffix.lower())

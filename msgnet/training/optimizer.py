@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from msgnet.model import Net
+from msgnet.model.net import Net
 
 
 def parameter_groups(net: Net, split: bool) -> list[list[nn.Parameter]]:

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from msgnet.vgg import Vgg16Features, gram_loss, style_grams
+from msgnet.learning.vgg import Vgg16Features, gram_loss, style_grams
 
 
 def unstylized_losses(vgg: Vgg16Features, photos: torch.Tensor,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from msgnet.fast import FastMSGNet, Stats, compute_stats
+from msgnet.inference.fast import FastMSGNet, Stats, compute_stats
 
 MULTIPLE = 4  # the network's total stride
 
@@ -184,8 +184,8 @@ def receptive_field(runner: FastMSGNet, channels: int, size: int = 160) -> int:
     With frozen statistics every output pixel is a fixed function of the inputs around it, so
     changing one input pixel changes exactly the outputs within reach; the largest distance
     over the four positions modulo the network's stride is the radius. The probe runs the
-    direct 3x3 convolutions: Winograd tiles (:mod:`msgnet.winograd`) compute a 4x4 block of
-    outputs from one 6x6 input block, so float rounding, though not the function, reaches a
+    direct 3x3 convolutions: Winograd tiles (:mod:`msgnet.inference.winograd`) compute a 4x4 block
+    of outputs from one 6x6 input block, so float rounding, though not the function, reaches a
     few pixels past the true receptive field.
     """
     gen = torch.Generator().manual_seed(0)
@@ -238,8 +238,8 @@ def tiled_stylize_one(runner: FastMSGNet, content: torch.Tensor, gram: torch.Ten
 
 
 class TiledForward:
-    """A ``forward_fn`` for :class:`msgnet.stylize.Stylizer`: plain passes for images up to
-    ``config.threshold_pixels``, tiled passes above (each item of a batch on its own).
+    """A ``forward_fn`` for :class:`msgnet.inference.stylize.Stylizer`: plain passes for images up
+    to ``config.threshold_pixels``, tiled passes above (each item of a batch on its own).
 
     ``plain`` runs the untiled passes (any variant; default ``runner`` itself). Tiles always go
     through ``runner``, a :class:`FastMSGNet`, because only it can replay frozen statistics.

@@ -7,7 +7,7 @@ audio stream's packets into the output unchanged. imageio-ffmpeg pipes raw frame
 ``ffmpeg`` executable it ships (68 MB wheel against 36 MB), reads metadata by parsing that
 program's log, and would need a second process to carry the audio over.
 
-:func:`open_clip` reads the header only and checks :class:`msgnet.clip_limits.ClipLimits`
+:func:`open_clip` reads the header only and checks :class:`msgnet.animation.limits.ClipLimits`
 before any frame is decoded; :meth:`ClipSource.frames` then yields one RGB frame at a time
 (never the whole clip), dropping frames above the fps cap and re-checking the limits, since a
 header can lie.
@@ -24,7 +24,7 @@ from fractions import Fraction
 
 from PIL import Image
 
-from msgnet.clip_limits import (
+from msgnet.animation.limits import (
     SEND_CLIP_HINT,
     ClipLimits,
     ClipTooLongError,

@@ -1,7 +1,7 @@
 """MSG-Net (Zhang & Dana, 2017): Multi-style Generative Network.
 
 Module names and nesting follow the authors' ``experiments/net.py`` on purpose, so that their
-released ``21styles.model`` loads by state-dict layout (see :mod:`msgnet.checkpoint`).
+released ``21styles.model`` loads by state-dict layout (see :mod:`msgnet.model.checkpoint`).
 Conventions are the authors' too: the generator takes and returns BGR images in 0..255, and
 the style target is the Gram matrix of the encoder (``model1``) features of the style image.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from msgnet import targets
+from msgnet.model import targets
 
 EXPANSION = 4
 
@@ -60,7 +60,7 @@ class UpsampleConvLayer(nn.Module):
 class StyleNorm(nn.InstanceNorm2d):
     """The authors' InstanceNorm (no parameters, no running statistics), plus an optional
     per-style scale and shift set for each pass: a learned style's conditional instance norm
-    (:mod:`msgnet.targets`). Without one it is exactly ``nn.InstanceNorm2d``; it adds nothing
+    (:mod:`msgnet.model.targets`). Without one it is exactly ``nn.InstanceNorm2d``; it adds nothing
     to the state dict, so every checkpoint loads as before."""
 
     def __init__(self, channels: int):
@@ -264,7 +264,7 @@ class Net(nn.Module):
             start = end
 
     def set_target(self, target: torch.Tensor) -> None:
-        """A style target (:mod:`msgnet.targets`): the Gram, with a learned style's affine."""
+        """A style target (:mod:`msgnet.model.targets`): the Gram, with a learned style's affine."""
         gram, affine = targets.split(target, self.affine_size)
         self.ins.set_target(gram)
         self.set_affine(affine)

@@ -29,8 +29,9 @@ ask of it (docs/training.md: ~7% of a photo's feature variation passes). Over 1 
 traded style for content like a higher content weight, and its own losses stayed flat.
 
 One loss change, opt-in: ``--style-balance ALPHA`` weights each style's loss by how far photos
-start from it (:mod:`msgnet.style_balance`), so the styles far from photos (mosaic, starry_night)
-stop drowning the content loss; ``--style-factor NAME=F`` multiplies one style's weight on top.
+start from it (:mod:`msgnet.training.style_balance`), so the styles far from photos (mosaic,
+starry_night) stop drowning the content loss; ``--style-factor NAME=F`` multiplies one style's
+weight on top.
 """
 
 from __future__ import annotations
@@ -49,18 +50,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from msgnet.checkpoint import load_weights, save_weights
-from msgnet.imageio import image_to_bgr, load_image, resize_longest
-from msgnet.inspiration import inspiration_ranks, inverse_gram_init
-from msgnet.model import SKIP_MODES, Net, skip_mode
-from msgnet.optimizer import load_optimizer_state, make_optimizer, set_lrs, warmup_lrs
-from msgnet.style_balance import (
-    apply_style_factors,
-    balance_weights,
-    parse_style_factors,
-    unstylized_losses,
-)
-from msgnet.vgg import (
+from msgnet.imageio import image_to_bgr, list_images, load_image, resize_longest
+from msgnet.learning.vgg import (
     CONTENT_LAYER,
     IMAGENET_MEAN_BGR,
     Vgg16Features,
@@ -68,8 +59,17 @@ from msgnet.vgg import (
     style_grams,
     style_loss,
 )
+from msgnet.model.checkpoint import load_weights, save_weights
+from msgnet.model.net import SKIP_MODES, Net, skip_mode
+from msgnet.training.inspiration import inspiration_ranks, inverse_gram_init
+from msgnet.training.optimizer import load_optimizer_state, make_optimizer, set_lrs, warmup_lrs
+from msgnet.training.style_balance import (
+    apply_style_factors,
+    balance_weights,
+    parse_style_factors,
+    unstylized_losses,
+)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 BALANCE_PHOTOS = 16  # training crops that measure each style's distance (--style-balance)
 
 
@@ -99,13 +99,13 @@ class TrainConfig:
     threads: int | None = None
     style_encoder_size: int | None = None
     init_inspiration: float | None = None
-    inspiration_lr: float | None = None  # Adam lr of the Inspiration weight (msgnet.optimizer)
-    # a learned diagonal pass-through: False, True/"fixed" or "relative" (msgnet.model.Inspiration)
+    inspiration_lr: float | None = None  # Adam lr of the Inspiration weight (training.optimizer)
+    # a learned diagonal pass-through: False, True/"fixed" or "relative" (model.net.Inspiration)
     inspiration_skip: bool | str = False
-    warmup_steps: int = 0  # linear lr warm-up over the optimizer's first steps (msgnet.optimizer)
+    warmup_steps: int = 0  # linear lr warm-up over the optimizer's first steps (training.optimizer)
     ema_decay: float | None = None  # ship an exponential moving average of the weights
     identity_every: int = 0  # every K-th step the photos are their own style (0: off)
-    style_balance: float = 0.0  # per-style loss weights (msgnet.style_balance); 0: the recipe
+    style_balance: float = 0.0  # per-style loss weights (training.style_balance); 0: the recipe
     # named styles' loss weights multiplied on top of the balance, ["candy=1.5", ...]
     style_factor: list[str] = field(default_factory=list)
     # training-only style folders (not presets) and the share of steps drawn from them
@@ -121,11 +121,6 @@ def load_init_weights(net: Net, path: str | Path) -> None:
         for key in ("ins.skip", "model.1.skip"):
             state.setdefault(key, torch.zeros(net.channels))
     net.load_state_dict(state)
-
-
-def list_images(folder: str | Path, exclude_prefix: list[str] | tuple = ()) -> list[Path]:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return [p for p in files if not any(p.name.startswith(x) for x in exclude_prefix)]
 
 
 class ContentSampler:
@@ -519,7 +514,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-balance", type=float, default=0.0, metavar="ALPHA",
                    help="weight each style's loss by (geometric mean / its own unstylized "
                         "loss)^ALPHA, so styles far from photos do not drown the content "
-                        "(msgnet.style_balance); 0, the default, is the recipe; resuming "
+                        "(msgnet.training.style_balance); 0, the default, is the recipe; resuming "
                         "switches freely")
     p.add_argument("--style-factor", action="append", default=[], metavar="NAME=FACTOR",
                    help="multiply one style's loss weight (repeatable), e.g. candy=1.5 keeps "

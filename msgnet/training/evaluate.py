@@ -33,12 +33,9 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from msgnet.checkpoint import load_weights
-from msgnet.imageio import bgr_to_image, image_to_bgr, load_image, resize_longest
-from msgnet.model import Net
-from msgnet.stylize import MIN_SIZE, Stylizer, pad_to_multiple, trained_style_size
-from msgnet.train import list_images
-from msgnet.vgg import (
+from msgnet.imageio import bgr_to_image, image_to_bgr, list_images, load_image, resize_longest
+from msgnet.inference.stylize import MIN_SIZE, Stylizer, run_model, trained_style_size
+from msgnet.learning.vgg import (
     Features,
     Vgg16Features,
     content_loss,
@@ -46,6 +43,7 @@ from msgnet.vgg import (
     style_grams,
     style_loss,
 )
+from msgnet.model.checkpoint import load_weights
 
 
 class EvaluationInputError(ValueError):
@@ -62,13 +60,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of two images in 0..255 (clamped first, as they would be shown)."""
     mse = float(((a.clamp(0, 255) - b.clamp(0, 255)) ** 2).mean())
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(255.0 ** 2 / mse)).item()
-
-
-def run_model(net: Net, content: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    h, w = content.shape[-2:]
-    x = pad_to_multiple(content)
-    with torch.inference_mode():
-        return net.stylize(x, target)[..., :h, :w].clamp(0, 255)
 
 
 def measure(vgg: Vgg16Features, output: torch.Tensor, content_feats: Features,
@@ -195,7 +186,7 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     ``uploads``) is encoded from its image at ``upload_size`` (default: the size the weights'
     encoder was trained at, as the server encodes an upload); the VGG targets are always at
     ``style_size``. ``learned`` (name -> target, every evaluated style) measures learned styles
-    (:mod:`msgnet.learn`) as a third kind. ``content_skip`` leaves out the first matching
+    (:mod:`msgnet.learning.learn`) as a third kind. ``content_skip`` leaves out the first matching
     photos (those another protocol tuned on).
     """
     if threads:

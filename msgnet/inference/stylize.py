@@ -6,9 +6,9 @@ The expensive parts are split so a server can cache and batch them: :meth:`Styli
 :meth:`Stylizer.run` (one forward pass per group of equally sized images, each with its own
 style target). :attr:`Stylizer.forward_fn` is the only place the generator is called, so a
 faster implementation of the same function can be swapped in without touching the rest:
-it is the chosen inference variant (:mod:`msgnet.variants`, default the fastest correct one)
-wrapped in :class:`msgnet.tiling.TiledForward`, which switches to tiled passes with thumbnail
-statistics above a pixel threshold so that large outputs run in bounded memory.
+it is the chosen inference variant (:mod:`msgnet.inference.variants`, default the fastest correct
+one) wrapped in :class:`msgnet.inference.tiling.TiledForward`, which switches to tiled passes with
+thumbnail statistics above a pixel threshold so that large outputs run in bounded memory.
 """
 
 from __future__ import annotations
@@ -22,20 +22,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from msgnet.checkpoint import LoadedWeights, load_weights
-from msgnet.control_values import FALLBACK_STYLE_SIZE
-from msgnet.controls import (
+from msgnet.imageio import bgr_to_image, fit_longest, image_to_bgr, resize_longest
+from msgnet.inference.control_values import FALLBACK_STYLE_SIZE
+from msgnet.inference.controls import (
     DEFAULT_CONTROLS,
     Controls,
     apply_pixel_controls,
     brush_style_size,
     interpolate_target,
 )
-from msgnet.fast import FastMSGNet
-from msgnet.imageio import bgr_to_image, fit_longest, image_to_bgr, resize_longest
-from msgnet.targets import extra_columns, widen_all
-from msgnet.tiling import TileConfig, TiledForward
-from msgnet.variants import DEFAULT_VARIANT, FastVariant, build_variant
+from msgnet.inference.fast import FastMSGNet
+from msgnet.inference.tiling import TileConfig, TiledForward
+from msgnet.inference.variants import DEFAULT_VARIANT, FastVariant, build_variant
+from msgnet.model.checkpoint import LoadedWeights, load_weights
+from msgnet.model.net import Net
+from msgnet.model.targets import extra_columns, widen_all
 
 MIN_SIZE = 16  # the encoder downsamples x4 and pads by reflection: smaller is meaningless
 MULTIPLE = 4   # inputs are padded to a multiple of this so the decoder lands on the same size
@@ -104,6 +105,16 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE,
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
+
+def run_model(net: Net, content: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``net`` on one (padded) picture and target, cropped back and clamped: the plain network,
+    for previews and evaluation (serving goes through :class:`Stylizer`)."""
+    h, w = content.shape[-2:]
+    x = pad_to_multiple(content)
+    with torch.inference_mode():
+        return net.stylize(x, target)[..., :h, :w].clamp(0, 255)
+
+
 class Stylizer:
     """A loaded MSG-Net ready to stylize: presets, size policy and a batched forward."""
 
@@ -151,9 +162,10 @@ class Stylizer:
 
     @property
     def fingerprint(self) -> str:
-        """The weights' fingerprint, which learned styles are keyed by (msgnet.style_store)."""
+        """The weights' fingerprint, which learned styles are keyed by
+        (msgnet.learning.style_store)."""
         if self._fingerprint is None:
-            from msgnet.style_store import weights_fingerprint
+            from msgnet.learning.style_store import weights_fingerprint
 
             self._fingerprint = weights_fingerprint(self.net.state_dict())
         return self._fingerprint
@@ -227,7 +239,7 @@ class Stylizer:
         return self.net.stylize(content, targets)
 
     def _as_target(self, target: torch.Tensor) -> torch.Tensor:
-        """(1, C, C) Gram, or (1, C, C + P) with a learned style's affine (msgnet.targets)."""
+        """(1, C, C) Gram, or (1, C, C + P) with a learned style's affine (msgnet.model.targets)."""
         c = self.net.channels
         wide = c + extra_columns(c, self.net.affine_size)
         numel = target.numel() if isinstance(target, torch.Tensor) else -1
@@ -244,8 +256,8 @@ class Stylizer:
         Items of the same size share one forward call (each keeps its own target, so mixed
         styles batch fine); different sizes run as separate groups. Instance norm works per
         image, so the result equals running every item alone. ``controls[i]``
-        (:mod:`msgnet.controls`) moves item i's target before the pass and its pixels after,
-        on the whole image, so they hold for tiled outputs too.
+        (:mod:`msgnet.inference.controls`) moves item i's target before the pass and its pixels
+        after, on the whole image, so they hold for tiled outputs too.
         """
         if len(contents) != len(targets):
             raise ValueError(f"{len(contents)} contents but {len(targets)} targets")

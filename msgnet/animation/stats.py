@@ -3,8 +3,8 @@
 Instance norm normalises each frame with its own per-channel mean and variance; when a hand
 moves or the light changes, every frame's statistics move a little and the whole stylized
 frame shifts in brightness and texture: the clip flickers. The tiling already runs the network
-with frozen statistics (:mod:`msgnet.tiling`: recorded on a thumbnail, replayed on the tiles);
-here the same ``stats_fn`` hook replays a *reference* taken from the clip itself:
+with frozen statistics (:mod:`msgnet.inference.tiling`: recorded on a thumbnail, replayed on the
+tiles); here the same ``stats_fn`` hook replays a *reference* taken from the clip itself:
 
 * ``"first"``: the statistics the first frame's own pass used, for every later frame;
 * ``"running"``: frame k uses the mean of the statistics frames 0..k-1 would have had; each
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import torch
 
-from msgnet.fast import Stats, compute_stats
+from msgnet.inference.fast import Stats, compute_stats
 
 REFERENCES = ("first", "running", "off")
 
 
 class ReferenceStats:
-    """A ``stats_fn`` for :class:`msgnet.fast.FastMSGNet` that spans frames: call
+    """A ``stats_fn`` for :class:`msgnet.inference.fast.FastMSGNet` that spans frames: call
     :meth:`start_frame` before each frame's pass and :meth:`end_frame` after it."""
 
     def __init__(self, mode: str = "first"):
