@@ -28,11 +28,14 @@ RUN groupadd --gid 10002 bot \
         --shell /usr/sbin/nologin bot
 COPY --from=build /opt/venv /opt/venv
 COPY bot/ /app/bot/
+# the TorchServe client (stdlib only) the bot and its health check share
+COPY tsclient/ /app/tsclient/
 COPY docker/entrypoint-bot.sh /usr/local/bin/entrypoint-bot.sh
 COPY docker/healthcheck.py /usr/local/lib/image-styling/healthcheck.py
 # Container defaults: JSON logs; the metrics endpoint listens on the container's interfaces
 # (only the compose network or the pod network reach them; nothing is published by default).
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     LOG_JSON=true \

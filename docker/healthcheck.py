@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Container health checks (Docker HEALTHCHECK, compose healthcheck), standard library only.
+"""Container health checks (Docker HEALTHCHECK, compose healthcheck): the standard library and
+:mod:`tsclient` (on the images' PYTHONPATH) only.
 
     healthcheck.py torchserve   GET /ping with the inference key when token auth is on
                                 (TorchServe 0.12 answers 400 without it); healthy = 200 and
@@ -15,7 +16,6 @@ Neither the key nor the token is ever printed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
@@ -23,35 +23,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tsclient import call, read_keys
+
 DEFAULT_TS_URL = "http://127.0.0.1:8080/ping"
 DEFAULT_KEY_FILE = "/home/model-server/run/key_file.json"
 
 
-def inference_key(path: Path) -> str:
-    """The inference key, or "" when there is no key file (token auth off)."""
-    try:
-        return str(json.loads(path.read_text(encoding="utf-8"))["inference"]["key"])
-    except FileNotFoundError:
-        return ""
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RuntimeError(f"unreadable key file {path} ({type(exc).__name__})") from exc
-
-
 def check_torchserve(url: str, key_file: Path, timeout: float) -> str:
-    key = inference_key(key_file)
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        raise RuntimeError(f"{url}: HTTP {exc.code}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise RuntimeError(f"{url}: no answer ({getattr(exc, 'reason', exc)})") from exc
-    try:
-        status = json.loads(body).get("status")
-    except (ValueError, AttributeError):
-        status = None
+    """GET /ping with the inference key (none without a key file: token auth off); raises
+    TorchServeError (a RuntimeError) when unhealthy, the key file unreadable included."""
+    _, body = call("GET", url, read_keys(key_file).inference, timeout=timeout)
+    status = body.get("status") if isinstance(body, dict) else None
     if status != "Healthy":
         raise RuntimeError(f"{url}: status {status!r}")
     return f"torchserve healthy ({url})"

@@ -82,9 +82,11 @@ COPY --from=mar /out/ /home/model-server/model-store/
 COPY deploy/config.properties /home/model-server/config.properties
 COPY docker/entrypoint-torchserve.sh /usr/local/bin/entrypoint-torchserve.sh
 COPY docker/healthcheck.py docker/ts_keys.py /opt/msgnet/docker/
-# the version-management tools, for `docker compose exec torchserve python -m scripts.ts_models
-# list` (the scripts package, importable through PYTHONPATH)
-COPY scripts/__init__.py scripts/ts_client.py scripts/ts_models.py /opt/msgnet/scripts/
+# the TorchServe client (keys, calls) of the health check, the key renewal and the
+# version-management tools, for `docker compose exec torchserve python -m scripts.ts_models
+# list` (the tsclient and scripts packages, importable through PYTHONPATH)
+COPY tsclient/ /opt/msgnet/tsclient/
+COPY scripts/__init__.py scripts/ts_models.py /opt/msgnet/scripts/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/msgnet \
     PYTHONUNBUFFERED=1 \

@@ -21,6 +21,9 @@ re-reads it (the bot, our scripts) goes on. It runs beside every TorchServe we s
     ts_keys.py watch --key-file run/key_file.json --export /run/torchserve-keys/key.json
     ts_keys.py watch --key-file key_file.json --ts-config logs/run/config.properties --while-pid N
     ts_keys.py export --key-file run/key_file.json --export /tmp/key.json   # one pass
+
+key_file.json is read with :func:`tsclient.keys.read_keys` (:mod:`tsclient` must be importable:
+the image puts it on PYTHONPATH, a host has it installed by scripts/setup.sh).
 """
 
 from __future__ import annotations
@@ -28,72 +31,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tsclient import TorchServeError, call, client_url, read_properties
+from tsclient.keys import KINDS, KeyFileError, Keys, parse_instant, read_keys
+
+__all__ = ["KINDS", "KeyFileError", "Keys", "Watcher", "main", "parse_instant", "read_keys"]
+
 EXPORT_MODE = 0o640
-
-
-class KeyFileError(RuntimeError):
-    """key_file.json is missing a key or is not TorchServe's format."""
-
-
-KINDS = ("inference", "management")  # the keys that expire (the API key does not)
-
-
-@dataclass(frozen=True)
-class Keys:
-    inference: str
-    inference_expires: datetime | None
-    api: str
-    management: str = ""
-    management_expires: datetime | None = None
-
-    def expires(self, kind: str) -> datetime | None:
-        return getattr(self, f"{kind}_expires")
-
-
-def parse_instant(text: str) -> datetime | None:
-    """Java's ``Instant.toString()`` (``2026-01-01T00:00:00.123456789Z``) as an aware datetime."""
-    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z", text.strip())
-    if not match:
-        return None
-    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
-    return datetime.fromisoformat(f"{match.group(1)}.{fraction}+00:00")
-
-
-def read_keys(path: Path) -> Keys:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        inference = data["inference"]
-        key = str(inference["key"])
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise KeyFileError(f"{path}: not a TorchServe key file ({type(exc).__name__})") from exc
-    api = str((data.get("API") or {}).get("key") or "")
-    management = data.get("management") if isinstance(data.get("management"), dict) else {}
-    return Keys(key, parse_instant(str(inference.get("expiration time", ""))), api,
-                str(management.get("key") or ""),
-                parse_instant(str(management.get("expiration time", ""))))
-
-
-def read_properties(path: Path) -> dict[str, str]:
-    """key=value lines of a Java .properties file (enough for our flat configs)."""
-    props: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and line[0] not in "#!" and "=" in line:
-            key, value = line.split("=", 1)
-            props[key.strip()] = value.strip()
-    return props
 
 
 def renew_before_for(renew_before_s: float, lifetime_min: float | None) -> float:
@@ -124,11 +73,8 @@ def export(keys: Keys, target: Path) -> None:
 def renew_key(management_url: str, api_key: str, kind: str = "inference",
               timeout: float = 10.0) -> None:
     """Ask TorchServe for a new ``kind`` key; it rewrites key_file.json itself."""
-    request = urllib.request.Request(f"{management_url.rstrip('/')}/token?type={kind}",
-                                     method="POST", data=b"",
-                                     headers={"Authorization": f"Bearer {api_key}"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        response.read()
+    call("POST", f"{management_url.rstrip('/')}/token?type={kind}", api_key, data=b"",
+         timeout=timeout)
 
 
 def renew_inference_key(management_url: str, api_key: str, timeout: float = 10.0) -> None:
@@ -171,7 +117,7 @@ class Watcher:
         except FileNotFoundError:
             return "waiting"
         signature = (stat.st_mtime, stat.st_size)
-        keys = read_keys(self.key_file)
+        keys = read_keys(self.key_file, strict=True)
         result = "unchanged"
         if signature != self._exported:
             if self.target is not None:
@@ -187,7 +133,7 @@ class Watcher:
                 self._next_try[kind] = time.monotonic() + min(self.SETTLE_S, self.retry_s)
                 log(f"renewed the {kind} key (it would have expired at {keys.expires(kind)})")
                 result = "renewed" if result != "renew-failed" else result
-            except (urllib.error.URLError, OSError) as exc:
+            except TorchServeError as exc:
                 self._next_try[kind] = time.monotonic() + self.retry_s
                 log(f"renewing the {kind} key failed, retrying in {self.retry_s:.0f} s: "
                     f"{type(exc).__name__}")
@@ -228,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=1.0)
     args = p.parse_args(argv)
     props = read_properties(args.ts_config) if args.ts_config else {}
-    management = (args.management_url or props.get("management_address")
-                  or "http://127.0.0.1:8081").replace("://0.0.0.0", "://127.0.0.1")
+    management = client_url(args.management_url or props.get("management_address")
+                            or "http://127.0.0.1:8081")
     try:
         lifetime = float(props["token_expiration_min"]) if "token_expiration_min" in props \
             else None

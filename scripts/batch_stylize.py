@@ -38,7 +38,7 @@ import aiohttp
 from tqdm import tqdm
 
 from msgnet.animation.decode import is_clip
-from scripts.ts_client import Endpoints, key_rejected, read_keys
+from tsclient import Endpoints, aiohttp_form, key_rejected, read_keys, style_form
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff",
                   ".apng", ".mp4", ".webm", ".mov", ".m4v"}
@@ -89,32 +89,29 @@ class BatchClient:
 
     def _form(self, content: bytes, name: str, style: Style, clip: bool = False
               ) -> aiohttp.FormData:
-        form = aiohttp.FormData()
-        form.add_field("content", content, filename=name,
-                       content_type="application/octet-stream")
         args = self.args
+        fields: dict[str, str] = {}
         if style.sheet:
-            form.add_field("action", "sheet")
-        elif style.preset:
-            form.add_field("style_id", style.preset)
-        else:
-            form.add_field("style", self.style_bytes[style.label], filename=style.image.name,
-                           content_type="application/octet-stream")
-            if args.brush:
-                form.add_field("brush", args.brush)
+            fields["action"] = "sheet"
+        elif not style.preset and args.brush:
+            fields["brush"] = args.brush
         if clip:  # the server's clip size unless --clip-size
             if args.clip_size:
-                form.add_field("size", str(args.clip_size))
+                fields["size"] = str(args.clip_size)
         else:
-            form.add_field("size", str(args.sheet_size if style.sheet else args.size))
+            fields["size"] = str(args.sheet_size if style.sheet else args.size)
         if args.style_size and not style.sheet:
-            form.add_field("style_size", str(args.style_size))
+            fields["style_size"] = str(args.style_size)
         if args.strength != 1.0:
-            form.add_field("strength", str(args.strength))
+            fields["strength"] = str(args.strength)
         if args.keep_colors:
-            form.add_field("keep_colors", "true")
-        form.add_field("format", args.format)
-        return form
+            fields["keep_colors"] = "true"
+        fields["format"] = args.format
+        upload = None if style.sheet or style.preset else self.style_bytes[style.label]
+        parts = style_form(content, upload, None if style.sheet else style.preset or None, fields,
+                           content_name=name,
+                           style_name=style.image.name if upload is not None else "style")
+        return aiohttp_form(parts)
 
     async def one(self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, image: Path,
                   style: Style, target: Path) -> Outcome:
@@ -129,8 +126,7 @@ class BatchClient:
             while attempts <= args.retries:
                 attempts += 1
                 # the key file is re-read: TorchServe writes new keys on every restart
-                key = read_keys(args.key_file).inference
-                headers = {"Authorization": f"Bearer {key}"} if key else {}
+                headers = read_keys(args.key_file).headers("inference")
                 try:
                     async with session.post(url, data=self._form(content, image.name, style,
                                                                  clip),

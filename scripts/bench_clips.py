@@ -83,14 +83,14 @@ class _RssSampler(threading.Thread):
 
 
 def _post(url: str, key: str, fields: list, timeout: float = 900) -> tuple[int, bytes, float]:
-    from scripts import ts_client
+    import tsclient
 
-    body, ctype = ts_client.multipart(fields)
+    body, ctype = tsclient.multipart(fields)
     started = time.perf_counter()
     try:
-        status, answer = ts_client.call("POST", url, key, body, {"Content-Type": ctype},
+        status, answer = tsclient.call("POST", url, key, body, {"Content-Type": ctype},
                                         timeout=timeout)
-    except ts_client.TorchServeError as exc:
+    except tsclient.TorchServeError as exc:
         status, answer = exc.args[1] if len(exc.args) > 1 else 0, b""
     return status, answer, time.perf_counter() - started
 
@@ -102,8 +102,9 @@ def through_torchserve(seconds: float, fps: float) -> dict:
 
     from PIL import Image
 
-    from scripts import clip_model, ts_client
-    from scripts.ts_private import PrivateTorchServe
+    import tsclient
+    from scripts import clip_model
+    from tsclient.private import PrivateTorchServe
 
     clip = cs.video(round(seconds * fps), fps, width=854, height=480)
     photo = io.BytesIO()
@@ -123,7 +124,7 @@ def through_torchserve(seconds: float, fps: float) -> dict:
             key = server.keys().inference
             print(clip_model.register(server.endpoints, server.key_file))
             base = f"{server.endpoints.inference}/predictions"
-            _, described = ts_client.call(
+            _, described = tsclient.call(
                 "GET", f"{server.endpoints.management}/models/{clip_model.CLIP_MODEL}",
                 server.keys().management)
             clip_pid = int(described[0]["workers"][0]["pid"])

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from scripts.ts_client import ROOT, Endpoints, TorchServeError, call, read_keys
+from tsclient import ROOT, Endpoints, TorchServeError, call, read_keys
 
 CLIP_MODEL = "msgnet_clip"
 # one clip at a time, answered when all its frames are: a 10 s clip at 15 fps and 480 px

@@ -19,9 +19,9 @@ from pathlib import Path
 from scripts import clip_model
 from scripts import clip_samples as cs
 from scripts.demo_conversation import TOKEN, Player, pick_preset
-from scripts.ts_private import PrivateTorchServe
 from tests.bot.bot_process import BotProcess
 from tests.bot.fake_telegram import FakeTelegram
+from tsclient.private import PrivateTorchServe
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights" / "msgnet-21styles.pt"

@@ -43,13 +43,14 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from scripts import chat_screen, ts_client
+import tsclient
+from scripts import chat_screen
 from scripts.chat_screen import Bubble
-from scripts.ts_private import PrivateTorchServe
 from tests.bot.bot_process import BotProcess
 from tests.bot.fake_telegram import FakeTelegram, FakeUser, Sent
+from tsclient.private import PrivateTorchServe
 
-ROOT = ts_client.ROOT
+ROOT = tsclient.ROOT
 
 TOKEN = "123456789:DEMO-token-for-the-fake-api"  # the fake accepts any well-formed token
 MODEL = "msgnet"
@@ -112,11 +113,11 @@ def check_torchserve(url: str, key_file: Path | None) -> None:
         print(f"demo: no key file at {key_file}: assuming token authorization is off")
         key_file = None
     try:
-        ts_client.call("GET", f"{url}/ping", ts_client.read_keys(key_file).inference
+        tsclient.call("GET", f"{url}/ping", tsclient.read_keys(key_file).inference
                        if key_file else None, timeout=5)
-    except ts_client.TorchServeError as exc:
+    except tsclient.TorchServeError as exc:
         hint = ("check --key-file (the key is wrong or expired)"
-                if isinstance(exc, ts_client.InvalidKeyError) else "start one with "
+                if isinstance(exc, tsclient.InvalidKeyError) else "start one with "
                 "scripts/serve.sh start, or pass --weights FILE to let this script start its own")
         raise SystemExit(f"demo: TorchServe at {url} is not usable ({exc}): {hint}") from None
 
@@ -133,7 +134,7 @@ def own_torchserve(weights: Path, workdir: Path, timeout: float = 300.0) -> Iter
         with server.running(timeout) as seconds:
             print(f"demo: TorchServe ready in {seconds:.1f} s")
             yield TorchServe(server.endpoints.inference, server.key_file)
-    except ts_client.TorchServeError as exc:
+    except tsclient.TorchServeError as exc:
         raise SystemExit(f"demo: {exc}") from None
 
 

@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 from scripts.clip_model import PHOTO_CONFIG, build_archive, register, write_derived_config
-from scripts.ts_client import ROOT, Endpoints
+from tsclient import ROOT, Endpoints
 
 LEARN_MODEL = "msgnet_learn"  # handler.learning.LEARN_MODEL
 LEARN_RESPONSE_TIMEOUT_S = 600  # a default fit is ~1 min on 2 cores; 400 steps ~5 min

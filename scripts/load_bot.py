@@ -21,8 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
+import tsclient
 from scripts import load_common as lc
-from scripts import ts_client
 
 # (content width, height): mixed aspects and sizes; the output is the bot's size (below)
 CONTENT_SIZES = [(320, 240), (256, 384), (480, 320), (400, 400), (512, 288)]
@@ -129,7 +129,7 @@ async def run(users: int, jobs: int, workdir: Path, weights: Path = lc.WEIGHTS,
     report["torchserve_ready_s"] = round(time.monotonic() - t0, 1)
     tg = FakeTelegram(TOKEN)
     await tg.start()
-    metrics_port = ts_client.free_port()
+    metrics_port = tsclient.free_port()
     env = {"BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": tg.api_url,
            "TS_URL": server.endpoints.inference, "TS_KEY_FILE": str(server.key_file),
            "TS_TIMEOUT": "180", "ALBUM_DELAY": "0.4", "STATUS_INTERVAL": "3",

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import psutil
 
-from scripts import ts_client
-from scripts.ts_private import PrivateTorchServe
+import tsclient
+from tsclient.private import PrivateTorchServe
 
-ROOT = ts_client.ROOT
+ROOT = tsclient.ROOT
 WEIGHTS = ROOT / "weights" / "msgnet-21styles.pt"
 for _p in (ROOT / "tests", ROOT / "tests" / "bot", ROOT / "tests" / "bot" / "e2e"):
     if str(_p) not in sys.path:

@@ -161,7 +161,7 @@ start() {
   done
   if pid=$(server_pid); then
     echo "TorchServe is already running (pid $pid)."
-    "$PY" -m scripts.ts_client wait --config "$CONFIG" --model "$MODEL" --timeout "$START_TIMEOUT"
+    "$PY" -m tsclient wait --config "$CONFIG" --model "$MODEL" --timeout "$START_TIMEOUT"
     start_key_renewal "$pid"
     usage_hint
     return 0
@@ -176,7 +176,7 @@ start() {
   t0=$(date +%s.%N)
   # TorchServe gets a copy of the config with allowed_urls anchored to this checkout's model
   # store (the repository's file can only say "any folder named model_store")
-  "$PY" -m scripts.ts_client anchor --config "$CONFIG" --model-store "$ROOT/model_store" \
+  "$PY" -m tsclient anchor --config "$CONFIG" --model-store "$ROOT/model_store" \
     --output "$RUN_DIR/config.properties"
   # umask 077 before TorchServe starts: it writes key_file.json (and its logs) owner-only from
   # the first byte, instead of under the default umask until a chmod
@@ -187,7 +187,7 @@ start() {
   # the frontend may already be gone (Java missing or broken, a port taken): then say so now,
   # and while waiting for READY, stop waiting as soon as it exits
   server_pid >/dev/null || start_failed "TorchServe exited right after its start" "$out_size"
-  "$PY" -m scripts.ts_client wait --config "$CONFIG" --model "$MODEL" \
+  "$PY" -m tsclient wait --config "$CONFIG" --model "$MODEL" \
     --timeout "$START_TIMEOUT" &
   waiter=$!
   while kill -0 "$waiter" 2>/dev/null; do
@@ -255,7 +255,7 @@ status() {
     echo "Key renewal is not running (keys expire after token_expiration_min):" \
          "scripts/serve.sh start starts it." >&2
   fi
-  "$PY" -m scripts.ts_client status --config "$CONFIG" --model "$MODEL"
+  "$PY" -m tsclient status --config "$CONFIG" --model "$MODEL"
 }
 
 cmd=${1:-status}

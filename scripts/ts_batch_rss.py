@@ -121,8 +121,8 @@ def through_torchserve(args: argparse.Namespace) -> dict:
 
     import psutil
 
-    from scripts import ts_client
-    from scripts.ts_private import PrivateTorchServe
+    import tsclient
+    from tsclient.private import PrivateTorchServe
 
     env = {"MSGNET_THREADS": str(args.threads)}
     if args.batch_pixels is not None:
@@ -138,7 +138,7 @@ def through_torchserve(args: argparse.Namespace) -> dict:
         (base / "model-config.yaml").write_text(yaml.safe_dump(config))
         server = PrivateTorchServe(base / "ts", env=env)
         server.build_mar(Path(args.weights), "--model-config", str(base / "model-config.yaml"))
-        bodies = [ts_client.multipart([("content", p, "photo.png"),
+        bodies = [tsclient.multipart([("content", p, "photo.png"),
                                        ("style_id", b"candy", None),
                                        ("size", str(args.size).encode(), None)])
                   for p in photos(args.count, args.size)]

@@ -32,7 +32,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from scripts.ts_client import ROOT, Endpoints, TorchServeError, call_with_key, read_properties
+from tsclient import ROOT, Endpoints, TorchServeError, call_with_key, read_properties
 
 DEFAULT_STATE_FILE = ROOT / "logs" / "run" / "model_versions.json"
 

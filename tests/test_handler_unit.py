@@ -19,13 +19,13 @@ from safetensors.numpy import save as save_safetensors
 from ts.context import Context, RequestProcessor
 from weights_factory import make_tiny_weights
 
+import tsclient
 from handler.errors import RequestError, from_exception
 from handler.msgnet_handler import MsgnetHandler
 from handler.parsing import ActionRequest, StylizeRequest, parse_request
 from handler.settings import HandlerSettings
 from handler.style_cache import StyleCache
 from handler.tensors import array_to_image, decode_tensor
-from scripts import ts_client
 
 SETTINGS = HandlerSettings()
 
@@ -290,25 +290,25 @@ def test_image_errors_keep_their_code_and_other_errors_become_500():
     assert internal.status == 500 and "secret" not in internal.message
 
 
-# ------------------------------------------------------------------ scripts.ts_client
+# ------------------------------------------------------------------------ tsclient
 def test_ts_client_reads_config_and_key_file(tmp_path, monkeypatch):
     monkeypatch.delenv("TS_KEY_FILE", raising=False)
     monkeypatch.delenv("TS_INFERENCE_URL", raising=False)
     cfg = tmp_path / "config.properties"
     cfg.write_text("# comment\ninference_address=http://0.0.0.0:9080\n"
                    "allowed_urls=file://.*/store/[^/]+\\\\.mar\n")
-    endpoints = ts_client.Endpoints.from_config(cfg)
+    endpoints = tsclient.Endpoints.from_config(cfg)
     assert endpoints.inference == "http://127.0.0.1:9080"
     assert endpoints.management == "http://127.0.0.1:8081"
-    assert ts_client.read_properties(cfg)["allowed_urls"] == "file://.*/store/[^/]+\\.mar"
+    assert tsclient.read_properties(cfg)["allowed_urls"] == "file://.*/store/[^/]+\\.mar"
     keys_file = tmp_path / "key_file.json"
-    assert ts_client.read_keys(keys_file) == ts_client.Keys()  # no file: auth off
+    assert tsclient.read_keys(keys_file) == tsclient.Keys()  # no file: auth off
     keys_file.write_text(json.dumps({"management": {"key": "M"}, "inference": {"key": "I"},
                                      "API": {"key": "A"}}))
-    assert ts_client.read_keys(keys_file) == ts_client.Keys("I", "M", "A")
+    assert tsclient.read_keys(keys_file) == tsclient.Keys("I", "M", "A")
     monkeypatch.setenv("TS_KEY_FILE", str(keys_file))
-    assert ts_client.read_keys().inference == "I"
-    assert ts_client.auth_headers("I") == {"Authorization": "Bearer I"}
+    assert tsclient.read_keys().inference == "I"
+    assert tsclient.auth_headers("I") == {"Authorization": "Bearer I"}
 
 
 # ------------------------------------------------------------------ the handler, fake context

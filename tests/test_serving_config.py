@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+import tsclient
 from bot.config import Settings
-from scripts import clip_model, ts_client
+from scripts import clip_model
+from tsclient import cli as tsclient_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CONFIG = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
@@ -70,7 +72,7 @@ def test_clip_timeouts_leave_room_for_the_queue(tmp_path):
 
 def test_grpc_listens_on_loopback_in_both_configs():
     for path in (ROOT / "config.properties", ROOT / "deploy" / "config.properties"):
-        props = ts_client.read_properties(path)
+        props = tsclient.read_properties(path)
         assert props["grpc_inference_address"] == "127.0.0.1", path
         assert props["grpc_management_address"] == "127.0.0.1", path
 
@@ -79,9 +81,9 @@ def test_anchored_config_admits_only_this_model_store(tmp_path):
     store = tmp_path / "odd.name [1]" / "model_store"
     store.mkdir(parents=True)
     out = tmp_path / "config.properties"
-    assert ts_client.main(["anchor", "--config", str(ROOT / "config.properties"),
+    assert tsclient_cli.main(["anchor", "--config", str(ROOT / "config.properties"),
                            "--model-store", str(store), "--output", str(out)]) == 0
-    props = ts_client.read_properties(out)
+    props = tsclient.read_properties(out)
     assert props["model_store"] == str(store.resolve())
     allowed = java_pattern(props["allowed_urls"])
     assert allowed.fullmatch(f"file://{store.resolve()}/msgnet-v2.mar")
@@ -90,13 +92,13 @@ def test_anchored_config_admits_only_this_model_store(tmp_path):
                   f"file://{str(store.resolve()).replace('.', 'X')}/x.mar"):
         assert not allowed.fullmatch(other), other
     # everything else is the repository's file
-    assert props["inference_address"] == ts_client.read_properties(
+    assert props["inference_address"] == tsclient.read_properties(
         ROOT / "config.properties")["inference_address"]
 
 
 def test_serve_sh_starts_torchserve_with_the_anchored_config_under_umask_077():
     script = (ROOT / "scripts" / "serve.sh").read_text()
-    assert "scripts.ts_client anchor" in script
+    assert "-m tsclient anchor" in script
     start = script.index("(umask 077")
     assert script.index('--ts-config "$RUN_DIR/config.properties"') > start
 
@@ -106,7 +108,7 @@ def test_serve_sh_restores_the_saved_versions_once_ready_instead_of_snapshots():
     versions come back from ts_models' state file after the server is READY."""
     script = (ROOT / "scripts" / "serve.sh").read_text()
     assert "ts --start --ncs" in script
-    ready = script.index("scripts.ts_client wait", script.index("ts --start"))
+    ready = script.index("-m tsclient wait", script.index("ts --start"))
     restore = script.index("scripts.ts_models")
     assert restore > ready and "restore ||" in script[restore:]
     assert '--state-file "$RUN_DIR/model_versions.json"' in script[restore:]
@@ -153,7 +155,7 @@ def served_models(path: Path) -> dict[str, dict]:
     from scripts import clip_model, learn_model
 
     models: dict[str, dict] = {}
-    for entry in ts_client.read_properties(path)["load_models"].split(","):
+    for entry in tsclient.read_properties(path)["load_models"].split(","):
         models[entry.split("=", 1)[0].strip()] = {}
     if path == ROOT / "config.properties":
         assert "scripts.clip_model register" in (ROOT / "scripts" / "serve.sh").read_text()
@@ -184,7 +186,7 @@ def heap_needed(props: dict[str, str], models: dict[str, dict]) -> int:
 @pytest.mark.parametrize("config", ["config.properties", "deploy/config.properties"])
 def test_queued_request_bodies_fit_in_the_jvm_heap(config):
     path = ROOT / config
-    props = ts_client.read_properties(path)
+    props = tsclient.read_properties(path)
     models = served_models(path)
     assert set(models) == {"msgnet", "msgnet_clip", "msgnet_learn"}
     for name, cfg in models.items():
@@ -208,7 +210,7 @@ def test_heap_arithmetic_in_the_docs_matches_the_configs():
 
     text = (ROOT / "docs" / "reliability.md").read_text()
     for config in ("config.properties", "deploy/config.properties"):
-        props = ts_client.read_properties(ROOT / config)
+        props = tsclient.read_properties(ROOT / config)
         assert re.findall(r"-Xmx\S+", props["vmargs"]) == ["-Xmx1408m"], config
         assert int(props["max_request_size"]) == 64 * MIB, config
     assert "-Xmx1408m" in text
@@ -225,20 +227,20 @@ def test_a_real_torchserve_loads_both_models_with_their_queues_and_heap(tmp_path
     import psutil
 
     from scripts import clip_model
-    from scripts.ts_private import PrivateTorchServe
+    from tsclient.private import PrivateTorchServe
 
-    load = ts_client.read_properties(ROOT / "deploy" / "config.properties")["load_models"]
+    load = tsclient.read_properties(ROOT / "deploy" / "config.properties")["load_models"]
     server = PrivateTorchServe(tmp_path, "msgnet", env={"MSGNET_THREADS": "2"},
                                load_models=load)
     server.build_mar(tiny_weights_path)
     clip_model.build(server.store, ["--weights", str(tiny_weights_path)])
     with server.running(timeout=300):
-        ts_client.wait_ready(server.endpoints, clip_model.CLIP_MODEL, 300,
+        tsclient.wait_ready(server.endpoints, clip_model.CLIP_MODEL, 300,
                              key_file=server.key_file)
         key = server.keys().management
         described = {}
         for name in ("msgnet", clip_model.CLIP_MODEL):
-            _, body = ts_client.call("GET", f"{server.endpoints.management}/models/{name}", key)
+            _, body = tsclient.call("GET", f"{server.endpoints.management}/models/{name}", key)
             described[name] = body[0]
         java = [p for p in psutil.Process(server.proc.pid).children(recursive=True)
                 if "org.pytorch.serve.ModelServer" in " ".join(p.cmdline())]

@@ -1,4 +1,4 @@
-"""scripts.ts_client against a stand-in TorchServe that refuses keys as 0.12 does (HTTP 400
+"""tsclient (the sync calls) against a stand-in TorchServe that refuses keys as 0.12 does (HTTP 400
 InvalidKeyException for a wrong or expired key): a clear error naming the key, and
 call_with_key reading a renewed key file once more (issue 41, item 4)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import ts_client
+import tsclient
 
 INVALID = {"code": 400, "type": "InvalidKeyException",
            "message": "Token Authorization failed. Token either incorrect, expired, or not "
@@ -51,12 +51,12 @@ def write_keys(path: Path, inference: str) -> None:
 
 def test_a_refused_key_is_an_invalid_key_error_that_says_so(server):
     url = f"http://127.0.0.1:{server.server_address[1]}/ping"
-    with pytest.raises(ts_client.InvalidKeyError) as err:
-        ts_client.call("GET", url, "EXPIRED")
+    with pytest.raises(tsclient.InvalidKeyError) as err:
+        tsclient.call("GET", url, "EXPIRED")
     assert err.value.status == 400 and err.value.body["type"] == "InvalidKeyException"
     assert "refused the key (wrong or expired" in str(err.value)
     assert "scripts/serve.sh start runs the renewal" in str(err.value)
-    assert ts_client.key_rejected(403, b"") and not ts_client.key_rejected(400, {"code": "x"})
+    assert tsclient.key_rejected(403, b"") and not tsclient.key_rejected(400, {"code": "x"})
 
 
 def test_call_with_key_reads_a_renewed_key_file_once_more(server, tmp_path):
@@ -65,11 +65,11 @@ def test_call_with_key_reads_a_renewed_key_file_once_more(server, tmp_path):
     write_keys(keys, "OLD")
     # the key is renewed between our read and the call: refused once, then read again
     server.on_request = lambda: write_keys(keys, "CURRENT")
-    assert ts_client.call_with_key("GET", url, "inference", keys)[1] == {"status": "Healthy"}
+    assert tsclient.call_with_key("GET", url, "inference", keys)[1] == {"status": "Healthy"}
     assert server.seen == ["Bearer OLD", "Bearer CURRENT"]
     server.seen.clear()
     server.on_request = lambda: None
     write_keys(keys, "STILL-WRONG")
-    with pytest.raises(ts_client.InvalidKeyError):
-        ts_client.call_with_key("GET", url, "inference", keys)
+    with pytest.raises(tsclient.InvalidKeyError):
+        tsclient.call_with_key("GET", url, "inference", keys)
     assert server.seen == ["Bearer STILL-WRONG"] * 2  # once more, not forever

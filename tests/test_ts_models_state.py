@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts import ts_models
-from scripts.ts_client import Endpoints, TorchServeError
+from tsclient import Endpoints, TorchServeError
 
 STATE = {"default": "2.0", "versions": [
     {"version": "1.0", "mar": "msgnet.mar", "min_workers": 1, "max_workers": 1},

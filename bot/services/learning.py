@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from bot.services import torchserve as ts
+from tsclient import form
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,9 @@ class LearnClient:
         try:
             answer = json.loads(raw)
         except ValueError:
-            raise ts.TorchServeError(ts.SERVER, f"bad {what} answer") from None
+            raise ts.TorchServeError(f"bad {what} answer", kind=ts.SERVER) from None
         if not isinstance(answer, dict):
-            raise ts.TorchServeError(ts.SERVER, f"bad {what} answer")
+            raise ts.TorchServeError(f"bad {what} answer", kind=ts.SERVER)
         return answer
 
     # --- the learn model --------------------------------------------------------------------
@@ -132,17 +133,13 @@ class LearnClient:
 
     def _form(self, style: bytes, name: str, owner: str,
               cancel_token: str | None) -> aiohttp.FormData:
-        form = aiohttp.FormData()
-        form.add_field("action", "learn")
-        form.add_field("style", style, filename="style",
-                       content_type="application/octet-stream")
-        form.add_field("name", name)
-        form.add_field("owner", owner)
+        parts = [form.part("action", "learn"), form.part("style", style, "style"),
+                 form.part("name", name), form.part("owner", owner)]
         if self.steps:
-            form.add_field("steps", str(self.steps))
+            parts.append(form.part("steps", str(self.steps)))
         if cancel_token:
-            form.add_field("cancel_token", cancel_token)
-        return form
+            parts.append(form.part("cancel_token", cancel_token))
+        return form.aiohttp_form(parts)
 
     async def _learn_once(self, style: bytes, name: str, owner: str,
                           on_progress: Progress | None,
@@ -165,14 +162,13 @@ class LearnClient:
                         raise self.ts._error(resp.status, resp.content_type or "", body, 1)
                     return await _final_line(resp, on_progress)
             except aiohttp.ConnectionTimeoutError:
-                raise ts.TorchServeError(ts.DOWN, "learn: connect timeout") from None
+                raise ts.TorchServeError("learn: connect timeout", kind=ts.DOWN) from None
             except (TimeoutError, aiohttp.SocketTimeoutError):
-                raise ts.TorchServeError(ts.TIMEOUT, f"learn: no answer within "
-                                         f"{self.timeout.total} s") from None
+                raise ts.TorchServeError(f"learn: no answer within "
+                                         f"{self.timeout.total} s", kind=ts.TIMEOUT) from None
             except aiohttp.ClientConnectionError as exc:
-                raise ts.TorchServeError(ts.DOWN, f"learn: {type(exc).__name__}") from None
-        raise ts.TorchServeError(ts.SERVER, "the inference key was rejected (wrong or expired)",
-                                 code=ts.INVALID_KEY)
+                raise ts.TorchServeError(f"learn: {type(exc).__name__}", kind=ts.DOWN) from None
+        raise ts.InvalidKeyError("the inference key was rejected (wrong or expired)")
 
 
 async def _final_line(resp: aiohttp.ClientResponse, on_progress: Progress | None
@@ -193,11 +189,11 @@ async def _final_line(resp: aiohttp.ClientResponse, on_progress: Progress | None
             elif on_progress is not None and "step" in item and item.get("steps"):
                 await on_progress(int(item["step"]), int(item["steps"]))
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-        raise ts.TorchServeError(ts.SERVER, f"learn stream broke off ({type(exc).__name__})",
-                                 code=ts.STREAM_CUT) from None
+        raise ts.TorchServeError(f"learn stream broke off ({type(exc).__name__})",
+                                 code=ts.STREAM_CUT, kind=ts.SERVER) from None
     if final is None:
-        raise ts.TorchServeError(ts.SERVER, "learn stream ended without its final line",
-                                 code=ts.STREAM_CUT)
+        raise ts.TorchServeError("learn stream ended without its final line",
+                                 code=ts.STREAM_CUT, kind=ts.SERVER)
     status = int(final.get("status") or 500)
     if status != 200:
         raise ts.TorchServeClient._error(status, "application/json",

@@ -12,11 +12,11 @@ from typing import Any
 
 from PIL import Image
 
+import tsclient
 from msgnet.inference.stylize import Stylizer
 from msgnet.model.checkpoint import load_weights
-from scripts import ts_client
 from scripts.bench.inputs import BENCH_PRESET, MAX_SIZE_UNDER_TEST, ROOT, median_time, photo_tensor
-from scripts.ts_private import PrivateTorchServe
+from tsclient.private import PrivateTorchServe
 
 
 def bench_server(weights: Path, workdir: Path, workers: int, threads: int) -> PrivateTorchServe:
@@ -40,14 +40,14 @@ def bench_server(weights: Path, workdir: Path, workers: int, threads: int) -> Pr
 def predict(server: PrivateTorchServe, body: bytes, ctype: str) -> float:
     """One prediction; its wall time."""
     t = time.perf_counter()
-    status, _ = ts_client.call("POST", server.predictions_url(), server.keys().inference, body,
+    status, _ = tsclient.call("POST", server.predictions_url(), server.keys().inference, body,
                                {"Content-Type": ctype}, timeout=600)
     assert status == 200
     return time.perf_counter() - t
 
 
 def presets_listing(server: PrivateTorchServe) -> dict:
-    _, data = ts_client.call("POST", server.predictions_url(), server.keys().inference,
+    _, data = tsclient.call("POST", server.predictions_url(), server.keys().inference,
                              json.dumps({"action": "presets"}).encode(),
                              {"Content-Type": "application/json"})
     return data
@@ -61,7 +61,7 @@ def bench_torchserve(weights: Path, workdir: Path, worker_plans: list[int], core
     img = Image.fromarray(photo_tensor((512, 512))[0].flip(0).permute(1, 2, 0)
                           .round().clamp(0, 255).byte().numpy())
     img.save(buf, "JPEG", quality=92)
-    body, ctype = ts_client.multipart([("content", buf.getvalue(), "photo.jpg"),
+    body, ctype = tsclient.multipart([("content", buf.getvalue(), "photo.jpg"),
                                        ("style_id", preset.encode(), None),
                                        ("size", b"512", None)])
     results: dict[str, Any] = {"image": "512x512 JPEG, preset, size=512, JPEG answer"}

@@ -13,14 +13,15 @@ from deploy_checks import ROOT, k8s_documents
 from test_deploy_compose import BASE, rendered
 from test_deploy_dockerfiles import stages
 
+import tsclient
 from bot.config import Settings
-from scripts import clip_model, ts_client
+from scripts import clip_model
 
 DEPLOY_CONFIG = ROOT / "deploy" / "config.properties"
 
 
 def load_models() -> dict[str, str]:
-    entries = ts_client.read_properties(DEPLOY_CONFIG)["load_models"].split(",")
+    entries = tsclient.read_properties(DEPLOY_CONFIG)["load_models"].split(",")
     return dict(entry.strip().split("=", 1) for entry in entries)
 
 

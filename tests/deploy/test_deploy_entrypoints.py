@@ -72,6 +72,7 @@ def ts_env(tmp_path: Path) -> dict[str, str]:
         "TORCHSERVE_RUN_DIR": str(tmp_path / "run"),
         "TORCHSERVE_KEY_EXPORT": str(tmp_path / "keys" / "key.json"),
         "TORCHSERVE_KEYS_SCRIPT": str(ROOT / "docker/ts_keys.py"),
+        "PYTHONPATH": str(ROOT),  # the image's /opt/msgnet: ts_keys.py imports tsclient
         "FAKE_RECORD": str(tmp_path / "record.json"),
     }
 

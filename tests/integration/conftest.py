@@ -2,7 +2,7 @@
 
 It serves a .mar built by scripts/build_mar.py from the tiny seeded weights of
 tests/conftest.py (ngf=8, presets candy/mosaic/udnie; a preview for candy only), as a
-``scripts.ts_private.PrivateTorchServe`` (free ports, private folders: a developer's own
+``tsclient.private.PrivateTorchServe`` (free ports, private folders: a developer's own
 TorchServe on this machine is never touched). The server is always stopped at the end, and the
 cold-start timings are printed in the test summary.
 """
@@ -21,10 +21,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from scripts import ts_client
-from scripts.ts_private import PrivateTorchServe
+import tsclient
+from tsclient.private import PrivateTorchServe
 
-ROOT = ts_client.ROOT
+ROOT = tsclient.ROOT
 PYTHON = sys.executable
 MODEL = "msgnet"
 CLIP_MODEL = "msgnet_clip"
@@ -81,7 +81,7 @@ def clip_model_registered(server: Server) -> Iterator[str]:
     predictions URL; the model is unregistered at the end."""
     management, key = server.management, server.keys().management
     started = time.perf_counter()
-    ts_client.call("POST", f"{management}/models?url={server.model}.mar&model_name="
+    tsclient.call("POST", f"{management}/models?url={server.model}.mar&model_name="
                    f"{CLIP_MODEL}&initial_workers=1&batch_size=1&synchronous=true", key,
                    timeout=300)
     TIMINGS[f"register {CLIP_MODEL} on {server.base.name} (1 worker)"] = (
@@ -89,7 +89,7 @@ def clip_model_registered(server: Server) -> Iterator[str]:
     try:
         yield f"{server.inference}/predictions/{CLIP_MODEL}"
     finally:
-        ts_client.call("DELETE", f"{management}/models/{CLIP_MODEL}", key, timeout=120)
+        tsclient.call("DELETE", f"{management}/models/{CLIP_MODEL}", key, timeout=120)
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +102,7 @@ def torchserve(tmp_path_factory, tiny_weights_path) -> Server:
     started = time.perf_counter()
     try:
         server.start(timeout=180)
-    except ts_client.TorchServeError as exc:
+    except tsclient.TorchServeError as exc:
         pytest.fail(str(exc))
     try:
         TIMINGS["TorchServe cold start to READY"] = time.perf_counter() - started
@@ -119,9 +119,9 @@ def _first_prediction(server: Server) -> None:
 
     buf = io.BytesIO()
     Image.new("RGB", (96, 64), (10, 120, 200)).save(buf, "PNG")
-    body, ctype = ts_client.multipart([("content", buf.getvalue(), "a.png"),
+    body, ctype = tsclient.multipart([("content", buf.getvalue(), "a.png"),
                                        ("style_id", b"candy", None), ("size", b"64", None)])
-    status, answer = ts_client.call("POST", server.predictions_url(), server.keys().inference,
+    status, answer = tsclient.call("POST", server.predictions_url(), server.keys().inference,
                                     body, {"Content-Type": ctype}, timeout=120)
     assert status == 200 and isinstance(answer, bytes) and answer[:2] == b"\xff\xd8"
 

@@ -20,15 +20,15 @@ from pathlib import Path
 
 import pytest
 
+import tsclient
 from bot.services import torchserve as bot_ts
-from scripts import ts_client
-from scripts.ts_private import PrivateTorchServe
+from tsclient.private import PrivateTorchServe
 
 from .helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = ts_client.ROOT
+ROOT = tsclient.ROOT
 LIFETIME_MIN = 1
 
 
@@ -91,10 +91,10 @@ def test_one_minute_keys_are_renewed_and_calls_go_on_past_the_minute(short_keys)
             nonlocal calls
             # as our scripts call: the key read from the file (again, once, if refused: a
             # renewal between the read and the call)
-            _, ping = ts_client.call_with_key("GET", f"{server.endpoints.inference}/ping",
+            _, ping = tsclient.call_with_key("GET", f"{server.endpoints.inference}/ping",
                                               "inference", server.key_file, timeout=10)
             assert ping["status"] == "Healthy"
-            _, models = ts_client.call_with_key("GET", f"{server.endpoints.management}/models",
+            _, models = tsclient.call_with_key("GET", f"{server.endpoints.management}/models",
                                                 "management", server.key_file, timeout=10)
             assert models["models"][0]["modelName"] == "msgnet"
             calls += 1
@@ -105,8 +105,8 @@ def test_one_minute_keys_are_renewed_and_calls_go_on_past_the_minute(short_keys)
         assert key_entries(server.key_file)["inference"]["key"] != second["inference"]["key"]
 
         # a key held from before is refused as TorchServe does it: 400 InvalidKeyException
-        with pytest.raises(ts_client.InvalidKeyError) as refused:
-            ts_client.call("GET", f"{server.endpoints.inference}/ping", old_inference)
+        with pytest.raises(tsclient.InvalidKeyError) as refused:
+            tsclient.call("GET", f"{server.endpoints.inference}/ping", old_inference)
         assert refused.value.status == 400
         assert refused.value.body["type"] == "InvalidKeyException"
         assert "key" in str(refused.value) and "expired" in str(refused.value)

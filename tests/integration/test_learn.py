@@ -13,8 +13,9 @@ import aiohttp
 import pytest
 from weights_factory import save_tiny_vgg
 
-from scripts import learn_model, ts_client
-from scripts.ts_private import PrivateTorchServe
+import tsclient
+from scripts import learn_model
+from tsclient.private import PrivateTorchServe
 
 from .conftest import TIMINGS
 from .helpers import encode, form, ndjson_lines, noise_image, post
@@ -51,9 +52,9 @@ def _start(server: PrivateTorchServe, label: str) -> None:
     started = time.perf_counter()
     try:
         server.start(timeout=180)
-        ts_client.wait_ready(server.endpoints, learn_model.LEARN_MODEL, 180,
+        tsclient.wait_ready(server.endpoints, learn_model.LEARN_MODEL, 180,
                              key_file=server.key_file)
-    except ts_client.TorchServeError as exc:
+    except tsclient.TorchServeError as exc:
         pytest.fail(str(exc))
     TIMINGS[label] = time.perf_counter() - started
 

@@ -31,9 +31,9 @@ import pytest
 from PIL import Image
 from weights_factory import make_tiny_weights
 
+import tsclient
 from bot.services import torchserve as bot_ts
 from scripts import clip_samples as cs
-from scripts import ts_client
 
 from .conftest import CLIP_MODEL, Server, clip_model_registered
 from .helpers import encode, form, ndjson_lines, noise_image, post, wait_for
@@ -49,7 +49,7 @@ def server(tmp_path_factory, tiny_weights_path) -> Server:
     srv.build_mar(tiny_weights_path, "1.0")
     try:
         srv.start(timeout=240)
-    except ts_client.TorchServeError as exc:
+    except tsclient.TorchServeError as exc:
         pytest.fail(str(exc))
     try:
         yield srv
@@ -59,7 +59,7 @@ def server(tmp_path_factory, tiny_weights_path) -> Server:
 
 def describe(server: Server, version: str | None = None, model: str | None = None) -> dict:
     path = f"/models/{model or server.model}" + (f"/{version}" if version else "")
-    _, body = ts_client.call("GET", server.management + path, server.keys().management)
+    _, body = tsclient.call("GET", server.management + path, server.keys().management)
     return body[0]
 
 
@@ -108,7 +108,7 @@ def wait_restarted(server: Server, old_pid: int, killed_at: float,
     def ready_new():
         try:
             workers = describe(server, model=model)["workers"]
-        except ts_client.TorchServeError:
+        except tsclient.TorchServeError:
             return False
         return any(w.get("status") == "READY" and int(w.get("pid") or -1) not in (-1, old_pid)
                    for w in workers)
@@ -118,7 +118,7 @@ def wait_restarted(server: Server, old_pid: int, killed_at: float,
 
 def slow_request_body() -> tuple[bytes, str]:
     content = encode(noise_image(1024, 1024, seed=3), "JPEG", quality=90)
-    return ts_client.multipart([("content", content, "a.jpg"), ("style_id", b"candy", None),
+    return tsclient.multipart([("content", content, "a.jpg"), ("style_id", b"candy", None),
                                 ("size", str(SLOW_SIZE).encode(), None)])
 
 
@@ -130,10 +130,10 @@ def test_a_killed_worker_answers_its_rest_client_worker_died_and_comes_back(serv
     def request() -> None:
         started = time.monotonic()
         try:
-            outcome["answer"] = ts_client.call("POST", server.predictions_url(),
+            outcome["answer"] = tsclient.call("POST", server.predictions_url(),
                                                server.keys().inference, body,
                                                {"Content-Type": ctype}, timeout=120)
-        except ts_client.TorchServeError as exc:
+        except tsclient.TorchServeError as exc:
             outcome["error"] = exc
         outcome["seconds"] = time.monotonic() - started
 
@@ -149,7 +149,7 @@ def test_a_killed_worker_answers_its_rest_client_worker_died_and_comes_back(serv
     assert isinstance(error.body, dict) and error.body.get("message") == "Worker died."
     restart = wait_restarted(server, pid, killed_at)
 
-    status, image = ts_client.call("POST", server.predictions_url(), server.keys().inference,
+    status, image = tsclient.call("POST", server.predictions_url(), server.keys().inference,
                                    *_small_request(), timeout=120)
     assert status == 200 and image[:2] == b"\xff\xd8"
     print(f"\nREST client: HTTP {error.status} {json.dumps(error.body)} "
@@ -158,7 +158,7 @@ def test_a_killed_worker_answers_its_rest_client_worker_died_and_comes_back(serv
 
 
 def _small_request() -> tuple[bytes, dict[str, str]]:
-    body, ctype = ts_client.multipart([
+    body, ctype = tsclient.multipart([
         ("content", encode(noise_image(96, 64), "PNG"), "a.png"), ("style_id", b"candy", None),
         ("size", b"64", None)])
     return body, {"Content-Type": ctype}
@@ -224,7 +224,7 @@ def test_versions_registered_with_ts_models_survive_a_restart(server, tmp_path):
     assert [v["modelVersion"] for v in _versions(server)] == ["1.0", "2.0"]
     assert describe(server)["modelVersion"] == "2.0"  # the default
     assert [w["status"] for w in describe(server, "2.0")["workers"]] == ["READY"]
-    request = ts_client.call("POST", server.predictions_url(), server.keys().inference,
+    request = tsclient.call("POST", server.predictions_url(), server.keys().inference,
                              json.dumps({"action": "presets"}).encode(),
                              {"Content-Type": "application/json"}, timeout=60)
     assert request[1]["model_version"] == "2.0"
@@ -235,7 +235,7 @@ def test_versions_registered_with_ts_models_survive_a_restart(server, tmp_path):
 
 
 def _versions(server: Server) -> list[dict]:
-    _, body = ts_client.call("GET", f"{server.management}/models/{server.model}/all",
+    _, body = tsclient.call("GET", f"{server.management}/models/{server.model}/all",
                              server.keys().management)
     return sorted(body, key=lambda v: v["modelVersion"])
 

@@ -3,7 +3,7 @@ their own server.
 
 Everything lives under one base folder (``run/`` is the working directory, where TorchServe
 writes ``key_file.json``; ``store/``, ``logs/``, ``tmp/``). The config is the repository's
-config.properties with every port moved to a free one (``ts_client.write_private_config``); the
+config.properties with every port moved to a free one (``write_private_config``); the
 torchserve CLI gets a private TMPDIR (its pid file lives there) and the frontend a private
 java.io.tmpdir, so a developer's own TorchServe on this machine is never touched.
 
@@ -24,9 +24,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from scripts import ts_client
+from tsclient.config import ROOT, write_private_config
+from tsclient.errors import TorchServeError
+from tsclient.http import wait_ready
+from tsclient.keys import Keys, auth_headers, read_keys
 
-ROOT = ts_client.ROOT
 PYTHON = sys.executable
 TORCHSERVE = str(Path(PYTHON).with_name("torchserve"))
 
@@ -34,19 +36,30 @@ TORCHSERVE = str(Path(PYTHON).with_name("torchserve"))
 class PrivateTorchServe:
     """Folders, config and process of one private TorchServe serving ``model``."""
 
-    def __init__(self, base: Path, model: str = "msgnet", env: dict[str, str] | None = None,
-                 **config: str):
+    def __init__(
+        self, base: Path, model: str = "msgnet", env: dict[str, str] | None = None, **config: str
+    ):
         self.base, self.model = base, model
-        self.workdir, self.store, self.logs, self.tmp = (base / "run", base / "store",
-                                                         base / "logs", base / "tmp")
+        self.workdir, self.store, self.logs, self.tmp = (
+            base / "run",
+            base / "store",
+            base / "logs",
+            base / "tmp",
+        )
         for d in (self.workdir, self.store, self.logs, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         self.config = base / "config.properties"
-        self.endpoints = ts_client.write_private_config(
-            self.config, self.store, **{"load_models": f"{model}={model}.mar", **config})
-        self.env = {**os.environ, "TMPDIR": str(self.tmp), "TEMP": str(self.tmp),
-                    "LOG_LOCATION": str(self.logs), "METRICS_LOCATION": str(self.logs),
-                    **(env or {})}
+        self.endpoints = write_private_config(
+            self.config, self.store, **{"load_models": f"{model}={model}.mar", **config}
+        )
+        self.env = {
+            **os.environ,
+            "TMPDIR": str(self.tmp),
+            "TEMP": str(self.tmp),
+            "LOG_LOCATION": str(self.logs),
+            "METRICS_LOCATION": str(self.logs),
+            **(env or {}),
+        }
         self.env.pop("TS_CONFIG_FILE", None)  # it would override --ts-config
         self.proc: subprocess.Popen | None = None
 
@@ -54,25 +67,37 @@ class PrivateTorchServe:
     def key_file(self) -> Path:
         return self.workdir / "key_file.json"
 
-    def keys(self) -> ts_client.Keys:
-        return ts_client.read_keys(self.key_file)
+    def keys(self) -> Keys:
+        return read_keys(self.key_file)
 
     def auth(self, kind: str = "inference") -> dict[str, str]:
-        return ts_client.auth_headers(getattr(self.keys(), kind))
+        return auth_headers(getattr(self.keys(), kind))
 
     def predictions_url(self, version: str | None = None) -> str:
         return f"{self.endpoints.inference}/predictions/{self.model}" + (
-            f"/{version}" if version else "")
+            f"/{version}" if version else ""
+        )
 
-    def build_mar(self, weights: Path, *args: str, archive_name: str | None = None,
-                  timeout: float = 600) -> Path:
+    def build_mar(
+        self, weights: Path, *args: str, archive_name: str | None = None, timeout: float = 600
+    ) -> Path:
         """``scripts.build_mar`` into the store; raises TorchServeError with its output."""
         name = archive_name or self.model
-        cmd = [PYTHON, "-m", "scripts.build_mar", "--weights", str(weights), "--output-dir",
-               str(self.store), "--archive-name", name, *args]
+        cmd = [
+            PYTHON,
+            "-m",
+            "scripts.build_mar",
+            "--weights",
+            str(weights),
+            "--output-dir",
+            str(self.store),
+            "--archive-name",
+            name,
+            *args,
+        ]
         built = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if built.returncode != 0:
-            raise ts_client.TorchServeError(f"build_mar failed:\n{built.stdout}{built.stderr}")
+            raise TorchServeError(f"build_mar failed:\n{built.stdout}{built.stderr}")
         return self.store / f"{name}.mar"
 
     def log_tail(self, lines: int = 40) -> str:
@@ -90,24 +115,43 @@ class PrivateTorchServe:
         started = time.perf_counter()
         with open(self.logs / "torchserve.out", "wb") as out:
             self.proc = subprocess.Popen(
-                [TORCHSERVE, "--start", "--ncs", "--foreground", "--ts-config", str(self.config),
-                 "--model-store", str(self.store)], cwd=self.workdir, env=self.env, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    TORCHSERVE,
+                    "--start",
+                    "--ncs",
+                    "--foreground",
+                    "--ts-config",
+                    str(self.config),
+                    "--model-store",
+                    str(self.store),
+                ],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         proc = self.proc
         try:
-            ts_client.wait_ready(self.endpoints, self.model, timeout, key_file=self.key_file,
-                                 is_alive=lambda: proc.poll() is None, workers=workers)
-        except ts_client.TorchServeError as exc:
+            wait_ready(
+                self.endpoints,
+                self.model,
+                timeout,
+                key_file=self.key_file,
+                is_alive=lambda: proc.poll() is None,
+                workers=workers,
+            )
+        except TorchServeError as exc:
             self.stop()
-            raise ts_client.TorchServeError(f"TorchServe did not start: {exc}\n"
-                                            f"{self.log_tail()}") from exc
+            raise TorchServeError(f"TorchServe did not start: {exc}\n{self.log_tail()}") from exc
         return time.perf_counter() - started
 
     def stop(self) -> None:
         if self.proc is None:
             return
-        subprocess.run([TORCHSERVE, "--stop"], cwd=self.workdir, env=self.env,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [TORCHSERVE, "--stop"], cwd=self.workdir, env=self.env, capture_output=True, timeout=60
+        )
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
