@@ -1,9 +1,11 @@
 """Build the TorchServe archive ``model_store/msgnet.mar`` from a weights file.
 
 The archive holds the weights (ours or the authors' ``21styles.model``), model-config.yaml,
-the handler, the ``msgnet`` and ``handler`` packages (the worker imports them from the
-extracted archive, which TorchServe puts first on ``sys.path``) and, when the folder exists,
-the preset previews ``presets/previews/*.jpg``.
+the handler, the ``handler`` package and the serving part of ``msgnet`` (the worker imports them
+from the extracted archive, which TorchServe puts first on ``sys.path``) and, when the folder
+exists, the preset previews ``presets/previews/*.jpg``. ``msgnet.training`` (training and
+evaluation) and the command lines (``msgnet/cli.py``, ``msgnet/preview.py``) stay out: the
+server never imports them.
 
     python -m scripts.build_mar --weights weights/21styles.model --version 1.0
     python -m scripts.build_mar --if-stale          # what serve.sh does: rebuild only when needed
@@ -26,7 +28,8 @@ DEFAULT_WEIGHTS = ROOT / "weights" / "msgnet-21styles.pt"
 DEFAULT_CONFIG = ROOT / "handler" / "model-config.yaml"
 DEFAULT_PREVIEWS = ROOT / "presets" / "previews"
 HANDLER = ROOT / "handler" / "msgnet_handler.py"
-PACKAGES = ("msgnet", "handler")
+# the msgnet subpackages the server imports (learning: the server learns styles); not training
+MSGNET_SERVED = ("model", "imageio", "inference", "animation", "learning")
 
 
 class BuildError(RuntimeError):
@@ -65,8 +68,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def package_files() -> list[Path]:
+    """The Python files the archive ships: ``handler`` and msgnet's serving subpackages."""
+    files = [ROOT / "msgnet" / "__init__.py"]
+    files += [p for sub in MSGNET_SERVED for p in sorted((ROOT / "msgnet" / sub).glob("*.py"))]
+    return files + sorted((ROOT / "handler").glob("*.py"))
+
+
 def source_files(previews: Path) -> list[Path]:
-    files = [p for pkg in PACKAGES for p in sorted((ROOT / pkg).glob("*.py"))]
+    files = package_files()
     if previews.is_dir():
         files += sorted(previews.glob("*.jpg"))
     return files
@@ -101,10 +111,10 @@ def find_archiver() -> str:
 
 def stage_extra_files(stage: Path, previews: Path) -> None:
     """Lay out the folders to pack; torch-model-archiver copies a folder's *contents*."""
-    for pkg in PACKAGES:
-        (stage / pkg).mkdir(parents=True)
-        for src in sorted((ROOT / pkg).glob("*.py")):
-            shutil.copy2(src, stage / pkg / src.name)
+    for src in package_files():
+        dst = stage / src.relative_to(ROOT)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
     if previews.is_dir() and any(previews.glob("*.jpg")):
         dst = stage / "presets" / "previews"
         dst.mkdir(parents=True)
