@@ -15,6 +15,7 @@ from PIL import Image, features
 from weights_factory import make_tiny_weights
 
 from msgnet import cli, imageio
+from msgnet.imageio import decode as imageio_decode
 from msgnet.inference.stylize import Stylizer
 
 COLOR = (200, 40, 30)
@@ -110,7 +111,7 @@ def test_avif_and_heic_stylize_through_the_handler(encoded, served):
 def test_without_pillow_heif_a_heic_gets_the_iphone_tip(monkeypatch, served):
     data = heic_bytes(photo())
     without = tuple(f for f in imageio.readable_formats() if f != "HEIF")
-    monkeypatch.setattr(imageio, "_registered_formats", lambda: without)
+    monkeypatch.setattr(imageio_decode, "_registered_formats", lambda: without)
     with pytest.raises(imageio.NotAnImageError) as err:
         imageio.decode_image(data)
     message = str(err.value)
