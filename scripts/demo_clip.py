@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from fakes.bot_process import BotProcess
+from fakes.telegram import FakeTelegram
 from scripts import clip_model
 from scripts import clip_samples as cs
 from scripts.demo_conversation import TOKEN, Player, pick_preset
-from tests.bot.bot_process import BotProcess
-from tests.bot.fake_telegram import FakeTelegram
 from tsclient.private import PrivateTorchServe
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -44,10 +44,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 import tsclient
+from fakes.bot_process import BotProcess
+from fakes.telegram import FakeTelegram, FakeUser, Sent
 from scripts import chat_screen
 from scripts.chat_screen import Bubble
-from tests.bot.bot_process import BotProcess
-from tests.bot.fake_telegram import FakeTelegram, FakeUser, Sent
 from tsclient.private import PrivateTorchServe
 
 ROOT = tsclient.ROOT

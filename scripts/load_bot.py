@@ -69,10 +69,9 @@ def _scrape(url: str) -> dict[str, float]:
 async def _user_jobs(tg, user, jobs: list[dict], record: list[dict]) -> None:
     """One simulated user: optionally /size, then its jobs one after another (the bot holds one
     job per user), timing each from the action that starts it to the result."""
-    from bot_helpers import jpeg, png
-    from e2e_helpers import use_preset
-
     from bot.texts import Translator
+    from fakes.images import jpeg, png
+    from fakes.scenarios import use_preset
 
     if jobs and jobs[0]["size"] != 512:
         await user.send("/size")
@@ -117,9 +116,8 @@ async def _user_jobs(tg, user, jobs: list[dict], record: list[dict]) -> None:
 async def run(users: int, jobs: int, workdir: Path, weights: Path = lc.WEIGHTS,
               bot_env: dict[str, str] | None = None, presets: list[str] = PRESETS) -> dict:
     """Start TorchServe, the fake Bot API and the bot; run the users; stop everything."""
-    from bot_helpers import TOKEN
-    from bot_process import BotProcess
-    from fake_telegram import FakeTelegram
+    from fakes.bot_process import BotProcess
+    from fakes.telegram import TOKEN, FakeTelegram
 
     report: dict = {"tool": "scripts/load_bot.py", "users": users, "jobs_per_user": jobs,
                     "machine": lc.machine(), "weights": str(weights.relative_to(lc.ROOT))

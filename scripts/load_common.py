@@ -1,8 +1,8 @@
 """What the load tools (scripts/load_bot.py, scripts/load_rest.py) share: a private TorchServe
 with the shipped weights, RSS sampling, percentiles, the machine and the JSON/table output.
 
-The test helpers live in tests/ (the fake Bot API, the bot process); the tools put tests/ and
-tests/bot/ on sys.path to import them rather than copy them.
+The stand-ins they drive (the fake Bot API, the bot process, test images) are the ``fakes``
+package, which the tests use too.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,9 +21,6 @@ from tsclient.private import PrivateTorchServe
 
 ROOT = tsclient.ROOT
 WEIGHTS = ROOT / "weights" / "msgnet-21styles.pt"
-for _p in (ROOT / "tests", ROOT / "tests" / "bot", ROOT / "tests" / "bot" / "e2e"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
 
 
 def start_torchserve(base: Path, weights: Path = WEIGHTS,

@@ -30,7 +30,7 @@ BAD_KINDS = ["corrupt", "unknown_preset", "oversize", "truncated", "lying_header
 
 def request_fields(i: int, presets: list[str] = PRESETS) -> tuple[str, dict]:
     """Request ``i``: every tenth is bad (its kind cycles), the rest good with mixed sizes."""
-    from integration.helpers import encode, noise_image, png_header_only
+    from fakes.images import encode, noise_image, png_header_only
 
     w, h = [(320, 240), (256, 384), (400, 400), (480, 270)][i % 4]
     good = {"content": encode(noise_image(w, h, seed=i % 7), "JPEG", quality=85),
@@ -54,7 +54,7 @@ def request_fields(i: int, presets: list[str] = PRESETS) -> tuple[str, dict]:
 async def _client(session: aiohttp.ClientSession, url: str, headers: dict, deadline: float,
                   counter: list[int], out: list[dict], retries: int, backoff: float,
                   presets: list[str]) -> None:
-    from integration.helpers import form
+    from tsclient.form import aiohttp_form, upload_form
 
     while time.monotonic() < deadline:
         i = counter[0]
@@ -64,7 +64,8 @@ async def _client(session: aiohttp.ClientSession, url: str, headers: dict, deadl
         seen_503 = 0
         for attempt in range(retries + 1):
             try:
-                async with session.post(url, data=form(**fields), headers=headers) as resp:
+                async with session.post(url, data=aiohttp_form(upload_form(**fields)),
+                                        headers=headers) as resp:
                     await resp.read()
                     status = resp.status
             except aiohttp.ClientError as exc:

@@ -39,6 +39,12 @@ def style_form(
     return parts
 
 
+def upload_form(**fields: bytes | str | int) -> list[Part]:
+    """A form from keyword fields: bytes become file parts (``NAME.bin``), anything else a text
+    field."""
+    return [part(k, v, f"{k}.bin" if isinstance(v, bytes) else None) for k, v in fields.items()]
+
+
 def encode(parts: list[Part]) -> tuple[bytes, str]:
     """A multipart/form-data body and its Content-Type."""
     boundary = uuid.uuid4().hex

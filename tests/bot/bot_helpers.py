@@ -1,4 +1,5 @@
-"""Helpers shared by the bot tests: test images and the bot's test environment."""
+"""Helpers shared by the bot tests: test images (from :mod:`fakes.images`) and the bot's test
+environment."""
 
 from __future__ import annotations
 
@@ -6,23 +7,10 @@ import io
 
 from PIL import Image
 
-TOKEN = "123456789:TEST-token-for-the-fake-api"
+from fakes.images import jpeg, png
+from fakes.telegram import TOKEN
 
-
-def jpeg(width: int, height: int, color=(40, 120, 200)) -> bytes:
-    img = Image.new("RGB", (width, height), color)
-    for x in range(0, width, 8):  # some structure so the JPEG is not trivial
-        img.putpixel((x, x * height // max(width, 1)), (255, 255, 255))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-def png(width: int, height: int, color=(200, 60, 30)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buf, "PNG")
-    return buf.getvalue()
-
+__all__ = ["TOKEN", "bot_env", "dims", "jpeg", "png"]
 
 def dims(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as img:

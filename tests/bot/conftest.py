@@ -11,11 +11,11 @@ from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import Update
 from bot_helpers import TOKEN, bot_env
-from fake_telegram import FakeTelegram, FakeUser
-from fake_torchserve import FakeTorchServe
 
 from bot.app import Services, create_bot, create_dispatcher, create_services
 from bot.config import Settings, load_settings
+from fakes.telegram import FakeTelegram, FakeUser
+from fakes.torchserve import FakeTorchServe
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ import io
 import aiohttp
 import pytest
 from bot_helpers import bot_env, dims, jpeg, png
-from fake_torchserve import key_file
 from PIL import Image
 
 from bot.app import create_webhook_app, run_webhook
 from bot.config import load_settings
 from bot.services.status import StatusMessage
+from fakes.torchserve import key_file
 
 
 async def ready(user, content=(300, 200)) -> None:

@@ -18,10 +18,10 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import EditMessageText, SendAnimation, SendChatAction, SendPhoto
 from bot_helpers import TOKEN, bot_env, jpeg
-from bot_process import BotProcess
 from tcp_proxy import FakeRedisBehindProxy
 
 from bot.middlewares import flood
+from fakes.bot_process import BotProcess
 
 WAIT = 60.0  # the machine is shared with a training run
 

@@ -8,9 +8,9 @@ import asyncio
 
 from aiogram.fsm.storage.base import StorageKey
 from bot_helpers import dims, jpeg, png
-from fake_telegram import FakeUser, public
 
 from bot.keyboards import RoleCB
+from fakes.telegram import FakeUser, public
 
 
 async def state_of(h, user: FakeUser) -> dict:

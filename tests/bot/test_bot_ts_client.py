@@ -10,9 +10,9 @@ import socket
 
 import pytest
 from bot_helpers import dims, jpeg
-from fake_torchserve import INVALID_KEY_BODY, key_file
 
 from bot.services import torchserve as ts
+from fakes.torchserve import INVALID_KEY_BODY, key_file
 
 
 def client(url: str, **kw) -> ts.TorchServeClient:

@@ -1,18 +1,22 @@
-"""Small helpers shared by the integration tests: test images, HTTP calls, polling."""
+"""Small helpers shared by the integration tests: test images (from :mod:`fakes.images`),
+HTTP calls, polling."""
 
 from __future__ import annotations
 
 import io
 import json
-import struct
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
-import numpy as np
 from PIL import Image
+
+from fakes.images import encode, noise_image, png_header_only
+from tsclient.form import aiohttp_form, upload_form
+
+__all__ = ["Reply", "encode", "form", "ndjson_lines", "noise_image", "png_header_only", "post",
+           "wait_for"]
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str,
@@ -27,36 +31,9 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str,
     raise AssertionError(f"not within {timeout:.0f} s: {what}")
 
 
-def noise_image(w: int, h: int, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-
-
-def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def png_header_only(w: int, h: int) -> bytes:
-    """A PNG whose header claims w x h pixels but carries no pixel data (a bomb's header)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
-
-
 def form(**fields: bytes | str | int) -> aiohttp.FormData:
     """multipart/form-data: bytes become file parts, anything else a text field."""
-    data = aiohttp.FormData()
-    for name, value in fields.items():
-        if isinstance(value, bytes):
-            data.add_field(name, value, filename=f"{name}.bin",
-                           content_type="application/octet-stream")
-        else:
-            data.add_field(name, str(value))
-    return data
+    return aiohttp_form(upload_form(**fields))
 
 
 @dataclass

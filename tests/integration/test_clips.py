@@ -11,8 +11,8 @@ from PIL import Image
 from msgnet.animation.decode import open_clip
 from scripts import clip_samples as cs
 
-from .conftest import clip_model_registered
 from .helpers import form, ndjson_lines, post
+from .servers import clip_model_registered
 
 pytestmark = pytest.mark.integration
 

@@ -11,52 +11,17 @@ import time
 
 import aiohttp
 import pytest
-from weights_factory import save_tiny_vgg
 
-import tsclient
 from scripts import learn_model
 from tsclient.private import PrivateTorchServe
 
-from .conftest import TIMINGS
+from . import servers
 from .helpers import encode, form, ndjson_lines, noise_image, post
+from .servers import TIMINGS, start_learn_server
 
 pytestmark = pytest.mark.integration
+learn_server = servers.learn_server  # the module's server (a fixture)
 OWNER = "itest-1"
-
-
-@pytest.fixture(scope="module")
-def learn_server(tmp_path_factory, tiny_weights_path):
-    base = tmp_path_factory.mktemp("torchserve-learn")
-    photos = base / "photos"
-    photos.mkdir()
-    for i in range(4):
-        noise_image(80 + 8 * i, 64, seed=40 + i).save(photos / f"p{i}.jpg", quality=90)
-    save_tiny_vgg(base / "vgg.pt")
-    env = {"MSGNET_STYLE_STORE": str(base / "styles"), "MSGNET_VGG": str(base / "vgg.pt"),
-           "MSGNET_LEARN_PHOTOS": str(photos), "MSGNET_WARMUP": "0"}
-    server = PrivateTorchServe(base / "ts", "msgnet", env=env, load_models=(
-        f"msgnet=msgnet.mar,{learn_model.LEARN_MODEL}={learn_model.LEARN_MODEL}.mar"))
-    started = time.perf_counter()
-    server.build_mar(tiny_weights_path, "--version", "1.0")
-    learn_model.build(server.store, ["--weights", str(tiny_weights_path)])
-    TIMINGS["build msgnet.mar + msgnet_learn.mar (tiny weights)"] = (
-        time.perf_counter() - started)
-    _start(server, "TorchServe with msgnet_learn: cold start to READY")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def _start(server: PrivateTorchServe, label: str) -> None:
-    started = time.perf_counter()
-    try:
-        server.start(timeout=180)
-        tsclient.wait_ready(server.endpoints, learn_model.LEARN_MODEL, 180,
-                             key_file=server.key_file)
-    except tsclient.TorchServeError as exc:
-        pytest.fail(str(exc))
-    TIMINGS[label] = time.perf_counter() - started
 
 
 @pytest.fixture
@@ -115,7 +80,7 @@ async def test_learn_then_stylize_by_name_across_a_restart(learn_server, http):
 
     # the store outlives the server: stop, start again, and the style is served by name
     server.stop()
-    _start(server, "TorchServe with msgnet_learn: restart to READY")
+    start_learn_server(server, "TorchServe with msgnet_learn: restart to READY")
     reply = await _stylize(server, http, "itest-ink")
     assert reply.status == 200, reply.body[:300]
     assert reply.content_type == "image/jpeg"

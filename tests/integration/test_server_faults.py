@@ -35,8 +35,8 @@ import tsclient
 from bot.services import torchserve as bot_ts
 from scripts import clip_samples as cs
 
-from .conftest import CLIP_MODEL, Server, clip_model_registered
 from .helpers import encode, form, ndjson_lines, noise_image, post, wait_for
+from .servers import CLIP_MODEL, Server, clip_model_registered
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 from bot_helpers import TOKEN
-from bot_process import BotProcess
-from integration.conftest import torchserve  # noqa: F401  (tests/ is on sys.path: its conftest)
+from integration.servers import torchserve  # noqa: F401 (the shared fixture module)
 from ts_proxy import TorchServeProxy
+
+from fakes.bot_process import BotProcess
 
 pytestmark = pytest.mark.integration
 

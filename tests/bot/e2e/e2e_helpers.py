@@ -3,33 +3,13 @@ TorchServe)."""
 
 from __future__ import annotations
 
-from bot.texts import LANGUAGES, Translator
+from fakes.scenarios import WAIT, use_preset
 
-WAIT = 90.0  # generous: the machine is shared and TorchServe runs on 2 CPU cores
+__all__ = ["WAIT", "more", "results", "use_preset"]
 
 
 def results(user) -> list:
     return [s for s in user.sent() if s.method == "sendPhoto" and " px" in s.text]
-
-
-async def use_preset(user, name: str, gallery=None):
-    """/presets (or the ``gallery`` already shown, e.g. the one "mix" opens), page to
-    ``name``, press its "use" button; returns the gallery message."""
-    if gallery is None:
-        await user.send("/presets")
-        gallery = await user.expect(lambda s: s.photo is not None, WAIT)
-
-    def use_data(sent):
-        return next((d for _, d in sent.buttons
-                     if d.startswith("pre:use:") and d.split(":")[3] == name), None)
-
-    if use_data(gallery) is None:  # its button in the row of names shows its title
-        labels = {Translator(code).title(name).split(" — ")[0] for code in LANGUAGES}
-        await user.press(gallery, next(t for t, _ in gallery.buttons if t in labels))
-        gallery = await user.expect_edit(gallery.message_id,
-                                         lambda s: use_data(s) is not None, WAIT)
-    await user.press_data(gallery, use_data(gallery))
-    return gallery
 
 
 async def more(user, result):

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from bot_helpers import TOKEN, jpeg
-from bot_process import BotProcess
 from e2e_helpers import WAIT
 from integration.helpers import encode, noise_image
-from integration.test_learn import learn_server  # noqa: F401  (the module's server)
+from integration.servers import learn_server  # noqa: F401 (the module's server)
+
+from fakes.bot_process import BotProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,5 +1,5 @@
-"""The real bot as a subprocess (``python -m bot``), for end-to-end tests and
-scripts/demo_conversation.py."""
+"""The real bot as a subprocess (``python -m bot``), for end-to-end tests and the workbench's
+demos and load tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # variables of a developer's shell that must not leak into a test bot
 SCRUBBED_PREFIXES = ("BOT_", "TS_", "TELEGRAM_", "WEBHOOK_", "REDIS_", "ALLOWED_", "METRICS_",
                      "RATE_LIMIT_", "MAX_", "JOB_", "LOG_")
