@@ -31,7 +31,7 @@ from msgnet.learning.style_store import StyleStore, weights_fingerprint  # noqa:
 from msgnet.learning.vgg import Vgg16Features  # noqa: E402
 from msgnet.model.checkpoint import load_weights  # noqa: E402
 from msgnet.training.evaluate import evaluate  # noqa: E402
-from scripts.bench.inputs import cpu_name  # noqa: E402
+from workbench.bench.inputs import cpu_name  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 FIGURES = ("identification", "style_ratio", "content_ratio", "separation")

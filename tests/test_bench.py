@@ -1,4 +1,4 @@
-"""scripts.bench's latency part, on a tiny net: each variant runs in a process of its own,
+"""workbench.bench's latency part, on a tiny net: each variant runs in a process of its own,
 so ``fast``'s process-wide allocator setting cannot speed up the eager baseline."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = [sys.executable, "-m", "scripts.bench"]
+BENCH = [sys.executable, "-m", "workbench.bench"]
 LATENCY_ONLY = ["--skip-matmul", "--skip-rss", "--skip-quality", "--skip-torchserve",
                 "--late-variants", "", "--threads", "1"]
 

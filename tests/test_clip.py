@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from fakes import clips as cs
 from msgnet.animation.decode import is_clip, open_clip
 from msgnet.animation.flicker import FlickerMeter
 from msgnet.animation.limits import (
@@ -24,7 +25,6 @@ from msgnet.animation.stylize import ClipCancelled, stylize_clip
 from msgnet.imageio import ImageTooLargeError
 from msgnet.inference.controls import Controls
 from msgnet.inference.stylize import Stylizer
-from scripts import clip_samples as cs
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "msgnet-21styles.pt"
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

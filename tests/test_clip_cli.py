@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from fakes import clips as cs
 from msgnet import cli
 from msgnet.animation.decode import open_clip
-from scripts import clip_samples as cs
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

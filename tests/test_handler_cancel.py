@@ -16,12 +16,12 @@ from handler_harness import handle, serve
 from PIL import Image
 from weights_factory import make_tiny_weights
 
+from fakes import clips as cs
 from handler import cancel
 from handler.cancel import CancelBox, check_token
 from handler.errors import RequestError
 from handler.parsing import CancelRequest, StylizeRequest, parse_request
 from handler.settings import HandlerSettings
-from scripts import clip_samples as cs
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 TOKEN = "aB3_-" + "x" * 17  # 22 characters, as secrets.token_urlsafe(16) makes them

@@ -13,10 +13,10 @@ from handler_harness import handle, serve
 from PIL import Image
 from weights_factory import make_tiny_weights
 
+from fakes import clips as cs
 from handler.settings import HandlerSettings
 from msgnet.animation.decode import open_clip
 from msgnet.animation.stylize import ClipCancelled
-from scripts import clip_samples as cs
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -140,7 +140,7 @@ def test_transmission_script_reports_each_weights_file(tmp_path: Path) -> None:
     from PIL import Image
     from weights_factory import TINY_PRESETS, make_tiny_weights
 
-    from scripts import inspiration_transmission as script
+    from workbench import inspiration_transmission as script
 
     for i in range(2):
         arr = (seeded_pixels(40, 48, 3, seed=i)).byte().numpy()

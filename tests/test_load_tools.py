@@ -1,4 +1,4 @@
-"""Smoke test of the load tools (scripts/load_bot.py, scripts/load_rest.py) at a tiny size
+"""Smoke test of the load tools (workbench/load_bot.py, workbench/load_rest.py) at a tiny size
 against the real parts (TorchServe with tiny seeded weights, the fake Bot API, the bot
 process): the counts they check and the JSON shape docs/reliability.md quotes. The real runs
 (shipped weights, 50 x 3 users, 16 clients) are in docs/load_*.json."""
@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from scripts import load_bot, load_common, load_rest
+from workbench import load_bot, load_common, load_rest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TINY_PRESETS = ["candy", "mosaic", "udnie"]

@@ -82,10 +82,10 @@ def test_stylizer_tiles_above_the_threshold(tiny_weights_path: Path, rng_image) 
 
 
 def test_the_batch_rss_script_measures_a_batch(tiny_weights_path: Path, capsys) -> None:
-    """scripts/ts_batch_rss.py (docs/reliability.md's figures) on tiny weights, 2 x 64 px."""
+    """workbench/ts_batch_rss.py (docs/reliability.md's figures) on tiny weights, 2 x 64 px."""
     import json
 
-    from scripts import ts_batch_rss
+    from workbench import ts_batch_rss
 
     assert ts_batch_rss.main(["--count", "2", "--size", "64", "--threads", "1",
                               "--batch-pixels", "4096", "--weights",

@@ -1,5 +1,5 @@
-"""scripts/chat_screen.py: a stretch of conversation drawn as a chat screen (the README's
-screenshots come from scripts/demo_conversation.py through it)."""
+"""workbench/chat_screen.py: a stretch of conversation drawn as a chat screen (the README's
+screenshots come from workbench/demo_conversation.py through it)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from bot_helpers import jpeg
 
-from scripts.chat_screen import (
+from workbench.chat_screen import (
     BOT_BG,
     BUTTON_BG,
     FONT_PATHS,

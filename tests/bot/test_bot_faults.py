@@ -1,7 +1,7 @@
 """Faults on the bot's side (issue 15, section 3): Telegram's flood control (429) on sending a
 result, Redis going away and coming back, the bot process killed mid-job.
 
-The scenarios run the real bot process (``python -m bot``, tests/bot/bot_process.py) against
+The scenarios run the real bot process (``python -m bot``, fakes/bot_process.py) against
 the fake Bot API and the fake TorchServe: the faults are in Telegram, Redis and the bot, so a
 real TorchServe would only make them slower. The flood middleware's bounds have unit tests.
 """

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from fakes import clips as cs
 from msgnet.animation.decode import open_clip
-from scripts import clip_samples as cs
 
 from .helpers import form, ndjson_lines, post
 from .servers import clip_model_registered

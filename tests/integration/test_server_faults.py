@@ -33,7 +33,7 @@ from weights_factory import make_tiny_weights
 
 import tsclient
 from bot.services import torchserve as bot_ts
-from scripts import clip_samples as cs
+from fakes import clips as cs
 
 from .helpers import encode, form, ndjson_lines, noise_image, post, wait_for
 from .servers import CLIP_MODEL, Server, clip_model_registered

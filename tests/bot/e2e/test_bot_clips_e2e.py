@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
+from fakes import clips as cs
 from msgnet.animation.decode import open_clip
-from scripts import clip_samples as cs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 WAIT = 90.0  # the machine is shared and TorchServe runs on 2 CPU cores

@@ -1,4 +1,4 @@
-"""scripts/demo_conversation.py against the tests' real TorchServe (tiny weights): it plays
+"""workbench/demo_conversation.py against the tests' real TorchServe (tiny weights): it plays
 the conversation with the real bot, saves what the bot sent and times it."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_demo_conversation_saves_the_bots_images_and_the_median_latency(torchserve, tmp_path):
     out = tmp_path / "demo"
     done = subprocess.run(
-        [sys.executable, "-m", "scripts.demo_conversation", "--ts-url",
+        [sys.executable, "-m", "workbench.demo_conversation", "--ts-url",
          torchserve.inference, "--key-file", str(torchserve.key_file), "--runs", "2",
          "--quiet", "-o", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240)
@@ -36,7 +36,7 @@ def test_demo_conversation_saves_the_bots_images_and_the_median_latency(torchser
     full = (out / "run1_full_quality_own_style.jpg").read_bytes()
     assert dims(full) == (512, 384)
     assert dims((out / "run1_gallery_candy.jpg").read_bytes()) == (32, 32)  # the preview
-    # the short path as chat screens (scripts/chat_screen.py), the first run only
+    # the short path as chat screens (workbench/chat_screen.py), the first run only
     screens = sorted(p.name for p in out.glob("run*_screen_*.png"))
     assert screens == ["run1_screen_1_start.png", "run1_screen_2_photo_gallery.png",
                        "run1_screen_3_result.png", "run1_screen_4_own_style.png"]

@@ -7,7 +7,7 @@ A 503 means the queue is full (jobQueueSize 8 + a batch of 4 in handler/model-co
 like the bot and scripts/batch_stylize.py, the client retries it with exponential backoff
 (``--retries 0`` to see raw 503s).
 
-    .venv/bin/python -m scripts.load_rest --clients 16 --seconds 120 --json docs/load_rest.json
+    .venv/bin/python -m workbench.load_rest --clients 16 --seconds 120 --json docs/load_rest.json
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from scripts import load_common as lc
+from workbench import load_common as lc
 
 SIZES = [256, 384, 512]
 PRESETS = ["candy", "mosaic", "udnie", "wave", "the_scream"]
@@ -83,7 +83,7 @@ async def run(clients: int, seconds: float, workdir: Path, weights: Path = lc.WE
               presets: list[str] = PRESETS, first: int = 0) -> dict:
     """Start TorchServe, run the clients for ``seconds``, stop it; the report. ``first``: the
     index of the first request (9 makes a short smoke run begin with a bad one)."""
-    report: dict = {"tool": "scripts/load_rest.py", "clients": clients, "seconds": seconds,
+    report: dict = {"tool": "workbench/load_rest.py", "clients": clients, "seconds": seconds,
                     "retries_on_503": retries, "backoff_s": backoff, "machine": lc.machine(),
                     "bad_fraction": 0.1, "bad_kinds": BAD_KINDS, "sizes": SIZES}
     server = await asyncio.to_thread(lc.start_torchserve, workdir / "ts", weights)

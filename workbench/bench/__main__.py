@@ -1,4 +1,4 @@
-"""``python -m scripts.bench``: the options, then a part's worker process or a whole run."""
+"""``python -m workbench.bench``: the options, then a part's worker process or a whole run."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import sys
 from pathlib import Path
 
 from msgnet.inference.variants import VARIANTS
-from scripts.bench import __doc__ as _DOC
-from scripts.bench.inputs import DEFAULT_WEIGHTS, ROOT
-from scripts.bench.latency import latency_worker
-from scripts.bench.rss import rss_child
-from scripts.bench.run import run
+from workbench.bench import __doc__ as _DOC
+from workbench.bench.inputs import DEFAULT_WEIGHTS, ROOT
+from workbench.bench.latency import latency_worker
+from workbench.bench.rss import rss_child
+from workbench.bench.run import run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m scripts.bench",
+    p = argparse.ArgumentParser(prog="python -m workbench.bench",
                                 description=_DOC.split("\n\n")[0])
     p.add_argument("--sizes", default="256,512,1024,1024x768",
                    help="latency sizes: N (square) or WxH")

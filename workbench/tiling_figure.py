@@ -1,6 +1,6 @@
 """Draw docs/img/tiling.jpg: how tiled inference cuts an image, and what it changes.
 
-    .venv/bin/python -m scripts.tiling_figure [--weights weights/msgnet-21styles.pt]
+    .venv/bin/python -m workbench.tiling_figure [--weights weights/msgnet-21styles.pt]
 
 The picture is the project's own procedural scene (msgnet.preview.demo_scene) at 1024², run
 once untiled and once with the served tiling settings forced on (512 px tiles, 40 px halo,

@@ -1,4 +1,4 @@
-"""What the load tools (scripts/load_bot.py, scripts/load_rest.py) share: a private TorchServe
+"""What the load tools (workbench/load_bot.py, workbench/load_rest.py) share: a private TorchServe
 with the shipped weights, RSS sampling, percentiles, the machine and the JSON/table output.
 
 The stand-ins they drive (the fake Bot API, the bot process, test images) are the ``fakes``

@@ -1,7 +1,7 @@
 """Play a short conversation with the real bot, against the fake Telegram Bot API.
 
 Telegram itself is not needed (nor reachable here): this script runs the fake Bot API server of
-the tests (``tests/bot/fake_telegram.py``) in its own process on 127.0.0.1, starts the real,
+the tests (``fakes/telegram/``) in its own process on 127.0.0.1, starts the real,
 unmodified bot (``python -m bot``) pointed at it through ``TELEGRAM_API_URL``, and plays a
 user. The bot talks to a real TorchServe:
 
@@ -15,14 +15,14 @@ the gallery the bot shows then -> "candy" (``--preset``) -> the result photo; th
 photo (captioned "style") -> the result photo; in the first run also the "full-quality file"
 button. Every image the bot sent is saved to ``--output`` with the bot's log and
 ``timings.json``, and the first run's short path as four chat screens, ``run1_screen_*.png``
-(scripts/chat_screen.py).
+(workbench/chat_screen.py).
 Printed: the transcript, and per run the time from the user's last action to the result
 photo arriving at the Bot API: the press of the preset button, and the upload of the style
 photo (the figure the README quotes). ``--runs N`` repeats the conversation and prints the medians.
 
-    scripts/serve.sh start && .venv/bin/python -m scripts.demo_conversation
-    .venv/bin/python -m scripts.demo_conversation --weights weights/msgnet-21styles.pt --runs 5
-    .venv/bin/python -m scripts.demo_conversation --content me.jpg --style picasso.jpg -o out/
+    scripts/serve.sh start && .venv/bin/python -m workbench.demo_conversation
+    .venv/bin/python -m workbench.demo_conversation --weights weights/msgnet-21styles.pt --runs 5
+    .venv/bin/python -m workbench.demo_conversation --content me.jpg --style picasso.jpg -o out/
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ from PIL import Image, ImageDraw
 import tsclient
 from fakes.bot_process import BotProcess
 from fakes.telegram import FakeTelegram, FakeUser, Sent
-from scripts import chat_screen
-from scripts.chat_screen import Bubble
 from tsclient.private import PrivateTorchServe
+from workbench import chat_screen
+from workbench.chat_screen import Bubble
 
 ROOT = tsclient.ROOT
 

@@ -16,13 +16,13 @@ import torch
 from msgnet.inference.tiling import TileConfig
 from msgnet.inference.variants import DEFAULT_VARIANT
 from msgnet.model.checkpoint import load_weights
-from scripts.bench.flops import matmul_gflops
-from scripts.bench.inputs import DEFAULT_WEIGHTS, cpu_name, parse_size, prepare_weights
-from scripts.bench.latency import add_ratios, bench_latency
-from scripts.bench.quality import bench_quality
-from scripts.bench.report import table
-from scripts.bench.rss import bench_rss
-from scripts.bench.torchserve import bench_torchserve
+from workbench.bench.flops import matmul_gflops
+from workbench.bench.inputs import DEFAULT_WEIGHTS, cpu_name, parse_size, prepare_weights
+from workbench.bench.latency import add_ratios, bench_latency
+from workbench.bench.quality import bench_quality
+from workbench.bench.report import table
+from workbench.bench.rss import bench_rss
+from workbench.bench.torchserve import bench_torchserve
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """Draw a stretch of a bot conversation as a phone-sized chat screen (PNG), for the README.
 
-``scripts/demo_conversation.py`` records what the user sent and what the bot answered (texts,
+``workbench/demo_conversation.py`` records what the user sent and what the bot answered (texts,
 pictures, inline buttons, the reply keyboard) and calls :func:`render` at a few points of the
 short path. The drawing imitates Telegram's layout (the user's bubbles on the right, the
 bot's on the left with their buttons under them, the reply keyboard at the bottom) with

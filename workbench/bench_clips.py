@@ -3,10 +3,10 @@ flicker with and without shared instance-norm statistics, and through a private 
 10 s 480 px clip on the clip model: its wall time, the clip worker's peak RSS, and the latency
 of photos sent meanwhile (clip on its own model vs on the photo model).
 
-    .venv/bin/python -m scripts.bench_clips [--json docs/animation_bench.json] [--no-serve]
+    .venv/bin/python -m workbench.bench_clips [--json docs/animation_bench.json] [--no-serve]
 
 Prints a table and writes the JSON docs/animation.md quotes. Inputs are generated
-(scripts/clip_samples.py: a scene with a big ball crossing it, 16:9), nothing is downloaded.
+(fakes/clips.py: a scene with a big ball crossing it, 16:9), nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from scripts import clip_samples as cs
-from scripts.bench.inputs import cpu_name
+from fakes import clips as cs
+from workbench.bench.inputs import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights" / "msgnet-21styles.pt"

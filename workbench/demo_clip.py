@@ -4,7 +4,7 @@ picks a preset. Prints the bot's messages, how often the status message showed p
 the time from the preset press to the stylized video (issue 14: "a 10 s 480p clip goes
 through the bot").
 
-    .venv/bin/python -m scripts.demo_clip [--seconds 10] [--fps 15] [--preset candy] [-o DIR]
+    .venv/bin/python -m workbench.demo_clip [--seconds 10] [--fps 15] [--preset candy] [-o DIR]
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from fakes import clips as cs
 from fakes.bot_process import BotProcess
 from fakes.telegram import FakeTelegram
 from scripts import clip_model
-from scripts import clip_samples as cs
-from scripts.demo_conversation import TOKEN, Player, pick_preset
 from tsclient.private import PrivateTorchServe
+from workbench.demo_conversation import TOKEN, Player, pick_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights" / "msgnet-21styles.pt"

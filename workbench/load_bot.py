@@ -1,10 +1,10 @@
 """Load through the bot (issue 15, section 2): N simulated users x M jobs each, through the fake
-Telegram Bot API (tests/bot/fake_telegram.py), the real bot process (tests/bot/bot_process.py)
+Telegram Bot API (fakes/telegram/), the real bot process (fakes/bot_process.py)
 and a real TorchServe serving the shipped weights, with mixed presets, uploaded styles and
 sizes. Checks every result reaches the right user once; reports time to result (p50/p95), the
 bot's longest queue (its own Prometheus gauge) and bot / worker RSS (peak).
 
-    .venv/bin/python -m scripts.load_bot --users 50 --jobs 3 --json docs/load_bot.json
+    .venv/bin/python -m workbench.load_bot --users 50 --jobs 3 --json docs/load_bot.json
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 import tsclient
-from scripts import load_common as lc
+from workbench import load_common as lc
 
 # (content width, height): mixed aspects and sizes; the output is the bot's size (below)
 CONTENT_SIZES = [(320, 240), (256, 384), (480, 320), (400, 400), (512, 288)]
@@ -119,7 +119,7 @@ async def run(users: int, jobs: int, workdir: Path, weights: Path = lc.WEIGHTS,
     from fakes.bot_process import BotProcess
     from fakes.telegram import TOKEN, FakeTelegram
 
-    report: dict = {"tool": "scripts/load_bot.py", "users": users, "jobs_per_user": jobs,
+    report: dict = {"tool": "workbench/load_bot.py", "users": users, "jobs_per_user": jobs,
                     "machine": lc.machine(), "weights": str(weights.relative_to(lc.ROOT))
                     if weights.is_relative_to(lc.ROOT) else str(weights)}
     t0 = time.monotonic()

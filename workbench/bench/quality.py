@@ -13,7 +13,7 @@ from msgnet.inference.tiling import TileConfig, receptive_field, tiled_stylize_o
 from msgnet.inference.variants import build_variant
 from msgnet.model.checkpoint import LoadedWeights
 from msgnet.training.evaluate import psnr
-from scripts.bench.inputs import photo_tensor, photos, target_for
+from workbench.bench.inputs import photo_tensor, photos, target_for
 
 
 def seam_ratio(out: torch.Tensor, tile: int) -> dict[str, float]:

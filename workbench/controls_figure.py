@@ -1,6 +1,6 @@
 """The style-control strips of docs/controls.md, rendered from a weights file into docs/img/.
 
-    .venv/bin/python -m scripts.controls_figure --weights weights/msgnet-21styles.pt \\
+    .venv/bin/python -m workbench.controls_figure --weights weights/msgnet-21styles.pt \\
         --content ../shared/data/content/bsds500/val_101085.jpg
 
 Writes ``controls_strength.jpg`` (strength 0 / 0.25 / 0.5 / 1), ``controls_colors.jpg`` (the

@@ -1,10 +1,11 @@
 """The clip in docs/animation.md: a slow pan over a held-out photo, stylized as a GIF by the
 CLI's code path (shared first-frame statistics), shown beside the input.
 
-    .venv/bin/python -m scripts.clip_figure [--photo ../shared/data/content/bsds500/val_101085.jpg]
+    .venv/bin/python -m workbench.clip_figure \
+        [--photo ../shared/data/content/bsds500/val_101085.jpg]
         [-o docs/img/clip_candy.gif] [--preset candy]
 
-Without the photo (a checkout without ../shared) the generated scene of scripts/clip_samples.py
+Without the photo (a checkout without ../shared) the generated scene of fakes/clips.py
 is panned instead. Writes the input clip, runs msgnet.animation.stylize.stylize_clip, and lays the
 two side by side in one GIF with the input's timing.
 """
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from scripts import clip_samples as cs
+from fakes import clips as cs
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT.parent / "shared" / "data" / "content" / "bsds500" / "val_101085.jpg"

@@ -5,7 +5,7 @@ layer's matrix (``(W G)^T``, plus the diagonal skip where the weights have one) 
 encoder features, and the matrix's singular values relative to its largest. The diagnostic
 behind ``train --inspiration-skip`` (docs/training.md):
 
-    .venv/bin/python -m scripts.inspiration_transmission weights/msgnet-21styles.pt \\
+    .venv/bin/python -m workbench.inspiration_transmission weights/msgnet-21styles.pt \\
         runs/skip/msgnet-cpu.pt --content-dir ../shared/data/content/bsds500 \\
         -o docs/inspiration_transmission.json
 """

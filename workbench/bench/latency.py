@@ -17,8 +17,8 @@ from msgnet.inference.stylize import pad_to_multiple
 from msgnet.inference.variants import build_variant
 from msgnet.model.checkpoint import load_weights
 from msgnet.model.net import Net
-from scripts.bench.flops import model_flops
-from scripts.bench.inputs import PYTHON, ROOT, photo_tensor, size_label, target_for
+from workbench.bench.flops import model_flops
+from workbench.bench.inputs import PYTHON, ROOT, photo_tensor, size_label, target_for
 
 
 class LatencyWorker:
@@ -32,7 +32,7 @@ class LatencyWorker:
 
     def __init__(self, name: str, weights: Path, threads: int):
         self.name = name
-        cmd = [PYTHON, "-m", "scripts.bench", "--latency-worker", name,
+        cmd = [PYTHON, "-m", "workbench.bench", "--latency-worker", name,
                "--weights", str(weights), "--threads", str(threads)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, cwd=ROOT)

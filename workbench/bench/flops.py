@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from msgnet.model.net import Net
-from scripts.bench.inputs import median_time
+from workbench.bench.inputs import median_time
 
 
 def matmul_gflops(n: int = 2048, runs: int = 5) -> float:

@@ -1,7 +1,7 @@
 """The README's picture of learned styles: for each style picture, the style itself, the photo
 with the picture sent as an upload (encoded on the fly), and with the style learned from it.
 
-    .venv/bin/python scripts/learn_figure.py PHOTO --store /tmp/learned \
+    .venv/bin/python -m workbench.learn_figure PHOTO --store /tmp/learned \
         --style-dir ../shared/data/styles/unseen_dev --styles a b c -o docs/img/learned.jpg
 
 The learned styles come from a style store (``scripts/learn_bench.py --store`` or
@@ -11,17 +11,15 @@ The learned styles come from a style store (``scripts/learn_bench.py --store`` o
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from msgnet.imageio import load_image
+from msgnet.inference.stylize import Stylizer
+from msgnet.learning.style_store import StyleStore
 
-from msgnet.imageio import load_image  # noqa: E402
-from msgnet.inference.stylize import Stylizer  # noqa: E402
-from msgnet.learning.style_store import StyleStore  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CELL, GUTTER, TITLE = 224, 6, 22
 

@@ -6,7 +6,7 @@ does (their sizes differ), and every variant gets the same styles in a round. Th
 the median over rounds of each variant's mean step, and its ratio to the first variant measured
 in the same round.
 
-    .venv/bin/python -m scripts.train_bench --content-dir ../shared/data/content \\
+    .venv/bin/python -m workbench.train_bench --content-dir ../shared/data/content \\
         --style-dir ../shared/data/styles/21styles \\
         --vgg ../shared/weights/vgg16_caffe_conv1_1-conv4_3.pt \\
         --init-weights weights/msgnet-21styles.pt -o docs/train_step_bench.json
@@ -33,7 +33,7 @@ from msgnet.learning.vgg import CONTENT_LAYER, LAYERS, Vgg16Features, style_gram
 from msgnet.model.checkpoint import load_weights
 from msgnet.model.net import Net
 from msgnet.training.train import ContentSampler, load_styles, train_step
-from scripts.bench.inputs import cpu_name
+from workbench.bench.inputs import cpu_name
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 little sensor noise, as GIF / animated WebP / APNG (Pillow) or MP4 / WebM (PyAV), with an
 optional audio tone. Deterministic for a seed; nothing is downloaded.
 
-    .venv/bin/python -m scripts.clip_samples -o clip.mp4 --seconds 10 --size 480x270
+    .venv/bin/python -m fakes.clips -o clip.mp4 --seconds 10 --size 480x270
 """
 
 from __future__ import annotations

@@ -15,8 +15,14 @@ from PIL import Image
 import tsclient
 from msgnet.inference.stylize import Stylizer
 from msgnet.model.checkpoint import load_weights
-from scripts.bench.inputs import BENCH_PRESET, MAX_SIZE_UNDER_TEST, ROOT, median_time, photo_tensor
 from tsclient.private import PrivateTorchServe
+from workbench.bench.inputs import (
+    BENCH_PRESET,
+    MAX_SIZE_UNDER_TEST,
+    ROOT,
+    median_time,
+    photo_tensor,
+)
 
 
 def bench_server(weights: Path, workdir: Path, workers: int, threads: int) -> PrivateTorchServe:

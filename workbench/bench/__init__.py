@@ -1,7 +1,7 @@
 """Benchmark MSG-Net inference on this machine: prints a table, writes JSON.
 
-    .venv/bin/python -m scripts.bench                      # everything (~10 min on 2 cores)
-    .venv/bin/python -m scripts.bench --skip-torchserve --sizes 256,512 --variants eager,fast
+    .venv/bin/python -m workbench.bench                      # everything (~10 min on 2 cores)
+    .venv/bin/python -m workbench.bench --skip-torchserve --sizes 256,512 --variants eager,fast
 
 Parts (each can be skipped): the machine's fp32 matmul GFLOP/s; in-process latency per size and
 inference variant, each variant in a process of its own (median of --runs after --warmup, ratio

@@ -76,7 +76,7 @@ def prepare_weights(path: Path | None, workdir: Path) -> tuple[Path, str]:
     with torch.inference_mode():
         gram = net.style_target(image_to_bgr(resize_longest(style, 512)))
     out = save_weights(workdir / "bench-random-ngf128.pt", net, {BENCH_PRESET: gram},
-                       {"source": "scripts.bench: seeded random ngf=128"})
+                       {"source": "workbench.bench: seeded random ngf=128"})
     return out, ("seeded random ngf=128 net (no weights/msgnet-21styles.pt): speed and memory "
                  "do not depend on weight values; PSNR on random weights is only indicative")
 

@@ -14,7 +14,7 @@ import torch
 
 from msgnet.inference.stylize import Stylizer
 from msgnet.model.checkpoint import load_weights
-from scripts.bench.inputs import PYTHON, ROOT, parse_size, photo_tensor, size_label, target_for
+from workbench.bench.inputs import PYTHON, ROOT, parse_size, photo_tensor, size_label, target_for
 
 
 def rss_child(args: argparse.Namespace) -> int:
@@ -62,7 +62,7 @@ def bench_rss(weights: Path, plan: list[tuple[str, tuple[int, int]]], threads: i
     results: dict[str, Any] = {}
     for name, hw in plan:
         label = size_label(hw)
-        cmd = [PYTHON, "-m", "scripts.bench", "--rss-child-variant", name,
+        cmd = [PYTHON, "-m", "workbench.bench", "--rss-child-variant", name,
                "--rss-child-size", f"{hw[1]}x{hw[0]}", "--weights", str(weights),
                "--threads", str(threads)]
         rc, stdout, stderr, maxrss_kb = _measured_child(cmd)

@@ -5,9 +5,9 @@ TorchServe's worker does (the archive's model config, warm-up included), hands i
 of ``--count`` photos at ``--size`` px and reports the process's peak RSS, so the batch split
 (``batch_pixels``, handler/batching.py) can be compared with the unsplit batch:
 
-    python -m scripts.ts_batch_rss --batch-pixels 0          # before: one 4-megapixel pass
-    python -m scripts.ts_batch_rss                           # the archive's batch_pixels
-    python -m scripts.ts_batch_rss --torchserve [--batch-pixels 0]   # through a real server
+    python -m workbench.ts_batch_rss --batch-pixels 0          # before: one 4-megapixel pass
+    python -m workbench.ts_batch_rss                           # the archive's batch_pixels
+    python -m workbench.ts_batch_rss --torchserve [--batch-pixels 0]   # through a real server
 
 With ``--torchserve`` a private TorchServe (free ports, a temp folder) serves the weights, the
 ``--count`` requests are sent at once, and the worker's own peak (``VmHWM``) is reported, with
@@ -98,7 +98,7 @@ def child(args: argparse.Namespace) -> int:
 
 
 def measure(args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, "-m", "scripts.ts_batch_rss", "--child", "--count", str(args.count),
+    cmd = [sys.executable, "-m", "workbench.ts_batch_rss", "--child", "--count", str(args.count),
            "--size", str(args.size), "--threads", str(args.threads), "--weights", args.weights]
     if args.batch_pixels is not None:
         cmd += ["--batch-pixels", str(args.batch_pixels)]

@@ -3,9 +3,9 @@
 ``docs/training_curve.json`` keeps one row per evaluated checkpoint and protocol (the report of
 ``python -m msgnet evaluate`` reduced to its figures); ``plot`` draws it:
 
-    .venv/bin/python -m scripts.training_curve add runs/eval/r.json --total-steps 5000 \\
+    .venv/bin/python -m workbench.training_curve add runs/eval/r.json --total-steps 5000 \\
         --protocol quick
-    .venv/bin/python -m scripts.training_curve plot          # docs/img/training_curve.png
+    .venv/bin/python -m workbench.training_curve plot          # docs/img/training_curve.png
 
 Protocols: ``quick`` (2 held-out photos x 6 presets at 256 px, the one the training issue used
 from the start; cheap enough to run beside training) and ``bar`` (8 photos x all 21 presets at

@@ -7,7 +7,7 @@ the content loss (relu2_2) and the PSNR to the photo, for
 * ``gram``   - the target interpolated between the photo's own encoder Gram and the style's;
 * ``pixels`` - the stylized pixels blended with the photo's.
 
-    .venv/bin/python -m scripts.strength_figures --weights weights/msgnet-21styles.pt \\
+    .venv/bin/python -m workbench.strength_figures --weights weights/msgnet-21styles.pt \\
         --content-dir ../shared/data/content/bsds500 --content-prefix val_ --limit 3 \\
         --style-dir ../shared/data/styles/21styles --styles candy udnie \\
         --vgg ../shared/weights/vgg16_caffe_conv1_1-conv4_3.pt -o docs/controls_strength.json
