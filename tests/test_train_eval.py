@@ -253,7 +253,7 @@ def test_gallery_cells_keep_a_gutter():
 
 
 def test_train_bench_smoke(tmp_path):
-    from workbench import train_bench as bench
+    from scripts import train_bench as bench
 
     out = tmp_path / "b.json"
     assert bench.main(["--ngf", "8", "--rounds", "1", "--steps", "1", "--crop-size", "32",
@@ -267,7 +267,7 @@ def test_train_bench_smoke(tmp_path):
 
 
 def test_training_curve_rows_and_plot(data, tmp_path):
-    from workbench import training_curve as curve
+    from scripts import training_curve as curve
 
     weights = train(_config(data, tmp_path / "w.pt", steps=2), progress=False)
     evaluate(str(weights), str(data["held_out"]), str(data["styles"]), str(data["vgg"]),
@@ -304,49 +304,6 @@ def test_evaluate_and_preview_refuse_missing_inputs_in_one_line(data, tmp_path, 
     assert "has no presets" in capsys.readouterr().err
 
 
-def test_resume_with_an_inspiration_learning_rate(data, tmp_path):
-    out = tmp_path / "w.pt"
-    train(_config(data, out, steps=2), progress=False)
-    before = load_weights(out).net.ins.weight.detach().float().clone()
-    train(_config(data, out, steps=4, inspiration_lr=0.05), progress=False)
-    state = torch.load(out.with_name("w.trainstate.pt"), weights_only=False)
-    assert state["step"] == 4
-    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-3, 0.05]
-    assert load_weights(out).metadata["recipe"]["inspiration_lr"] == 0.05
-    moved = float((load_weights(out).net.ins.weight.detach().float() - before).abs().max())
-    assert moved > 0.05  # two steps of ~0.05 each (fp16 file), not ~1e-3
-
-
-def test_inspiration_skip_starts_at_zero_from_plain_weights_and_learns(data, tmp_path):
-    plain = train(_config(data, tmp_path / "plain.pt", steps=2), progress=False)
-    out = tmp_path / "skip.pt"
-    train(_config(data, out, steps=2, init_weights=str(plain), inspiration_skip=True),
-          progress=False)
-    loaded = load_weights(out)
-    assert loaded.net.inspiration_skip and loaded.metadata["recipe"]["inspiration_skip"]
-    # two Adam steps of ~1e-3 from 0
-    assert 0 < float(loaded.net.ins.skip.detach().abs().max()) < 0.01
-    with pytest.raises(ValueError, match="--inspiration-skip"):  # a layout switch on resume
-        train(_config(data, out, steps=4), progress=False)
-    with pytest.raises(ValueError, match="with --inspiration-skip fixed"):  # a mode switch
-        train(_config(data, out, steps=4, inspiration_skip="relative"), progress=False)
-
-
-def test_relative_inspiration_skip_trains_and_resumes(data, tmp_path):
-    plain = train(_config(data, tmp_path / "plain.pt", steps=2), progress=False)
-    out = tmp_path / "rel.pt"
-    cfg = _config(data, out, steps=2, init_weights=str(plain), inspiration_skip="relative")
-    train(cfg, progress=False)
-    loaded = load_weights(out)
-    assert loaded.net.inspiration_skip_mode == "relative"
-    assert loaded.metadata["recipe"]["inspiration_skip"] == "relative"
-    assert 0 < float(loaded.net.ins.skip.detach().abs().max()) < 0.01
-    train(_config(data, out, steps=3, inspiration_skip="relative"), progress=False)
-    assert torch.load(out.with_name("rel.trainstate.pt"), weights_only=False)["step"] == 3
-    with pytest.raises(ValueError, match="with --inspiration-skip relative"):
-        train(_config(data, out, steps=4, inspiration_skip=True), progress=False)
-
-
 def test_warmup_counts_from_the_optimizers_first_step_and_survives_a_resume(data, tmp_path):
     out = tmp_path / "w.pt"
 
@@ -370,33 +327,6 @@ def test_ema_weights_go_to_the_weights_file_and_resume(data, tmp_path):
     assert not torch.allclose(shipped[key], state["net"][key].float(), atol=1e-4)
     train(_config(data, out, steps=4, ema_decay=0.5), progress=False)
     assert torch.load(out.with_name("w.trainstate.pt"), weights_only=False)["step"] == 4
-
-
-def test_identity_steps_make_the_photo_its_own_style(data, tmp_path):
-    from msgnet.learning.vgg import content_loss, style_loss
-    from msgnet.training.train import gram_targets, is_identity_step
-
-    assert [s for s in range(9) if is_identity_step(s, 3)] == [2, 5, 8]
-    assert not any(is_identity_step(s, 0) for s in range(9))
-    torch.manual_seed(1)
-    vgg = Vgg16Features((4, 8, 8, 8))
-    x = torch.rand(3, 3, 24, 24) * 255
-    targets = gram_targets(vgg, x)
-    assert targets[0].shape[0] == 3  # one Gram per photo, not one for the batch
-    feats = vgg(x)
-    assert style_loss(feats, targets).item() == 0.0 and content_loss(feats, feats).item() == 0.0
-    assert style_loss(feats, gram_targets(vgg, x.flip(0))).item() > 0
-
-    out = train(_config(data, tmp_path / "w.pt", steps=4, identity_every=2), progress=False)
-    history = torch.load(out.with_name("w.trainstate.pt"), weights_only=False)["history"]
-    assert all({"content", "style", "identity_content", "identity_style"} <= set(h)
-               for h in history)
-    assert load_weights(out).metadata["recipe"]["identity_every"] == 2
-
-
-def test_identity_every_one_is_refused(data, tmp_path):
-    with pytest.raises(ValueError, match="at least 2"):
-        train(_config(data, tmp_path / "w.pt", steps=2, identity_every=1), progress=False)
 
 
 def test_style_balance_weights_even_out_the_styles():

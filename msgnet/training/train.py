@@ -20,14 +20,6 @@ One measured deviation, opt-in: ``--style-encoder-size`` feeds the siamese encod
 style image than the VGG Gram targets use (those stay at ``--style-size``). The preset bank is
 then encoded at that size too, so presets are what the decoder was trained on.
 
-One design change, opt-in, measured and not adopted: ``--identity-every K`` makes every K-th step an
-*identity step*, where each photo of the batch is its own style (its own encoder Gram for the
-Inspiration layer, its own VGG Grams as the style target), so the best output is the photo
-itself. It is the identity loss of SANet (Park & Lee 2019) in this recipe's own losses: the
-network must learn to carry the whole photo past ``W G``, which the style steps alone do not
-ask of it (docs/training.md: ~7% of a photo's feature variation passes). Over 1 200 steps it
-traded style for content like a higher content weight, and its own losses stayed flat.
-
 One loss change, opt-in: ``--style-balance ALPHA`` weights each style's loss by how far photos
 start from it (:mod:`msgnet.training.style_balance`), so the styles far from photos (mosaic,
 starry_night) stop drowning the content loss; ``--style-factor NAME=F`` multiplies one style's
@@ -60,9 +52,9 @@ from msgnet.learning.vgg import (
     style_loss,
 )
 from msgnet.model.checkpoint import load_weights, save_weights
-from msgnet.model.net import SKIP_MODES, Net, skip_mode
+from msgnet.model.net import Net
 from msgnet.training.inspiration import inspiration_ranks, inverse_gram_init
-from msgnet.training.optimizer import load_optimizer_state, make_optimizer, set_lrs, warmup_lrs
+from msgnet.training.optimizer import load_optimizer_state, make_optimizer, set_lr, warmup_lr
 from msgnet.training.style_balance import (
     apply_style_factors,
     balance_weights,
@@ -99,12 +91,8 @@ class TrainConfig:
     threads: int | None = None
     style_encoder_size: int | None = None
     init_inspiration: float | None = None
-    inspiration_lr: float | None = None  # Adam lr of the Inspiration weight (training.optimizer)
-    # a learned diagonal pass-through: False, True/"fixed" or "relative" (model.net.Inspiration)
-    inspiration_skip: bool | str = False
     warmup_steps: int = 0  # linear lr warm-up over the optimizer's first steps (training.optimizer)
     ema_decay: float | None = None  # ship an exponential moving average of the weights
-    identity_every: int = 0  # every K-th step the photos are their own style (0: off)
     style_balance: float = 0.0  # per-style loss weights (training.style_balance); 0: the recipe
     # named styles' loss weights multiplied on top of the balance, ["candy=1.5", ...]
     style_factor: list[str] = field(default_factory=list)
@@ -115,12 +103,8 @@ class TrainConfig:
 
 
 def load_init_weights(net: Net, path: str | Path) -> None:
-    """Start ``net`` from a weights file; a skip the file lacks starts at zero (no change)."""
-    state = load_weights(path).net.state_dict()
-    if net.inspiration_skip:
-        for key in ("ins.skip", "model.1.skip"):
-            state.setdefault(key, torch.zeros(net.channels))
-    net.load_state_dict(state)
+    """Start ``net`` from a weights file (ours or the authors')."""
+    net.load_state_dict(load_weights(path).net.state_dict())
 
 
 class ContentSampler:
@@ -225,14 +209,9 @@ def compute_presets(net: Net, styles: dict[str, torch.Tensor], device: torch.dev
                 for name, img in styles.items()}
 
 
-def is_identity_step(step: int, every: int) -> bool:
-    """Whether 0-based ``step`` is an identity step of ``--identity-every``: the K-th, 2K-th, ..."""
-    return every > 0 and (step + 1) % every == 0
-
-
 def gram_targets(vgg: Vgg16Features, images: torch.Tensor) -> list[torch.Tensor]:
-    """The style-loss targets of ``images``: their VGG Grams, (B, C, C) per layer, constants.
-    A style image's once up front; on an identity step each photo's own."""
+    """The style-loss targets of ``images``: their VGG Grams, (B, C, C) per layer, constants,
+    computed once up front for each style image."""
     with torch.no_grad():
         return style_grams(vgg(images))
 
@@ -261,28 +240,21 @@ def train_step(net: Net, vgg: Vgg16Features, optimizer: torch.optim.Optimizer,
 
 
 def _history_entry(step: int, elapsed: float, window: list[tuple[float, float]],
-                   id_window: list[tuple[float, float]], window_started: float | None) -> dict:
-    """The log line of a checkpoint: mean weighted losses of the style steps since the last
-    one, those of the identity steps apart (they are not comparable), and the step time."""
+                   window_started: float | None) -> dict:
+    """The log line of a checkpoint: mean weighted losses of the steps since the last one, and
+    the step time."""
     entry: dict = {"step": step}
     if window:
         c, s = np.mean(window, axis=0)
         entry.update(content=float(c), style=float(s))
-    if id_window:
-        c, s = np.mean(id_window, axis=0)
-        entry.update(identity_content=float(c), identity_style=float(s))
     entry["seconds"] = round(elapsed, 1)
-    if window_started is not None:
-        entry["s_per_step"] = round((time.monotonic() - window_started)
-                                    / (len(window) + len(id_window)), 3)
+    if window_started is not None and window:
+        entry["s_per_step"] = round((time.monotonic() - window_started) / len(window), 3)
     return entry
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Run (or resume) training; returns the path of the weights file."""
-    if cfg.identity_every == 1 or cfg.identity_every < 0:
-        raise ValueError("--identity-every must be 0 (off) or at least 2: with 1 every step "
-                         "would be an identity step and no style would be learned")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
@@ -333,7 +305,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if factors:
         balance = apply_style_factors(balance, factors)
 
-    net = Net(ngf=cfg.ngf, inspiration_skip=cfg.inspiration_skip)
+    net = Net(ngf=cfg.ngf)
     if cfg.init_weights:
         load_init_weights(net, cfg.init_weights)
     else:
@@ -352,18 +324,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if cfg.freeze_decoder:
         for p in decoder_parameters(net):
             p.requires_grad_(False)
-    optimizer = make_optimizer(net, cfg.lr, cfg.inspiration_lr)
+    optimizer = make_optimizer(net, cfg.lr)
     step, elapsed, history = 0, 0.0, []
     if resuming:
         state = torch.load(state_file, map_location=device, weights_only=False)
-        saved_mode = skip_mode(state.get("config", {}).get("inspiration_skip")
-                               or ("ins.skip" in state["net"]))
-        if saved_mode != net.inspiration_skip_mode:
-            how = f"with --inspiration-skip {saved_mode}" if saved_mode else "without it"
-            raise ValueError(f"{state_file} was trained {how} (--inspiration-skip); resume it "
-                             "the same way, or start a new folder with --init-weights")
+        if "ins.skip" in state["net"]:
+            raise ValueError(f"{state_file} was trained with an Inspiration skip (the dropped "
+                             "--inspiration-skip experiment); start a new folder instead")
         net.load_state_dict(state["net"])
-        load_optimizer_state(optimizer, state["optimizer"], net, cfg.lr, cfg.inspiration_lr)
+        load_optimizer_state(optimizer, state["optimizer"], cfg.lr)
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
         rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -417,33 +386,29 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         bar = None
     net.train()
     started = time.monotonic() - elapsed
-    window: list[tuple[float, float]] = []  # the style steps' losses since the checkpoint
-    id_window: list[tuple[float, float]] = []  # the identity steps' (logged apart)
+    window: list[tuple[float, float]] = []  # the steps' losses since the checkpoint
     window_started = time.monotonic()
     while step < cfg.steps:
         name = step_style(step, preset_names, extra_names, cfg.extra_share, extra_order)
         x = sampler.batch(cfg.batch_size).to(device)
         if cfg.warmup_steps and step <= cfg.warmup_steps:  # the step after it restores lr
-            set_lrs(optimizer, warmup_lrs(cfg.lr, cfg.inspiration_lr, step, cfg.warmup_steps))
-        identity = is_identity_step(step, cfg.identity_every)
-        encoder_style, targets = ((x, gram_targets(vgg_for_loss, x)) if identity else
-                                  (encoder_styles[name].to(device), style_targets[name]))
-        style_weight = cfg.style_weight * (1.0 if identity else balance[name])
-        c_loss, s_loss = train_step(net, vgg_for_loss, optimizer, x, encoder_style, targets,
-                                    cfg.content_weight, style_weight, use_amp)
+            set_lr(optimizer, warmup_lr(cfg.lr, step, cfg.warmup_steps))
+        c_loss, s_loss = train_step(net, vgg_for_loss, optimizer, x,
+                                    encoder_styles[name].to(device), style_targets[name],
+                                    cfg.content_weight, cfg.style_weight * balance[name], use_amp)
         if ema is not None:
             update_ema(ema, net, cfg.ema_decay)
         step += 1
         elapsed = time.monotonic() - started
-        (id_window if identity else window).append((c_loss.item(), s_loss.item()))
+        window.append((c_loss.item(), s_loss.item()))
         if bar is not None:
             bar.update(1)
             if (step % 10 == 0 or step == cfg.steps) and window:
                 c, s = np.mean(window[-len(names):], axis=0)
                 bar.set_postfix(content=f"{c:.3g}", style=f"{s:.3g}", style_name=name)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            history.append(_history_entry(step, elapsed, window, id_window, window_started))
-            window, id_window = [], []
+            history.append(_history_entry(step, elapsed, window, window_started))
+            window = []
             checkpoint()
             window_started = time.monotonic()
         if cfg.max_seconds and elapsed >= cfg.max_seconds:
@@ -451,8 +416,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if bar is not None:
         bar.close()
     if not output.exists() or (history and history[-1]["step"] != step) or not history:
-        if window or id_window:
-            history.append(_history_entry(step, elapsed, window, id_window, None))
+        if window:
+            history.append(_history_entry(step, elapsed, window, None))
         checkpoint()
     return output
 
@@ -490,10 +455,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-inspiration", type=float, metavar="LAMBDA",
                    help="start the Inspiration weight at (mean preset Gram + LAMBDA*I)^-1 "
                         "(fresh starts and --init-weights only, not when resuming)")
-    p.add_argument("--inspiration-lr", type=float, metavar="LR",
-                   help="Adam learning rate of the Inspiration weight (default: --lr); its "
-                        "entries are ~1/LAMBDA after --init-inspiration, where --lr barely "
-                        "moves them; resuming switches freely with or without it")
     p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
                    help="raise the learning rate linearly from 0 over the optimizer's first N "
                         "steps; use ~200 with --init-weights on trained weights (a fresh "
@@ -501,16 +462,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-decay", type=float, metavar="D",
                    help="write an exponential moving average of the weights (e.g. 0.999: "
                         "~1 000 steps) to the weights file; training itself is unchanged")
-    p.add_argument("--inspiration-skip", nargs="?", const="fixed", default=False,
-                   choices=SKIP_MODES, metavar="{fixed,relative}",
-                   help="add a learned per-channel pass-through to the Inspiration layer, "
-                        "(W G)^T + k·diag(s), s starting at 0: lets the photo past the steep "
-                        "spectrum of W G; k = SKIP_SCALE (fixed, the default) or ‖W G‖_F "
-                        "(relative) (a new layout: old code cannot load the weights)")
-    p.add_argument("--identity-every", type=int, default=0, metavar="K",
-                   help="every K-th step each photo of the batch is its own style, so the "
-                        "best output is the photo itself (an identity loss, as SANet's); "
-                        "0, the default, is the recipe")
     p.add_argument("--style-balance", type=float, default=0.0, metavar="ALPHA",
                    help="weight each style's loss by (geometric mean / its own unstylized "
                         "loss)^ALPHA, so styles far from photos do not drown the content "
