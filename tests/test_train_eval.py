@@ -253,7 +253,7 @@ def test_gallery_cells_keep_a_gutter():
 
 
 def test_train_bench_smoke(tmp_path):
-    from scripts import train_bench as bench
+    from workbench import train_bench as bench
 
     out = tmp_path / "b.json"
     assert bench.main(["--ngf", "8", "--rounds", "1", "--steps", "1", "--crop-size", "32",
@@ -267,7 +267,7 @@ def test_train_bench_smoke(tmp_path):
 
 
 def test_training_curve_rows_and_plot(data, tmp_path):
-    from scripts import training_curve as curve
+    from workbench import training_curve as curve
 
     weights = train(_config(data, tmp_path / "w.pt", steps=2), progress=False)
     evaluate(str(weights), str(data["held_out"]), str(data["styles"]), str(data["vgg"]),
