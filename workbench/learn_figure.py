@@ -4,7 +4,7 @@ with the picture sent as an upload (encoded on the fly), and with the style lear
     .venv/bin/python -m workbench.learn_figure PHOTO --store /tmp/learned \
         --style-dir ../shared/data/styles/unseen_dev --styles a b c -o docs/img/learned.jpg
 
-The learned styles come from a style store (``scripts/learn_bench.py --store`` or
+The learned styles come from a style store (``workbench/learn_bench.py --store`` or
 ``python -m msgnet learn``), under the style files' names.
 """
 

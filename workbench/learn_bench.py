@@ -6,7 +6,7 @@ through the served code path (:func:`msgnet.training.evaluate.evaluate`), the st
 upload against the learned style. Prints a table and writes JSON (docs/learn_bench.json is the
 committed run).
 
-    .venv/bin/python scripts/learn_bench.py --styles-first 8 -o /tmp/learn.json
+    .venv/bin/python -m workbench.learn_bench --styles-first 8 -o /tmp/learn.json
 """
 
 from __future__ import annotations
@@ -15,23 +15,21 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import time
 from dataclasses import fields
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from msgnet.imageio import list_images, load_image
+from msgnet.learning.learn import LearnConfig, PhotoCrops, learn_style
+from msgnet.learning.style_store import StyleStore, weights_fingerprint
+from msgnet.learning.vgg import Vgg16Features
+from msgnet.model.checkpoint import load_weights
+from msgnet.training.evaluate import evaluate
+from workbench.bench.inputs import cpu_name
 
-from msgnet.imageio import list_images, load_image  # noqa: E402
-from msgnet.learning.learn import LearnConfig, PhotoCrops, learn_style  # noqa: E402
-from msgnet.learning.style_store import StyleStore, weights_fingerprint  # noqa: E402
-from msgnet.learning.vgg import Vgg16Features  # noqa: E402
-from msgnet.model.checkpoint import load_weights  # noqa: E402
-from msgnet.training.evaluate import evaluate  # noqa: E402
-from workbench.bench.inputs import cpu_name  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared"
 FIGURES = ("identification", "style_ratio", "content_ratio", "separation")
