@@ -15,7 +15,8 @@ import pytest
 import torch
 from weights_factory import make_net, seeded_pixels
 
-from msgnet.inference.fast import FastMSGNet, compute_stats, tune_allocator
+from msgnet.inference.allocator import tune_allocator
+from msgnet.inference.fast import FastMSGNet, compute_stats
 from msgnet.inference.stylize import pad_to_multiple
 from msgnet.inference.variants import DEFAULT_VARIANT, VARIANTS, build_variant
 from msgnet.model.net import Net

@@ -188,7 +188,7 @@ def test_only_a_tuned_variant_changes_the_process_allocator(tiny_weights_path: P
     ``eager`` (the baseline) must not get it from its tiling runner. Fresh process: this one's
     allocator was tuned by other tests."""
     code = ("import sys; from msgnet.inference.stylize import Stylizer; "
-            "from msgnet.inference.fast import allocator_tuned; "
+            "from msgnet.inference.allocator import allocator_tuned; "
             "Stylizer.from_file(sys.argv[1], variant=sys.argv[2]); "
             "print(allocator_tuned())")
     done = subprocess.run([sys.executable, "-c", code, str(tiny_weights_path), variant],

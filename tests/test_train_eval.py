@@ -110,7 +110,7 @@ def test_evaluate_report_and_gallery(data, tmp_path):
 def test_gatys_lowers_the_style_loss(data):
     from msgnet.imageio import image_to_bgr, load_image
     from msgnet.learning.vgg import style_grams
-    from msgnet.training.evaluate import gatys, measure
+    from msgnet.training.metrics import gatys, measure
 
     vgg = Vgg16Features.from_file(data["vgg"])
     c = image_to_bgr(load_image(next(data["held_out"].iterdir())))
@@ -146,7 +146,7 @@ def test_evaluate_tells_styles_apart(data, tmp_path):
 
 
 def test_style_figures_on_known_grams():
-    from msgnet.training.evaluate import Losses, _Output, style_figures
+    from msgnet.training.metrics import Losses, Output, style_figures
 
     def g(v: float) -> list[torch.Tensor]:
         return [torch.full((1, 2, 2), v)]
@@ -154,7 +154,7 @@ def test_style_figures_on_known_grams():
     targets = {"a": g(0.0), "b": g(1.0)}
     # photo p: each output sits on its own style; photo q: both outputs sit on style a
     placed = (("p", "a", 0.0), ("p", "b", 1.0), ("q", "a", 0.0), ("q", "b", 0.0))
-    outs = [_Output(c, s, g(v), Losses(1.0, 2.0)) for c, s, v in placed]
+    outs = [Output(c, s, g(v), Losses(1.0, 2.0)) for c, s, v in placed]
     plain = {(c, s): Losses(4.0, 0.0) for c in "pq" for s in "ab"}
     as_style = {(c, s): Losses(0.0, 8.0) for c in "pq" for s in "ab"}
     fig = style_figures(outs, targets, plain, as_style)
@@ -180,7 +180,7 @@ def test_cached_photos_give_the_same_crops(data):
     import random
 
     from msgnet.imageio import list_images
-    from msgnet.training.train import ContentSampler
+    from msgnet.training.data import ContentSampler
 
     files = list_images(data["content"])
     a = ContentSampler(files, 32, random.Random(3), crop=24)
@@ -198,7 +198,7 @@ def test_style_encoder_size_and_training_diagnostics(data, tmp_path):
     # the bank is encoded at the size the encoder was trained on
     net = loaded.net
     from msgnet.imageio import list_images
-    from msgnet.training.train import load_styles
+    from msgnet.training.data import load_styles
 
     small = load_styles(list_images(data["styles"]), 24)
     with torch.no_grad():
@@ -388,7 +388,7 @@ def test_style_factor_scales_one_styles_loss(data, tmp_path):
 
 
 def test_step_style_gives_the_extras_their_share_and_keeps_every_preset():
-    from msgnet.training.train import step_style
+    from msgnet.training.data import step_style
 
     presets, extras = ["a", "b", "c"], ["x", "y", "z", "w"]
     drawn = [step_style(s, presets, extras, 0.5, [2, 0, 3, 1]) for s in range(24)]
@@ -401,7 +401,7 @@ def test_step_style_gives_the_extras_their_share_and_keeps_every_preset():
 
 
 def test_extra_styles_train_but_stay_out_of_the_preset_bank(data, tmp_path):
-    from msgnet.training.train import decoder_parameters
+    from msgnet.training.step import decoder_parameters
 
     extra = tmp_path / "extra"
     extra.mkdir()

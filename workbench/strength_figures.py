@@ -29,7 +29,7 @@ from msgnet.imageio import image_to_bgr, load_image, resize_longest
 from msgnet.inference.controls import STRENGTH_METHODS, Controls
 from msgnet.inference.stylize import Stylizer
 from msgnet.learning.vgg import Vgg16Features, content_loss, gram_loss, style_grams
-from msgnet.training.evaluate import psnr
+from msgnet.training.metrics import psnr
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 

@@ -22,7 +22,7 @@ from msgnet.inference.fast import FastMSGNet
 from msgnet.inference.tiling import TileConfig, spans, tiled_stylize_one
 from msgnet.model.checkpoint import load_weights
 from msgnet.preview import demo_scene
-from msgnet.training.evaluate import psnr
+from msgnet.training.metrics import psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 

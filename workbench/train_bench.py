@@ -32,7 +32,8 @@ from msgnet.imageio import list_images
 from msgnet.learning.vgg import CONTENT_LAYER, LAYERS, Vgg16Features, style_grams
 from msgnet.model.checkpoint import load_weights
 from msgnet.model.net import Net
-from msgnet.training.train import ContentSampler, load_styles, train_step
+from msgnet.training.data import ContentSampler, load_styles
+from msgnet.training.step import train_step
 from workbench.bench.inputs import cpu_name
 
 

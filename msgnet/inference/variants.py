@@ -6,9 +6,9 @@ function (the tests compare each against ``eager``); they differ in speed and st
 
 * ``eager``   - :meth:`msgnet.model.net.Net.stylize` as written: the reference.
 * ``eager-alloc`` - ``eager`` in a process with the tuned allocator
-  (:func:`msgnet.inference.fast.tune_allocator`): what the allocator alone is worth. The setting is
-  process-wide, so a baseline must not share a process with ``fast`` (``scripts/bench/`` runs
-  each variant in its own process).
+  (:func:`msgnet.inference.allocator.tune_allocator`): what the allocator alone is worth. The
+  setting is process-wide, so a baseline must not share a process with ``fast``
+  (``workbench/bench/`` runs each variant in its own process).
 * ``fast``    - :class:`msgnet.inference.fast.FastMSGNet`: exact graph rewrites, channels_last,
 folded
   norms, Winograd F(4x4, 3x3) residual convolutions, tuned allocator. The default: the fastest
@@ -33,7 +33,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from msgnet.inference.fast import FastMSGNet, tune_allocator
+from msgnet.inference.allocator import tune_allocator
+from msgnet.inference.fast import FastMSGNet
 from msgnet.model.net import Net, inspire
 from msgnet.model.targets import has_affine
 
@@ -82,7 +83,7 @@ class EagerAllocVariant(EagerVariant):
 
 
 class FastVariant(Variant):
-    """:class:`FastMSGNet` (see :mod:`msgnet.inference.fast`)."""
+    """:class:`FastMSGNet` (see :mod:`msgnet.inference.allocator`)."""
 
     name = "fast"
 

@@ -11,10 +11,10 @@ relu2_2) of
   a feed-forward network is approximating. It costs hundreds of VGG passes per pair, so it runs on
   a subset at ``--gatys-size`` and is compared with the model at that same size.
 
-Whether the styles can be told apart is measured too (:func:`style_figures`): identification
-(is each output nearest its own style image?), separation (are two styles' outputs of a photo as
-far apart as the styles?), overall and per style. Outputs come from :class:`Stylizer`, the code
-path the server runs, so the report is about what users get.
+Whether the styles can be told apart is measured too: identification (is each output nearest its
+own style image?), separation (are two styles' outputs of a photo as far apart as the styles?),
+overall and per style; every measure is in :mod:`msgnet.training.metrics`. Outputs come from
+:class:`Stylizer`, the code path the server runs, so the report is about what users get.
 
 Writes a JSON report and a gallery PNG (rows: contents, columns: styles).
 """
@@ -26,8 +26,6 @@ import json
 import statistics
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,60 +33,13 @@ from PIL import Image, ImageDraw
 
 from msgnet.imageio import bgr_to_image, image_to_bgr, list_images, load_image, resize_longest
 from msgnet.inference.stylize import MIN_SIZE, Stylizer, run_model, trained_style_size
-from msgnet.learning.vgg import (
-    Features,
-    Vgg16Features,
-    content_loss,
-    gram_loss,
-    style_grams,
-    style_loss,
-)
+from msgnet.learning.vgg import Vgg16Features, content_loss, gram_loss, style_grams
 from msgnet.model.checkpoint import load_weights
+from msgnet.training.metrics import Losses, Output, gatys, measure, style_figures
 
 
 class EvaluationInputError(ValueError):
     """The photos or styles asked for are not there; the CLI prints it as one line."""
-
-
-@dataclass
-class Losses:
-    style: float
-    content: float
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of two images in 0..255 (clamped first, as they would be shown)."""
-    mse = float(((a.clamp(0, 255) - b.clamp(0, 255)) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(255.0 ** 2 / mse)).item()
-
-
-def measure(vgg: Vgg16Features, output: torch.Tensor, content_feats: Features,
-            targets: list[torch.Tensor]) -> Losses:
-    with torch.inference_mode():
-        feats = vgg(output)
-        return Losses(style=style_loss(feats, targets).item(),
-                      content=content_loss(feats, content_feats).item())
-
-
-def gatys(vgg: Vgg16Features, content: torch.Tensor, targets: list[torch.Tensor], steps: int,
-          content_weight: float = 1.0, style_weight: float = 5.0, lr: float = 5.0
-          ) -> torch.Tensor:
-    """Optimise the pixels (initialised from the photo) with Adam on the training losses."""
-    with torch.no_grad():
-        content_feats = {k: f.detach() for k, f in vgg(content).items()}
-    x = content.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=lr)
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        feats = vgg(x)
-        loss = (content_weight * content_loss(feats, content_feats)
-                + style_weight * style_loss(feats, targets))
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            x.clamp_(0, 255)
-    return x.detach()
-
 
 
 def make_gallery(rows: list[list[Image.Image]], col_titles: list[str], cell: int = 192,
@@ -109,68 +60,6 @@ def make_gallery(rows: list[list[Image.Image]], col_titles: list[str], cell: int
             y = title_h + i * cell + (cell - thumb.height) // 2
             grid.paste(thumb, (x, y))
     return grid
-
-
-@dataclass
-class _Output:
-    """One stylized photo, reduced to what the report needs."""
-
-    content: str
-    style: str
-    grams: list[torch.Tensor]
-    losses: Losses
-
-
-def _ratio(num: list[float], den: list[float]) -> float:
-    return statistics.fmean(num) / statistics.fmean(den) if den and statistics.fmean(den) else 0.0
-
-
-def style_figures(outputs: list[_Output], vgg_targets: dict[str, list[torch.Tensor]],
-                  unstylized: dict[tuple[str, str], Losses],
-                  as_style: dict[tuple[str, str], Losses]) -> dict:
-    """Identification, separation and the loss ratios, overall and per style.
-
-    * identification: the output's own style image is the nearest (by the style loss, i.e. the
-      Gram distance over relu1_2..relu4_3) among all evaluated styles; chance is 1/N;
-    * separation: for two styles' outputs of the same photo, their Gram distance divided by the
-      distance between the two style images, averaged over style pairs and photos (0: every
-      style gives the same picture; 1: outputs as far apart as the styles);
-    * style ratio: style loss of the output / of the unstylized photo (lower is more stylized);
-    * content ratio: content loss of the output / of the style image itself (lower keeps more
-      of the photo).
-    """
-    names = list(vgg_targets)
-    nearest: dict[tuple[str, str], str] = {}
-    for o in outputs:
-        dist = {n: float(gram_loss(o.grams, vgg_targets[n])) for n in names}
-        nearest[(o.content, o.style)] = min(dist, key=dist.__getitem__)
-    pair_dist = {(a, b): float(gram_loss(vgg_targets[a], vgg_targets[b]))
-                 for i, a in enumerate(names) for b in names[i + 1:]}
-    by_photo: dict[str, dict[str, _Output]] = {}
-    for o in outputs:
-        by_photo.setdefault(o.content, {})[o.style] = o
-    separations = [float(gram_loss(row[a].grams, row[b].grams)) / d
-                   for row in by_photo.values() for (a, b), d in pair_dist.items()
-                   if a in row and b in row and d > 0]
-
-    def figures(items: list[_Output]) -> dict:
-        keys = [(o.content, o.style) for o in items]
-        return {
-            "identification": statistics.fmean(nearest[k] == k[1] for k in keys),
-            "style_ratio": _ratio([o.losses.style for o in items],
-                                  [unstylized[k].style for k in keys]),
-            "content_ratio": _ratio([o.losses.content for o in items],
-                                    [as_style[k].content for k in keys]),
-        }
-
-    per_style = {}
-    for n in names:
-        mine = [o for o in outputs if o.style == n]
-        nearest_counts = Counter(nearest[(o.content, n)] for o in mine)
-        per_style[n] = {**figures(mine), "most_often_nearest": nearest_counts.most_common(1)[0][0]}
-    return {**figures(outputs), "chance": 1 / len(names),
-            "separation": statistics.fmean(separations) if separations else 0.0,
-            "styles": len(names), "photos": len(by_photo), "per_style": per_style}
 
 
 def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_json: str,
@@ -224,7 +113,7 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
         kinds["learned"] = learned
 
     pairs, rows = [], []
-    outputs: dict[str, list[_Output]] = {k: [] for k in kinds}
+    outputs: dict[str, list[Output]] = {k: [] for k in kinds}
     unstylized: dict[tuple[str, str], Losses] = {}
     as_style: dict[tuple[str, str], Losses] = {}
     style_as_content: dict[tuple[str, tuple[int, int]], Losses] = {}
@@ -250,7 +139,7 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
                 grams = style_grams(feats)
                 losses = Losses(style=float(gram_loss(grams, vgg_targets[n])),
                                 content=float(content_loss(feats, c_feats)))
-                outputs[kind].append(_Output(path.name, n, grams, losses))
+                outputs[kind].append(Output(path.name, n, grams, losses))
                 if kind == "preset":
                     pairs.append({"content": path.name, "style": n, "model": vars(losses),
                                   "unstylized": vars(unstylized[(path.name, n)]),

@@ -40,21 +40,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from msgnet.imageio import image_to_bgr, list_images, load_image, resize_longest
-from msgnet.learning.vgg import (
-    CONTENT_LAYER,
-    IMAGENET_MEAN_BGR,
-    Vgg16Features,
-    content_loss,
-    style_grams,
-    style_loss,
-)
-from msgnet.model.checkpoint import load_weights, save_weights
+from msgnet.imageio import list_images
+from msgnet.learning.vgg import Vgg16Features
+from msgnet.model.checkpoint import save_weights
 from msgnet.model.net import Net
+from msgnet.training.data import ContentSampler, load_styles, step_style
 from msgnet.training.inspiration import inspiration_ranks, inverse_gram_init
 from msgnet.training.optimizer import load_optimizer_state, make_optimizer, set_lr, warmup_lr
+from msgnet.training.step import (
+    compute_presets,
+    decoder_parameters,
+    gram_targets,
+    init_output_bias,
+    load_init_weights,
+    train_step,
+    update_ema,
+)
 from msgnet.training.style_balance import (
     apply_style_factors,
     balance_weights,
@@ -102,141 +104,8 @@ class TrainConfig:
     freeze_decoder: bool = False  # train only the encoder and the Inspiration layer
 
 
-def load_init_weights(net: Net, path: str | Path) -> None:
-    """Start ``net`` from a weights file (ours or the authors')."""
-    net.load_state_dict(load_weights(path).net.state_dict())
-
-
-class ContentSampler:
-    """Random ``crop`` crops of photos resized so their shorter side is ``size``.
-
-    Each photo is decoded and resized once and kept (628 photos at 256 px are ~180 MB), so a
-    step only crops; the random draws are the same as decoding every time.
-    """
-
-    def __init__(self, files: list[Path], size: int, rng: random.Random,
-                 crop: int | None = None):
-        if not files:
-            raise ValueError("no content images found")
-        self.files, self.size, self.rng = files, size, rng
-        self.crop = crop or size
-        self.order: list[int] = []
-        self._resized: dict[int, Image.Image] = {}
-
-    def _next_index(self) -> int:
-        if not self.order:
-            self.order = list(range(len(self.files)))
-            self.rng.shuffle(self.order)
-        return self.order.pop()
-
-    def _photo(self, index: int) -> Image.Image:
-        img = self._resized.get(index)
-        if img is None:
-            img = load_image(self.files[index])
-            w, h = img.size
-            s = self.size / min(w, h)
-            # LANCZOS as serving resizes (msgnet.imageio.resize_longest)
-            img = img.resize((max(self.size, round(w * s)), max(self.size, round(h * s))),
-                             Image.Resampling.LANCZOS, reducing_gap=3.0)
-            self._resized[index] = img
-        return img
-
-    def sample(self) -> torch.Tensor:
-        img = self._photo(self._next_index())
-        w, h = img.size
-        x, y = self.rng.randint(0, w - self.crop), self.rng.randint(0, h - self.crop)
-        img = img.crop((x, y, x + self.crop, y + self.crop))
-        if self.rng.random() < 0.5:
-            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return image_to_bgr(img)[0]
-
-    def batch(self, n: int) -> torch.Tensor:
-        return torch.stack([self.sample() for _ in range(n)])
-
-
-def step_style(step: int, presets: list[str], extras: list[str], share: float,
-               order: list[int]) -> str:
-    """The style of 0-based ``step``: presets cycle; with extras, ``share`` of the steps
-    (spread evenly) go through ``order``, a fixed permutation of the extras. A function of the
-    step alone, so an exact resume draws the same styles."""
-    if not extras or share <= 0:
-        return presets[step % len(presets)]
-    extra_before = int(step * share)  # extra steps among steps 0..step-1
-    if int((step + 1) * share) > extra_before:
-        return extras[order[extra_before % len(order)]]
-    return presets[(step - extra_before) % len(presets)]
-
-
-def decoder_parameters(net: Net) -> list[torch.nn.Parameter]:
-    """The generator after the Inspiration layer: what ``--freeze-decoder`` keeps fixed."""
-    return [p for layer in list(net.model)[2:] for p in layer.parameters()]
-
-
-def load_styles(files: list[Path], style_size: int) -> dict[str, torch.Tensor]:
-    """name -> (1, 3, H, W) BGR tensor at ``style_size`` longest side."""
-    return {p.stem: image_to_bgr(resize_longest(load_image(p), style_size)) for p in files}
-
-
-def init_output_bias(net: Net) -> None:
-    """Start the generator's last bias at the ImageNet mean (BGR) instead of ~0.
-
-    With the default init the output starts black, and Adam at lr 1e-3 moves a bias by ~1e-3 a
-    step: measured here, after 250 steps the mean output was still ~40 of 255. Starting at
-    mid-grey removes that warm-up; nothing else in the recipe changes.
-    """
-    with torch.no_grad():
-        net.model[-1].conv2d.bias.copy_(torch.tensor(IMAGENET_MEAN_BGR))
-
-
 def _state_path(output: Path) -> Path:
     return output.with_name(output.stem + ".trainstate.pt")
-
-
-def update_ema(ema: Net, net: Net, decay: float) -> None:
-    """``ema ← decay·ema + (1 − decay)·net``, parameter by parameter (no buffers to average:
-    instance norm keeps no running statistics)."""
-    with torch.no_grad():
-        for e, p in zip(ema.parameters(), net.parameters(), strict=True):
-            e.mul_(decay).add_(p.detach(), alpha=1 - decay)
-
-
-def compute_presets(net: Net, styles: dict[str, torch.Tensor], device: torch.device
-                    ) -> dict[str, torch.Tensor]:
-    """The preset bank: Gram target of each training style with the trained encoder."""
-    net.eval()
-    with torch.inference_mode():
-        return {name: net.style_target(img.to(device)).float().cpu()
-                for name, img in styles.items()}
-
-
-def gram_targets(vgg: Vgg16Features, images: torch.Tensor) -> list[torch.Tensor]:
-    """The style-loss targets of ``images``: their VGG Grams, (B, C, C) per layer, constants,
-    computed once up front for each style image."""
-    with torch.no_grad():
-        return style_grams(vgg(images))
-
-
-def train_step(net: Net, vgg: Vgg16Features, optimizer: torch.optim.Optimizer,
-               x: torch.Tensor, encoder_style: torch.Tensor, targets: list[torch.Tensor],
-               content_weight: float, style_weight: float, use_amp: bool = False,
-               content_upto: str = CONTENT_LAYER) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on a content batch and one style; returns the weighted losses.
-    Gradients are on whatever the caller's grad mode (a program may have turned it off)."""
-    with torch.enable_grad():
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
-            net.set_target(net.style_target(encoder_style))
-            y = net(x)
-            feats_y = vgg(y)
-            with torch.no_grad():
-                feats_x = vgg(x, upto=content_upto)
-        feats_y = {k: f.float() for k, f in feats_y.items()}
-        c_loss = content_weight * content_loss(feats_y,
-                                               {k: f.float() for k, f in feats_x.items()})
-        s_loss = style_weight * style_loss(feats_y, targets)
-        optimizer.zero_grad(set_to_none=True)
-        (c_loss + s_loss).backward()
-    optimizer.step()
-    return c_loss.detach(), s_loss.detach()
 
 
 def _history_entry(step: int, elapsed: float, window: list[tuple[float, float]],

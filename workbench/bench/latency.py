@@ -62,7 +62,7 @@ class LatencyWorker:
 def latency_worker(args: argparse.Namespace) -> int:
     """Worker mode (see :class:`LatencyWorker`): replies are JSON lines on the real stdout."""
     replies, sys.stdout = sys.stdout, sys.stderr  # library output must not break the protocol
-    from msgnet.inference.fast import allocator_tuned
+    from msgnet.inference.allocator import allocator_tuned
 
     def reply(obj: dict[str, Any]) -> None:
         replies.write(json.dumps(obj) + "\n")

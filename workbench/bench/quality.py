@@ -12,7 +12,7 @@ from msgnet.inference.stylize import pad_to_multiple
 from msgnet.inference.tiling import TileConfig, receptive_field, tiled_stylize_one
 from msgnet.inference.variants import build_variant
 from msgnet.model.checkpoint import LoadedWeights
-from msgnet.training.evaluate import psnr
+from msgnet.training.metrics import psnr
 from workbench.bench.inputs import photo_tensor, photos, target_for
 
 
