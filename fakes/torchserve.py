@@ -36,7 +36,7 @@ from PIL import Image
 
 from bot.imageinfo import sniff
 
-try:  # decode iPhones' HEIC as the real server does (msgnet/imageio.py registers pillow-heif)
+try:  # decode iPhones' HEIC as the real server does (msgnet/imageio/decode.py registers it)
     from pillow_heif import register_heif_opener
     register_heif_opener()
 except ImportError:  # pragma: no cover - the dev extra installs the model extra's pillow-heif

@@ -153,7 +153,7 @@ async def test_an_iphone_heic_document_is_stylized(make_bot, tg, fts):
 
 
 async def test_a_heic_the_server_cannot_read_gets_the_iphone_tip(make_bot, tg, fts):
-    """A server without pillow-heif answers not_an_image naming HEIC (msgnet/imageio.py):
+    """A server without pillow-heif answers not_an_image naming HEIC (msgnet/imageio/):
     the user gets the iPhone setting, not a generic "not an image"."""
     await make_bot(polling=True)
     user = tg.user(1093)
