@@ -39,29 +39,16 @@ class Job:
     target: torch.Tensor   # (1, C, C) style Gram matrix
     fmt: str               # output format, "jpeg" | "png"
     controls: Controls = DEFAULT_CONTROLS  # strength, colours (msgnet.inference.controls)
+    headers: dict[str, str] = field(default_factory=dict)  # the style cache's state
 
 
 @dataclass
 class SheetJob:
-    """A contact-sheet request with its decoded photo."""
+    """A contact-sheet request with its decoded photo (its cells run in inference)."""
 
     idx: int
     photo: Image.Image
     request: SheetRequest
-
-
-@dataclass
-class Batch:
-    """One server-side batch between the handler's phases: the answers so far (``out``, by
-    request index), the work for inference, and its results (a tensor, a sheet image, or
-    the exception that request alone answers with)."""
-
-    out: list[bytes | str]
-    jobs: list[Job] = field(default_factory=list)
-    sheets: list[SheetJob] = field(default_factory=list)
-    clips: list = field(default_factory=list)  # handler.clips.ClipJob, after the photos
-    learns: list = field(default_factory=list)  # handler.learning.LearnJob, last
-    results: dict[int, object] = field(default_factory=dict)  # tensor, sheet, clip or error
 
 
 def pixels(job: Job) -> int:

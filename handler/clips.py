@@ -18,25 +18,23 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from handler import errors
-from handler.parsing import StylizeRequest
+from handler.answers import NDJSON_TYPE, PROGRESS_MIN_S, Answer, Result, clip_header
+from handler.cancel import CancelBox
 from handler.settings import HandlerSettings
 from msgnet.animation.decode import is_clip
 from msgnet.animation.stylize import ClipCancelled, ClipResult, stylize_clip
 from msgnet.inference.controls import Controls
 
+if TYPE_CHECKING:
+    from handler.parsing import StylizeRequest
+
 log = logging.getLogger(__name__)
-
-CLIP_HEADER = "X-Msgnet-Clip"  # frames=N;fps=F;seconds=S;size=WxH;audio=...
-
-
-NDJSON_TYPE = "application/x-ndjson"
-PROGRESS_MIN_S = 1.0  # at most one progress line a second
 
 
 @dataclass
@@ -50,17 +48,7 @@ class ClipJob:
     controls: Controls
     progress: bool = False  # stream {"done", "total"} lines, then the clip as base64 JSON
     cancel_token: str | None = None  # a cancel request naming it stops the clip
-
-
-def wants_progress(fields: dict) -> bool:
-    """The request's ``progress`` field (form or JSON body) is true."""
-    raw = fields.get("progress")
-    body = fields.get("body")
-    if raw is None and isinstance(body, dict):
-        raw = body.get("progress")
-    if isinstance(raw, bytes | bytearray):
-        raw = bytes(raw).decode("utf-8", "replace")
-    return str(raw).strip().lower() in ("1", "true", "yes", "on")
+    headers: dict[str, str] = field(default_factory=dict)  # the style cache's state
 
 
 def wants_clip(request: StylizeRequest) -> bool:
@@ -103,9 +91,25 @@ def run_clip(stylizer, job: ClipJob, settings: HandlerSettings,
                                   "content") from exc
 
 
-def clip_header(result: ClipResult) -> str:
-    return (f"frames={result.frames};fps={result.fps:.3f};seconds={result.seconds:.3f};"
-            f"size={result.width}x{result.height};audio={result.audio}")
+def answer_clip(stylizer, job: ClipJob, settings: HandlerSettings, cancels: CancelBox,
+                stream: ProgressStream | None) -> Result:
+    """One clip, cancellable when it carries a token; once a progress line has gone (the
+    HTTP status with it) its clip or error is answered in-band as the last line."""
+    token = job.cancel_token
+    if token is not None:
+        cancels.sweep()
+    try:
+        result: ClipResult | BaseException = run_clip(
+            stylizer, job, settings, progress=stream,
+            should_stop=cancels.should_stop(token) if token else None)
+    except Exception as exc:
+        result = exc
+    finally:
+        if token is not None:  # cancelled, or a cancel that came too late
+            cancels.clear(token)
+    if stream is not None and stream.sent:
+        return Result(Answer(stream.final(result), NDJSON_TYPE), headers=job.headers)
+    return Result(result, headers=job.headers)
 
 
 class ProgressStream:

@@ -115,36 +115,3 @@ class LearnedStyles:
         except OSError:
             return None
         return str(path), info.st_mtime_ns, info.st_size
-
-
-def forget_style(store: StyleStore, presets, name: str, owner: str) -> dict:
-    """``action=forget``: delete ``owner``'s learned style ``name`` (its thumbnail too); a
-    built-in preset is no learned style, so it is refused rather than looked up."""
-    if name in presets:
-        raise errors.bad_option(f"style_id: {errors.shown(name)} is a built-in preset, not a "
-                                "learned style", "style_id")
-    try:
-        store.delete(name, owner)
-    except style_store.StyleStoreError as exc:
-        raise store_error(exc, "style_id") from exc
-    log.info("learned style %s of %s deleted", name, owner)
-    return {"forgotten": name, "owner": owner}
-
-
-def rename_style(store: StyleStore, presets, name: str, new_name: str, owner: str) -> dict:
-    """``action=rename``: ``owner``'s learned style ``name`` is ``new_name`` from now on
-    (a name taken by another style of the owner, or by a preset, is a 409)."""
-    if name in presets:
-        raise errors.bad_option(f"style_id: {errors.shown(name)} is a built-in preset, not a "
-                                "learned style", "style_id")
-    if new_name in presets or store.exists(new_name, owner):
-        what = "a built-in preset" if new_name in presets else "taken by another style"
-        raise errors.RequestError(409, NAME_EXISTS, f"new_name: {errors.shown(new_name)} is "
-                                  f"{what}: choose another name", "new_name")
-    try:
-        store.rename(name, new_name, owner)
-    except style_store.StyleStoreError as exc:
-        raise store_error(exc, "style_id" if isinstance(exc, style_store.StyleNotFound)
-                          else "new_name") from exc
-    log.info("learned style %s of %s renamed to %s", name, owner, new_name)
-    return {"renamed": name, "to": new_name, "owner": owner}

@@ -31,10 +31,12 @@ from typing import Any
 from PIL import Image
 
 from handler import errors
-from handler.clips import NDJSON_TYPE, PROGRESS_MIN_S
+from handler.answers import JSON_TYPE, NDJSON_TYPE, PROGRESS_MIN_S, Answer, Result
+from handler.cancel import CancelBox
+from handler.fields import Fields, Payload, store_name, wants_progress
 from handler.learned import NAME_EXISTS, store_error
-from handler.parsing import LearnRequest, Payload
 from handler.settings import HandlerSettings
+from msgnet.inference.control_values import parse_bool
 from msgnet.learning import style_store
 from msgnet.learning.style_store import StyleStore
 
@@ -51,6 +53,45 @@ INCOMING_BYTES = 1 << 20  # what a new style is counted as before the fit (targe
 
 class LearnCancelled(Exception):
     """A cancel request named the fit's token."""
+
+
+@dataclass(frozen=True)
+class LearnRequest:
+    """``action=learn``: fit ``style`` as the learned style ``name`` of ``owner``."""
+
+    style: Payload
+    name: str
+    owner: str = style_store.DEFAULT_OWNER
+    # None: the measured default (msgnet.learning.learn.LearnConfig)
+    steps: int | None = None
+    overwrite: bool = False          # replace a learned style of that name
+    cancel_token: str | None = None  # a cancel request naming it stops the fit
+
+
+def parse_learn(fields: Fields, owner: str) -> LearnRequest:
+    """``action=learn``: every field checked here, before the worker spends a minute."""
+    raw_name = fields.text("name").strip()
+    if not raw_name:
+        raise errors.missing_field("action 'learn' needs a name to store the style under",
+                                   "name")
+    name = store_name(raw_name, "name")
+    style = fields.payload("style")
+    if style is None or style.kind != "image":
+        raise errors.missing_field("action 'learn' needs the style picture as 'style' "
+                                   "(an image)", "style")
+    steps = None
+    if fields.present("steps"):
+        steps = fields.int_option("steps", 0, 1, fields.settings.learn_max_steps,
+                                  unit="steps")
+    overwrite = fields.control(parse_bool, "overwrite", False)
+    return LearnRequest(style, name, owner, steps, overwrite, fields.token("cancel_token"))
+
+
+def streams(raw: dict) -> bool:
+    """A learn request streams its progress unless it sends ``progress=false``."""
+    body = raw.get("body")
+    given = "progress" in raw or (isinstance(body, dict) and "progress" in body)
+    return wants_progress(raw) if given else True
 
 
 @dataclass
@@ -117,8 +158,9 @@ class Learner:
 
     # ------------------------------------------------------------------ before the fit
     def prepare(self, idx: int, request: LearnRequest, stylizer, store: StyleStore,
-                decode: Callable[[Payload, int], Image.Image]) -> LearnJob:
-        """Every check that can fail, in the order a user can act on; raises RequestError."""
+                decode: Callable[[Payload, int], Image.Image], progress: bool) -> LearnJob:
+        """Every check that can fail, in the order a user can act on; raises RequestError.
+        ``progress``: stream lines (a request alone in its batch only)."""
         if not self.enabled:
             raise errors.RequestError(400, WRONG_MODEL, f"this model does not learn styles: "
                                       f"send action=learn to /predictions/{LEARN_MODEL}",
@@ -142,7 +184,33 @@ class Learner:
             raise store_error(exc) from exc
         except OSError as exc:  # the store's folder cannot even be listed
             raise store_error(style_store.StoreNotWritable(str(exc))) from exc
-        return LearnJob(idx, request, style.convert("RGB"))
+        return LearnJob(idx, request, style.convert("RGB"), progress)
+
+    # ------------------------------------------------------------------ the fit, answered
+    def answer(self, job: LearnJob, stylizer, store: StyleStore, weights_file: str,
+               cancels: CancelBox, stream: LearnStream | None) -> Result:
+        """One fit: streamed when asked, its result (or error) answered in-band once a line
+        has gone (the HTTP status went with it)."""
+        token = job.request.cancel_token
+        if token is not None:
+            cancels.sweep()
+        try:
+            if stream is not None:
+                stream.start(job, job.request.steps or self.cfg.steps)
+            result: dict | BaseException = self.run(
+                job, stylizer, store, weights_file, progress=stream,
+                should_stop=cancels.should_stop(token) if token else None)
+        except Exception as exc:
+            result = exc
+        finally:
+            if token is not None:
+                cancels.clear(token)
+        if stream is not None and stream.sent:
+            error = result if isinstance(result, BaseException) else None
+            return Result(Answer(stream.final(result), NDJSON_TYPE), error=error)
+        if isinstance(result, BaseException):
+            return Result(result)
+        return Result(Answer(json.dumps(result), JSON_TYPE))
 
     # ------------------------------------------------------------------ the fit
     def run(self, job: LearnJob, stylizer, store: StyleStore, weights_file: str,
@@ -194,7 +262,7 @@ def _rounded(value: float) -> float | None:
 class LearnStream:
     """A fit's answer as TorchServe intermediate responses: ``{"step": 0, "steps": n, "name":
     ...}`` as it starts, ``{"step": k, "steps": n, "style_ratio": ..., "content_ratio": ...}``
-    at most every :data:`handler.clips.PROGRESS_MIN_S`, and :meth:`final`'s line last. Only
+    at most every :data:`PROGRESS_MIN_S`, and :meth:`final`'s line last. Only
     for a request alone in its batch (the learn model has batch size 1)."""
 
     def __init__(self, context: Any, idx: int, send: Callable[..., None] | None = None):

@@ -18,9 +18,10 @@ from weights_factory import make_tiny_weights
 
 from fakes import clips as cs
 from handler import cancel
+from handler.actions import CancelRequest
 from handler.cancel import CancelBox, check_token
 from handler.errors import RequestError
-from handler.parsing import CancelRequest, StylizeRequest, parse_request
+from handler.parsing import StylizeRequest, parse_request
 from handler.settings import HandlerSettings
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -134,7 +134,7 @@ def test_progress_lines_then_an_in_band_answer(served, monkeypatch) -> None:
 
 
 def test_wants_progress_reads_form_and_json() -> None:
-    from handler.clips import wants_progress
+    from handler.fields import wants_progress
 
     assert wants_progress({"progress": b"true"}) and wants_progress({"body": {"progress": 1}})
     assert not wants_progress({}) and not wants_progress({"progress": "no"})

@@ -13,8 +13,8 @@ from handler_harness import handle, serve
 from PIL import Image
 from weights_factory import make_tiny_weights
 
+from handler.answers import SHEET_HEADER
 from handler.errors import RequestError
-from handler.msgnet_handler import SHEET_HEADER
 from handler.parsing import SheetRequest, StylizeRequest, parse_request
 from handler.settings import HandlerSettings
 

@@ -15,7 +15,8 @@ from handler_harness import handle, serve
 from PIL import Image
 from weights_factory import make_tiny_weights, save_tiny_vgg
 
-from handler.parsing import LearnRequest, parse_request
+from handler.learning import LearnRequest
+from handler.parsing import parse_request
 from handler.settings import HandlerSettings
 from msgnet.learning.style_store import StyleStore
 

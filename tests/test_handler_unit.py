@@ -20,9 +20,10 @@ from ts.context import Context, RequestProcessor
 from weights_factory import make_tiny_weights
 
 import tsclient
+from handler.actions import ActionRequest
 from handler.errors import RequestError, from_exception
 from handler.msgnet_handler import MsgnetHandler
-from handler.parsing import ActionRequest, StylizeRequest, parse_request
+from handler.parsing import StylizeRequest, parse_request
 from handler.settings import HandlerSettings
 from handler.style_cache import StyleCache
 from handler.tensors import array_to_image, decode_tensor
