@@ -109,8 +109,22 @@ def find_archiver() -> str:
     return found
 
 
-def stage_extra_files(stage: Path, previews: Path) -> None:
-    """Lay out the folders to pack; torch-model-archiver copies a folder's *contents*."""
+def predictor_file(weights: Path) -> Path | None:
+    """The style predictor beside the weights (``NAME.predictor.pt``), packed when there."""
+    from msgnet.model.predictor import sidecar_path
+
+    side = sidecar_path(weights)
+    return side if side.is_file() else None
+
+
+def stage_extra_files(stage: Path, previews: Path, weights: Path | None = None) -> None:
+    """Lay out the folders to pack; torch-model-archiver copies a folder's *contents*. The
+    style predictor goes to the archive's top, beside the serialized weights, where
+    ``load_weights`` looks for it."""
+    side = predictor_file(weights) if weights is not None else None
+    if side is not None:
+        stage.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(side, stage / side.name)
     for src in package_files():
         dst = stage / src.relative_to(ROOT)
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +156,9 @@ def build(args: argparse.Namespace) -> Path | None:
             "    .venv/bin/python -m scripts.build_mar --weights path/to/21styles.model")
     if not args.model_config.is_file():
         raise BuildError(f"model config not found: {args.model_config}")
-    inputs = [weights, args.model_config, *source_files(args.previews)]
+    side = predictor_file(weights)
+    inputs = [weights, args.model_config, *source_files(args.previews),
+              *([side] if side is not None else [])]
     if args.if_stale and is_fresh(mar, inputs):
         print(f"{mar.name} is up to date")
         return mar
@@ -156,7 +172,7 @@ def build(args: argparse.Namespace) -> Path | None:
         stage, export, scratch = tmp_path / "extra", tmp_path / "out", tmp_path / "scratch"
         export.mkdir()
         scratch.mkdir()
-        stage_extra_files(stage, args.previews)
+        stage_extra_files(stage, args.previews, weights)
         cmd = [find_archiver(), "--model-name", args.model_name, "--version", version,
                "--handler", str(HANDLER), "--serialized-file", str(weights),
                "--extra-files", str(stage), "--config-file", str(args.model_config),

@@ -50,3 +50,18 @@ def test_archive_lists_no_training_code_and_its_handler_imports(tiny_weights_pat
             "assert not any(m.startswith('msgnet.training') for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "x")], cwd=tmp_path / "x",
                    check=True, timeout=120)
+
+
+def test_the_style_predictor_is_staged_beside_the_weights(tmp_path):
+    """``NAME.predictor.pt`` beside the weights goes to the archive's top, where the handler's
+    ``load_weights`` finds it next to the serialized file; without one nothing is added."""
+    weights = tmp_path / "w" / "msgnet-x.pt"
+    weights.parent.mkdir()
+    weights.write_bytes(b"weights")
+    stage = tmp_path / "stage"
+    build_mar.stage_extra_files(stage, tmp_path / "none", weights)
+    assert not (stage / "msgnet-x.predictor.pt").exists()
+    (weights.parent / "msgnet-x.predictor.pt").write_bytes(b"predictor")
+    stage2 = tmp_path / "stage2"
+    build_mar.stage_extra_files(stage2, tmp_path / "none", weights)
+    assert (stage2 / "msgnet-x.predictor.pt").read_bytes() == b"predictor"

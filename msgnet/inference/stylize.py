@@ -36,7 +36,9 @@ from msgnet.inference.tiling import TileConfig, TiledForward
 from msgnet.inference.variants import DEFAULT_VARIANT, FastVariant, build_variant
 from msgnet.model.checkpoint import LoadedWeights, load_weights
 from msgnet.model.net import Net
-from msgnet.model.targets import extra_columns, widen_all
+from msgnet.model.predictor import ENCODER_SIZE as PREDICTOR_SIZE
+from msgnet.model.predictor import style_features
+from msgnet.model.targets import extra_columns, pack, widen_all
 
 MIN_SIZE = 16  # the encoder downsamples x4 and pads by reflection: smaller is meaningless
 MULTIPLE = 4   # inputs are padded to a multiple of this so the decoder lands on the same size
@@ -131,6 +133,7 @@ class Stylizer:
             for name, g in loaded.presets.items()}
         self.metadata = dict(loaded.metadata)
         self.layout = loaded.layout
+        self.predictor = None if loaded.predictor is None else loaded.predictor.to(self.device)
         self._fingerprint: str | None = None
         self.max_size = max_size
         self.default_size = self._check_size(default_size, max_size, "default size")
@@ -182,8 +185,9 @@ class Stylizer:
             raise UnknownPresetError(name, self.preset_names()) from None
 
     def style_target(self, style: Image.Image | torch.Tensor,
-                     style_size: int | None = None) -> torch.Tensor:
-        """Gram matrix (1, C, C) of a style image resized to ``style_size`` (longest side)."""
+                     style_size: int | None = None, predict: bool = True) -> torch.Tensor:
+        """Gram matrix (1, C, C) of a style image resized to ``style_size`` (longest side);
+        with a style predictor (and ``predict``), (1, C, C + P) with its decoder affine."""
         if style_size is None:
             style_size = self.default_style_size
         size = self._check_size(style_size, self.max_style_size, "style size")
@@ -191,7 +195,24 @@ class Stylizer:
         if min(x.shape[-2:]) < MIN_PASS_SIDE:  # a 1000:1 style is 1 px thin: see pad_to_multiple
             x = pad_to_multiple(x)
         with torch.inference_mode():
-            return self.style_fn(x.to(self.device, torch.float32)).float()
+            gram = self.style_fn(x.to(self.device, torch.float32)).float()
+        if self.predictor is None or not predict:
+            return gram
+        return self._predicted(style, size, x, gram)
+
+    def _predicted(self, style: Image.Image | torch.Tensor, size: int, x: torch.Tensor,
+                   gram: torch.Tensor) -> torch.Tensor:
+        """``gram`` with the decoder affine the style predictor gives the picture (seen at
+        the predictor's own size, whatever size the Gram was taken at)."""
+        if size != PREDICTOR_SIZE:
+            x = self._to_bgr(style, PREDICTOR_SIZE, "style")
+            if min(x.shape[-2:]) < MIN_PASS_SIDE:
+                x = pad_to_multiple(x)
+        with torch.inference_mode():
+            x = x.to(self.device, torch.float32)
+            g = gram if size == PREDICTOR_SIZE else self.style_fn(x).float()
+            affine = self.predictor(style_features(x, g))
+        return pack(gram, affine)
 
     def brush_style_size(self, brush: str) -> int:
         """The style size of a brush name (small / medium / large) for these settings."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from msgnet.model.net import EXPANSION, Net
+from msgnet.model.predictor import StylePredictor, load_predictor, sidecar_path
 
 FORMAT = "image-styling/msgnet"
 # version 2 added the relative Inspiration skip; every other file is still written as 1, so
@@ -42,6 +43,7 @@ class LoadedWeights:
     presets: dict[str, torch.Tensor] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     layout: str = "ours"
+    predictor: StylePredictor | None = None  # uploads' decoder affine (msgnet.model.predictor)
 
 
 def _name_list(keys: list[str], limit: int = 12) -> str:
@@ -116,9 +118,21 @@ def triu_unpack(packed: torch.Tensor, channels: int) -> torch.Tensor:
     return g.unsqueeze(0)
 
 
-def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedWeights:
-    """Load either layout into an eval-mode :class:`Net` (fp32)."""
-    path = Path(path)
+def load_weights(path: str | Path, map_location: str | torch.device = "cpu",
+                 predictor: bool = True) -> LoadedWeights:
+    """Load either layout into an eval-mode :class:`Net` (fp32), with the style predictor
+    that sits beside the file (``NAME.predictor.pt``) unless ``predictor`` is False."""
+    loaded = _load_file(Path(path), map_location)
+    side = sidecar_path(path)
+    if predictor and side.is_file():
+        from msgnet.learning.style_store import weights_fingerprint  # the store's key, too
+
+        loaded.predictor = load_predictor(side, weights_fingerprint(loaded.net.state_dict()),
+                                          loaded.net.affine_size)
+    return loaded
+
+
+def _load_file(path: Path, map_location: str | torch.device) -> LoadedWeights:
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     try:

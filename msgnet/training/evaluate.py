@@ -68,7 +68,8 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
              gatys_steps: int = 300, gatys_size: int = 256, threads: int | None = None,
              gallery_styles: list[str] | None = None, content_prefix: str = "",
              uploads: bool = False, upload_size: int | None = None,
-             learned: dict[str, torch.Tensor] | None = None, content_skip: int = 0) -> dict:
+             learned: dict[str, torch.Tensor] | None = None, content_skip: int = 0,
+             predictor: bool = True) -> dict:
     """Stylize held-out photos with each style through the served code path; write the report.
 
     Presets come from the weights' bank; a style the bank lacks (and every style with
@@ -76,12 +77,13 @@ def evaluate(weights: str, content_dir: str, style_dir: str, vgg_path: str, out_
     encoder was trained at, as the server encodes an upload); the VGG targets are always at
     ``style_size``. ``learned`` (name -> target, every evaluated style) measures learned styles
     (:mod:`msgnet.learning.learn`) as a third kind. ``content_skip`` leaves out the first matching
-    photos (those another protocol tuned on).
+    photos (those another protocol tuned on). ``predictor`` False leaves out the style
+    predictor beside the weights (:mod:`msgnet.model.predictor`), which uploads use as served.
     """
     if threads:
         torch.set_num_threads(threads)
     t0 = time.monotonic()
-    loaded = load_weights(weights)
+    loaded = load_weights(weights, predictor=predictor)
     net = loaded.net
     top = max(size, gatys_size, MIN_SIZE)
     upload_size = upload_size or trained_style_size(loaded.metadata)
@@ -238,6 +240,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "weights' encoder was trained at, as the server does)")
     p.add_argument("--uploads", action="store_true",
                    help="also stylize with each style encoded from its image, as an upload")
+    p.add_argument("--no-predictor", dest="predictor", action="store_false",
+                   help="encode uploads without the style predictor beside the weights "
+                        "(NAME.predictor.pt), for an A/B")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -263,7 +268,8 @@ def _evaluate_from_args(args: argparse.Namespace) -> dict:
                     gatys_steps=args.gatys_steps, gatys_size=args.gatys_size,
                     threads=args.threads, gallery_styles=args.gallery_styles,
                     content_prefix=args.content_prefix, uploads=args.uploads,
-                    upload_size=args.upload_size, content_skip=args.content_skip)
+                    upload_size=args.upload_size, content_skip=args.content_skip,
+                    predictor=args.predictor)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,115 @@
+"""The style predictor: an uploaded style's decoder affine, predicted in one pass.
+
+An upload's encoder Gram is a poor target for a style the network was not trained on: the
+generator, trained on 21 Grams, paints a new one much like its nearest preset. Learning a style
+(:mod:`msgnet.learning.learn`) fits the decoder norms' per-channel scale and shift (``log γ``,
+``β``) and that is most of the gain (docs/learn.md). This small network predicts that affine
+from what the server already has for an upload: the encoder Gram's diagonal (log), the style
+picture's colour mean, covariance and histogram. It is trained end to end on the VGG losses
+through the frozen generator on 210 styles with colour augmentation
+(:mod:`msgnet.training.predictor`, the style predictor of Ghiasi et al. 2017 in small).
+
+The file sits beside the weights it was trained for (``NAME.predictor.pt`` next to
+``NAME.pt``), carries their fingerprint, and loads with ``torch.load(weights_only=True)``. Its
+last layer starts at zero, where a prediction is the identity: the upload's plain Gram.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+FORMAT = "image-styling/style-predictor"
+FORMAT_VERSION = 1
+ENCODER_SIZE = 256  # the longest side the predictor's features are taken at (uploads' size)
+HIST_BINS = 8
+
+
+class PredictorError(ValueError):
+    """The predictor file is not one, or was trained for other weights."""
+
+
+def sidecar_path(weights_path: str | Path) -> Path:
+    """``weights/NAME.pt`` -> ``weights/NAME.predictor.pt``, where a predictor is looked for."""
+    p = Path(weights_path)
+    return p.with_name(p.stem + ".predictor.pt")
+
+
+def style_features(style_bgr: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+    """(1, 3, H, W) BGR 0..255 style at :data:`ENCODER_SIZE` and its encoder Gram (1, C, C)
+    -> (1, C + 3 + 6 + 3 * HIST_BINS): what the predictor sees."""
+    diag = torch.log(gram[0].diagonal().float().clamp_min(1e-6))
+    pixels = style_bgr[0].reshape(3, -1).float() / 255
+    mean = pixels.mean(1)
+    cov = torch.cov(pixels)
+    iu = torch.triu_indices(3, 3)
+    hist = torch.cat([torch.histc(pixels[i], bins=HIST_BINS, min=0, max=1) / pixels.shape[1]
+                      for i in range(3)])
+    return torch.cat([diag, mean, cov[iu[0], iu[1]] * 10, hist]).unsqueeze(0)
+
+
+class StylePredictor(nn.Module):
+    """Features -> (B, 2, K) decoder affine (``log γ``, ``β``) for :meth:`Net.set_affine`."""
+
+    def __init__(self, in_features: int, affine_size: int, hidden: int = 256,
+                 bottleneck: int = 64):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("std", torch.ones(in_features))
+        self.body = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(),
+                                  nn.Linear(hidden, bottleneck), nn.GELU())
+        self.head = nn.Linear(bottleneck, 2 * affine_size)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.affine_size = affine_size
+        self.shape = {"in_features": in_features, "affine_size": affine_size,
+                      "hidden": hidden, "bottleneck": bottleneck}
+
+    def set_normalisation(self, features: torch.Tensor) -> None:
+        """Standardise inputs by the training styles' statistics (N, F)."""
+        self.mean.copy_(features.mean(0))
+        self.std.copy_(features.std(0) + 1e-4)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        z = self.body((features - self.mean) / self.std)
+        return self.head(z).reshape(-1, 2, self.affine_size)
+
+
+def save_predictor(predictor: StylePredictor, path: str | Path, weights_fingerprint: str,
+                   metadata: dict | None = None) -> None:
+    """Write the predictor (fp16 values) for the weights with ``weights_fingerprint``."""
+    state = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point() else v
+             for k, v in predictor.state_dict().items()}
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "shape": predictor.shape,
+                "weights_fingerprint": weights_fingerprint, "state_dict": state,
+                "metadata": metadata or {}}, Path(path))
+
+
+def load_predictor(path: str | Path, weights_fingerprint: str | None = None,
+                   affine_size: int | None = None) -> StylePredictor:
+    """Read a predictor file; :class:`PredictorError` when it is not one or when it was
+    trained for other weights (``weights_fingerprint``) or another network (``affine_size``)."""
+    try:
+        blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say which
+        raise PredictorError(f"{path}: not a readable style predictor ({exc})") from exc
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise PredictorError(f"{path}: not a style predictor file")
+    if blob.get("format_version", 0) > FORMAT_VERSION:
+        raise PredictorError(f"{path}: format version {blob['format_version']} is newer than "
+                             f"this code reads ({FORMAT_VERSION}); update image-styling")
+    if weights_fingerprint is not None and blob["weights_fingerprint"] != weights_fingerprint:
+        raise PredictorError(f"{path} was trained for other weights (fingerprint "
+                             f"{blob['weights_fingerprint']}, these are {weights_fingerprint}); "
+                             f"retrain it or remove it")
+    shape = blob["shape"]
+    if affine_size is not None and shape["affine_size"] != affine_size:
+        raise PredictorError(f"{path} predicts {shape['affine_size']} norm channels, the "
+                             f"network has {affine_size}")
+    predictor = StylePredictor(**shape)
+    predictor.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in blob["state_dict"].items()})
+    predictor.metadata = blob.get("metadata", {})
+    return predictor.eval()
