@@ -43,6 +43,8 @@ LAZY_COMMANDS = {
     "train": ("msgnet.training.train", "train MSG-Net weights (python -m msgnet train --help)"),
     "evaluate": ("msgnet.training.evaluate", "quality report of a weights file "
                                     "(python -m msgnet evaluate --help)"),
+    "train-predictor": ("msgnet.training.predictor", "train the style predictor uploads use "
+                                                     "(python -m msgnet train-predictor --help)"),
 }
 
 

@@ -112,4 +112,4 @@ def load_predictor(path: str | Path, weights_fingerprint: str | None = None,
     predictor.load_state_dict({k: v.float() if v.is_floating_point() else v
                                for k, v in blob["state_dict"].items()})
     predictor.metadata = blob.get("metadata", {})
-    return predictor.eval()
+    return predictor.requires_grad_(False).eval()
