@@ -1,5 +1,6 @@
-"""The README's picture of learned styles: for each style picture, the style itself, the photo
-with the picture sent as an upload (encoded on the fly), and with the style learned from it.
+"""The README's picture of own styles: for each style picture, the style itself, the photo with
+the picture sent as an upload (its plain encoder Gram), as an upload with the style predictor's
+affine (what the server does when the weights have one), and with the style learned from it.
 
     .venv/bin/python -m workbench.learn_figure PHOTO --store /tmp/learned \
         --style-dir ../shared/data/styles/unseen_dev --styles a b c -o docs/img/learned.jpg
@@ -32,15 +33,19 @@ def _fit(img: Image.Image) -> Image.Image:
 
 def figure(stylizer: Stylizer, store: StyleStore, photo: Image.Image, style_dir: Path,
            names: list[str], size: int) -> Image.Image:
-    titles = ["style picture", "as an upload", "learned"]
+    predicted = stylizer.predictor is not None
+    titles = ["style picture", "upload, plain", "upload (predictor)", "learned"]
+    if not predicted:
+        titles.remove("upload (predictor)")
     rows = []
     for name in names:
         style = load_image(next(style_dir.glob(f"{name}.*")))
-        upload = stylizer.stylize(photo, stylizer.style_target(style), size)
+        upload = stylizer.stylize(photo, stylizer.style_target(style, predict=False), size)
+        instant = [stylizer.stylize(photo, stylizer.style_target(style), size)] if predicted else []
         learned = stylizer.stylize(photo, store.load(name, fingerprint=stylizer.fingerprint)
                                    .target, size)
-        rows.append([style, upload, learned])
-    sheet = Image.new("RGB", (CELL * 3, TITLE + CELL * len(rows)), "white")
+        rows.append([style, upload, *instant, learned])
+    sheet = Image.new("RGB", (CELL * len(titles), TITLE + CELL * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=15)
     for j, title in enumerate(titles):
