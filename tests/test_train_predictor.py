@@ -9,7 +9,6 @@ import random
 
 import pytest
 import torch
-from conftest import make_rng_image
 from weights_factory import make_tiny_weights
 
 from msgnet.cli import main as cli_main
@@ -22,21 +21,21 @@ from msgnet.training.predictor import augment, photo_crops
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(tmp_path, rng_image):
     photos, styles = tmp_path / "photos", tmp_path / "styles"
     photos.mkdir()
     styles.mkdir()
     for i in range(3):
-        make_rng_image(300, 280, seed=i).save(photos / f"p{i}.jpg")
-    make_rng_image(300, 280, seed=9).save(photos / "val_held.jpg")
+        rng_image(300, 280, seed=i).save(photos / f"p{i}.jpg")
+    rng_image(300, 280, seed=9).save(photos / "val_held.jpg")
     for i in range(2):
-        make_rng_image(80, 64, seed=20 + i).save(styles / f"s{i}.png")
+        rng_image(80, 64, seed=20 + i).save(styles / f"s{i}.png")
     torch.manual_seed(0)
     vgg = tmp_path / "vgg.pt"
     torch.save(Vgg16Features((4, 8, 8, 8)).state_dict(), vgg)
     weights = make_tiny_weights(tmp_path / "w.pt")
     return {"photos": photos, "styles": styles, "vgg": vgg, "weights": weights,
-            "run": tmp_path / "run"}
+            "run": tmp_path / "run", "image": rng_image}
 
 
 def _argv(s, steps: int) -> list[str]:
@@ -60,7 +59,7 @@ def test_trains_resumes_and_serves(setup, capsys):
     assert torch.load(setup["run"] / "trainstate.pt", weights_only=True)["step"] == 4
     st = Stylizer(load_weights(setup["weights"]))
     assert st.predictor is not None
-    assert has_affine(st.style_target(make_rng_image(50, 40, seed=3)))
+    assert has_affine(st.style_target(setup["image"](50, 40, seed=3)))
 
 
 def test_photo_crops_leave_out_held_out_photos(setup):
@@ -69,7 +68,7 @@ def test_photo_crops_leave_out_held_out_photos(setup):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_augment_gives_an_rgb_picture_of_the_style(seed):
-    img = make_rng_image(60, 40, seed=seed)
+def test_augment_gives_an_rgb_picture_of_the_style(seed, rng_image):
+    img = rng_image(60, 40, seed=seed)
     out = augment(img, random.Random(seed))
     assert out.mode == "RGB" and 36 <= out.size[0] <= 60 and 24 <= out.size[1] <= 40
