@@ -5,7 +5,7 @@ targets (before the pass) or on pixels (after it), never extra passes:
 
 * **mix** - several styles become one weighted Gram target (:func:`mix_targets`);
 * **strength** - how far from the photo the output goes, 0..1. Two candidates were measured
-  (``scripts/strength_figures.py``, numbers in ``docs/controls.md``): interpolating the target
+  (``workbench/strength_figures.py``, numbers in ``docs/controls.md``): interpolating the target
   between the content's own encoder Gram and the style's (``"gram"``), and blending the
   stylized pixels with the photo's (``"pixels"``, the default, chosen by that measurement: only
   it gives the photo back at 0, and at 0.5 it is 16.4 dB from the photo against 10.2 dB);

@@ -22,7 +22,7 @@ folded
   weights); the first call compiles: 23 s with a warm inductor cache, 163 s cold, measured on
   2 cores, beyond the 20 s worker-start budget.
 
-``scripts/bench/`` measures them side by side; ``docs/performance.md`` has the numbers.
+``workbench/bench/`` measures them side by side; ``docs/performance.md`` has the numbers.
 """
 
 from __future__ import annotations

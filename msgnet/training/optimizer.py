@@ -18,8 +18,8 @@ def warmup_lr(lr: float, step: int, warmup_steps: int) -> float:
 
     A fresh Adam's first steps move every entry by ~lr in the sign of one batch's gradient
     (its second moment is one sample): on trained weights that undid ~400 steps of progress
-    (docs/training-log.md, 2026-12-02 second session). The trainstate's step counter starts at 0
-    with the optimizer, so the warm-up counts from the optimizer's first step.
+    (workbench/lab-notebook.md, 2026-12-02 second session). The trainstate's step counter
+    starts at 0 with the optimizer, so the warm-up counts from the optimizer's first step.
     """
     return lr * (1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps))
 
