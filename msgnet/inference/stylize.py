@@ -134,7 +134,7 @@ class Stylizer:
         self.metadata = dict(loaded.metadata)
         self.layout = loaded.layout
         self.predictor = None if loaded.predictor is None else loaded.predictor.to(self.device)
-        self._fingerprint: str | None = None
+        self._fingerprint: str | None = loaded.fingerprint  # computed once, if at all
         self.max_size = max_size
         self.default_size = self._check_size(default_size, max_size, "default size")
         if default_style_size is None:  # encode uploads as the presets were in training

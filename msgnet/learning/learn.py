@@ -101,7 +101,7 @@ class PhotoCrops:
         images = [p if isinstance(p, Image.Image) else load_image(p) for p in photos]
         crops = []
         for i in range(cfg.pool):
-            img = _shorter_side(images[i % len(images)], max(cfg.photo_size, cfg.crop_size))
+            img = shorter_side(images[i % len(images)], max(cfg.photo_size, cfg.crop_size))
             w, h = img.size
             x, y = rng.randint(0, w - cfg.crop_size), rng.randint(0, h - cfg.crop_size)
             crop = img.crop((x, y, x + cfg.crop_size, y + cfg.crop_size))
@@ -111,7 +111,7 @@ class PhotoCrops:
         self.tensor = torch.stack(crops)
 
 
-def _shorter_side(img: Image.Image, size: int) -> Image.Image:
+def shorter_side(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
     s = size / min(w, h)
     return img.resize((max(size, round(w * s)), max(size, round(h * s))),

@@ -44,6 +44,7 @@ class LoadedWeights:
     metadata: dict = field(default_factory=dict)
     layout: str = "ours"
     predictor: StylePredictor | None = None  # uploads' decoder affine (msgnet.model.predictor)
+    fingerprint: str | None = None  # the weights' fingerprint, once something needed it
 
 
 def _name_list(keys: list[str], limit: int = 12) -> str:
@@ -127,8 +128,8 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu",
     if predictor and side.is_file():
         from msgnet.learning.style_store import weights_fingerprint  # the store's key, too
 
-        loaded.predictor = load_predictor(side, weights_fingerprint(loaded.net.state_dict()),
-                                          loaded.net.affine_size)
+        loaded.fingerprint = weights_fingerprint(loaded.net.state_dict())
+        loaded.predictor = load_predictor(side, loaded.fingerprint, loaded.net.affine_size)
     return loaded
 
 

@@ -64,6 +64,7 @@ class StylePredictor(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.affine_size = affine_size
+        self.metadata: dict = {}  # how it was trained (the file's free-form metadata)
         self.shape = {"in_features": in_features, "affine_size": affine_size,
                       "hidden": hidden, "bottleneck": bottleneck}
 

@@ -39,7 +39,7 @@ import torch
 from PIL import Image, ImageOps
 
 from msgnet.imageio import image_to_bgr, list_images, load_image, resize_longest
-from msgnet.learning.learn import _shorter_side, decoder
+from msgnet.learning.learn import decoder, shorter_side
 from msgnet.learning.style_store import weights_fingerprint
 from msgnet.learning.vgg import CONTENT_LAYER, Vgg16Features, style_grams
 from msgnet.model.checkpoint import LoadedWeights, load_weights
@@ -127,7 +127,7 @@ def photo_crops(folder: Path, count: int, seed: int) -> torch.Tensor:
     rng.shuffle(files)
     crops = []
     for path in files[:count]:
-        img = _shorter_side(load_image(path), 2 * CROP)
+        img = shorter_side(load_image(path), 2 * CROP)
         w, h = img.size
         x, y = rng.randint(0, w - CROP), rng.randint(0, h - CROP)
         crops.append(image_to_bgr(img.crop((x, y, x + CROP, y + CROP)))[0])
