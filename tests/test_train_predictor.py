@@ -72,3 +72,21 @@ def test_augment_gives_an_rgb_picture_of_the_style(seed, rng_image):
     img = rng_image(60, 40, seed=seed)
     out = augment(img, random.Random(seed))
     assert out.mode == "RGB" and 36 <= out.size[0] <= 60 and 24 <= out.size[1] <= 40
+
+
+def test_regularised_training_records_its_settings_and_predicts_deterministically(setup):
+    argv = [*_argv(setup, 2), "--dropout", "0.5", "--feature-noise", "0.3",
+            "--weight-decay", "0.01", "--crop-min", "0.3"]
+    assert cli_main(argv) == 0
+    pred = load_predictor(sidecar_path(setup["weights"]))
+    assert {k: pred.metadata[k] for k in ("dropout", "feature_noise", "weight_decay",
+                                          "crop_min")} == {"dropout": 0.5, "feature_noise": 0.3,
+                                                           "weight_decay": 0.01, "crop_min": 0.3}
+    x = torch.randn(3, pred.shape["in_features"])
+    assert torch.equal(pred(x), pred(x))  # a served predictor drops nothing
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_augment_crops_no_smaller_than_asked(seed, rng_image):
+    out = augment(rng_image(100, 50, seed=seed), random.Random(seed), crop_min=0.3)
+    assert 30 <= out.size[0] <= 100 and 15 <= out.size[1] <= 50

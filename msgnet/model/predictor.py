@@ -54,8 +54,9 @@ class StylePredictor(nn.Module):
     """Features -> (B, 2, K) decoder affine (``log γ``, ``β``) for :meth:`Net.set_affine`."""
 
     def __init__(self, in_features: int, affine_size: int, hidden: int = 256,
-                 bottleneck: int = 64):
+                 bottleneck: int = 64, dropout: float = 0.0):
         super().__init__()
+        self.dropout = dropout  # on the bottleneck, in training only (not part of the file)
         self.register_buffer("mean", torch.zeros(in_features))
         self.register_buffer("std", torch.ones(in_features))
         self.body = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(),
@@ -74,7 +75,8 @@ class StylePredictor(nn.Module):
         self.std.copy_(features.std(0) + 1e-4)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        z = self.body((features - self.mean) / self.std)
+        z = nn.functional.dropout(self.body((features - self.mean) / self.std), self.dropout,
+                                  self.training)
         return self.head(z).reshape(-1, 2, self.affine_size)
 
 

@@ -66,11 +66,11 @@ class Style:
     as_content: torch.Tensor  # VGG content features of the picture squashed to a crop
 
 
-def augment(img: Image.Image, rng: random.Random) -> Image.Image:
-    """A random crop (60-100 % a side), maybe a flip, and one colour change."""
+def augment(img: Image.Image, rng: random.Random, crop_min: float = 0.6) -> Image.Image:
+    """A random crop (``crop_min``-100 % a side), maybe a flip, and one colour change."""
     img = img.convert("RGB")
     w, h = img.size
-    s = rng.uniform(0.6, 1.0)
+    s = rng.uniform(crop_min, 1.0)
     cw, ch = max(1, int(w * s)), max(1, int(h * s))
     x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
     img = img.crop((x, y, x + cw, y + ch))
@@ -105,7 +105,8 @@ def prepare_style(loaded: LoadedWeights, vgg: Vgg16Features, img: Image.Image,
 
 
 def prepare_styles(loaded: LoadedWeights, vgg: Vgg16Features, folders: list[Path],
-                   variants: int, style_size: int, seed: int, cache: Path | None) -> list[Style]:
+                   variants: int, style_size: int, seed: int, cache: Path | None,
+                   crop_min: float = 0.6) -> list[Style]:
     if cache is not None and cache.is_file():
         return [Style(**s) for s in torch.load(cache, weights_only=True)]
     rng = random.Random(seed)
@@ -113,7 +114,7 @@ def prepare_styles(loaded: LoadedWeights, vgg: Vgg16Features, folders: list[Path
     for path in [p for folder in folders for p in list_images(folder)]:
         img = load_image(path)
         for v in range(variants):
-            styles.append(prepare_style(loaded, vgg, img if v == 0 else augment(img, rng),
+            styles.append(prepare_style(loaded, vgg, img if v == 0 else augment(img, rng, crop_min),
                                         style_size))
     if cache is not None:
         torch.save([vars(s) for s in styles], cache)
@@ -140,6 +141,13 @@ def _per_sample_gram_loss(grams: list[torch.Tensor], targets: list[torch.Tensor]
     return sum(((g - t) ** 2).mean(dim=(1, 2)) for g, t in zip(grams, targets, strict=True))
 
 
+def _metadata(args: argparse.Namespace, steps: int, styles: int) -> dict:
+    """How a predictor file was trained (kept in the file, shown by nothing yet but useful)."""
+    return {"steps": steps, "styles": styles, "budget": args.budget, "variants": args.variants,
+            "dropout": args.dropout, "feature_noise": args.feature_noise,
+            "weight_decay": args.weight_decay, "crop_min": args.crop_min}
+
+
 def train_predictor(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     run = Path(args.run).expanduser()
@@ -153,7 +161,8 @@ def train_predictor(args: argparse.Namespace) -> Path:
         p.requires_grad_(False)
     styles = prepare_styles(loaded, vgg, [Path(f) for f in args.style_dir], args.variants,
                             args.style_size, args.seed,
-                            run / f"styles_v{args.variants}_s{args.style_size}.pt")
+                            run / f"styles_v{args.variants}_s{args.style_size}.pt",
+                            args.crop_min)
     crops = photo_crops(Path(args.photos), args.pool, args.seed)
     with torch.no_grad():
         crop_feats = net.model1(crops)
@@ -163,9 +172,11 @@ def train_predictor(args: argparse.Namespace) -> Path:
     print(f"{len(styles)} style variants, {len(crops)} photo crops", flush=True)
 
     feats = torch.stack([s.features for s in styles])
-    pred = StylePredictor(feats.shape[1], net.affine_size, args.hidden, args.bottleneck)
+    pred = StylePredictor(feats.shape[1], net.affine_size, args.hidden, args.bottleneck,
+                          args.dropout)
     pred.set_normalisation(feats)
-    opt = torch.optim.Adam(pred.parameters(), lr=args.lr)
+    pred.train()
+    opt = torch.optim.AdamW(pred.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     state_path = run / "trainstate.pt"
     step0, log_cw = 0, 0.0
     if state_path.is_file():
@@ -190,7 +201,10 @@ def train_predictor(args: argparse.Namespace) -> Path:
             reference = ((as_content - crop_content[idx]) ** 2).mean(dim=(1, 2, 3))
         f = crop_feats[idx]
         b, c, h, w = f.shape
-        net.set_affine(pred(torch.stack([s.features for s in picked])))
+        x = torch.stack([s.features for s in picked])
+        if args.feature_noise:  # in units of the training styles' spread, per feature
+            x = x + args.feature_noise * pred.std * torch.randn_like(x)
+        net.set_affine(pred(x))
         try:
             y = dec(torch.bmm(torch.stack([s.matrix for s in picked]), f.reshape(b, c, h * w))
                     .reshape(b, c, h, w))
@@ -219,10 +233,9 @@ def train_predictor(args: argparse.Namespace) -> Path:
         if done % args.save_every == 0 or done == args.steps:
             torch.save({"predictor": pred.state_dict(), "optimizer": opt.state_dict(),
                         "step": done, "log_cw": log_cw}, state_path)
-            meta = {"steps": done, "styles": len(styles), "budget": args.budget}
-            save_predictor(pred, run / f"predictor-{done}.pt", fingerprint, meta)
-    save_predictor(pred, output, fingerprint, {"steps": args.steps, "styles": len(styles),
-                                                "budget": args.budget})
+            save_predictor(pred, run / f"predictor-{done}.pt", fingerprint,
+                           _metadata(args, done, len(styles)))
+    save_predictor(pred, output, fingerprint, _metadata(args, args.steps, len(styles)))
     return output
 
 
@@ -245,6 +258,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool", type=int, default=160, help="photo crops")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--bottleneck", type=int, default=64)
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout on the predictor's bottleneck while training")
+    p.add_argument("--feature-noise", type=float, default=0.0,
+                   help="Gaussian noise on the features while training, in standard deviations")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled decay")
+    p.add_argument("--crop-min", type=float, default=0.6,
+                   help="smallest side of a variant's random crop, as a fraction")
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
