@@ -90,3 +90,11 @@ def test_regularised_training_records_its_settings_and_predicts_deterministicall
 def test_augment_crops_no_smaller_than_asked(seed, rng_image):
     out = augment(rng_image(100, 50, seed=seed), random.Random(seed), crop_min=0.3)
     assert 30 <= out.size[0] <= 100 and 15 <= out.size[1] <= 50
+
+
+def test_textures_and_collages_join_the_styles(setup):
+    argv = [*_argv(setup, 1), "--textures", "2", "--collages", "1", "--crop-min", "0.5"]
+    assert cli_main(argv) == 0
+    pred = load_predictor(sidecar_path(setup["weights"]))
+    assert pred.metadata["styles"] == 2 * 2 + 1 + 2
+    assert (setup["run"] / "styles_v2_s64_c0.5_t2_m1.pt").is_file()

@@ -12,8 +12,9 @@ Styles: every picture of ``--style-dir`` (repeatable), each also in ``variants -
 colour-augmented versions (a crop, a flip, and one of a hue rotation, a channel permutation, a
 saturation change or grayscale), so the predictor sees colours no painting of the set has.
 What a variant needs (upload features, Inspiration matrix, VGG Grams, its content reference) is
-computed once and cached in the run folder. Photos: random crops of ``--photos``, less the
-held-out ``val_`` photos.
+computed once and cached in the run folder. ``--collages`` and ``--textures`` add pictures made
+from the set or in code (:mod:`msgnet.training.textures`). Photos: random crops of
+``--photos``, less the held-out ``val_`` photos.
 
     python -m msgnet train-predictor --weights weights/msgnet-21styles.pt \\
         --style-dir ../shared/data/styles/extra --style-dir ../shared/data/styles/21styles \\
@@ -51,6 +52,7 @@ from msgnet.model.predictor import (
     sidecar_path,
     style_features,
 )
+from msgnet.training.textures import collage, texture
 
 CROP = 128
 HELD_OUT_PREFIX = "val_"
@@ -106,16 +108,24 @@ def prepare_style(loaded: LoadedWeights, vgg: Vgg16Features, img: Image.Image,
 
 def prepare_styles(loaded: LoadedWeights, vgg: Vgg16Features, folders: list[Path],
                    variants: int, style_size: int, seed: int, cache: Path | None,
-                   crop_min: float = 0.6) -> list[Style]:
+                   crop_min: float = 0.6, textures: int = 0, collages: int = 0) -> list[Style]:
+    """Every picture of ``folders`` in ``variants`` versions, then ``collages`` collages of two
+    random pictures and ``textures`` procedural textures (:mod:`msgnet.training.textures`),
+    one version each; read from ``cache`` when it is there, else written to it."""
     if cache is not None and cache.is_file():
         return [Style(**s) for s in torch.load(cache, weights_only=True)]
     rng = random.Random(seed)
     styles = []
-    for path in [p for folder in folders for p in list_images(folder)]:
+    paths = [p for folder in folders for p in list_images(folder)]
+    for path in paths:
         img = load_image(path)
         for v in range(variants):
             styles.append(prepare_style(loaded, vgg, img if v == 0 else augment(img, rng, crop_min),
                                         style_size))
+    made = [collage(load_image(a), load_image(b), rng)
+            for a, b in (rng.sample(paths, 2) for _ in range(collages))]
+    made += [texture(rng) for _ in range(textures)]
+    styles += [prepare_style(loaded, vgg, img, style_size) for img in made]
     if cache is not None:
         torch.save([vars(s) for s in styles], cache)
     return styles
@@ -141,11 +151,21 @@ def _per_sample_gram_loss(grams: list[torch.Tensor], targets: list[torch.Tensor]
     return sum(((g - t) ** 2).mean(dim=(1, 2)) for g, t in zip(grams, targets, strict=True))
 
 
+def _cache_name(args: argparse.Namespace) -> str:
+    """The run folder's style cache, named by what changes its contents (not the folders: one
+    run, one set of folders)."""
+    extra = (f"_c{args.crop_min:g}" if args.crop_min != 0.6 else "") + \
+        (f"_t{args.textures}" if args.textures else "") + \
+        (f"_m{args.collages}" if args.collages else "")
+    return f"styles_v{args.variants}_s{args.style_size}{extra}.pt"
+
+
 def _metadata(args: argparse.Namespace, steps: int, styles: int) -> dict:
     """How a predictor file was trained (kept in the file, shown by nothing yet but useful)."""
     return {"steps": steps, "styles": styles, "budget": args.budget, "variants": args.variants,
             "dropout": args.dropout, "feature_noise": args.feature_noise,
-            "weight_decay": args.weight_decay, "crop_min": args.crop_min}
+            "weight_decay": args.weight_decay, "crop_min": args.crop_min,
+            "textures": args.textures, "collages": args.collages}
 
 
 def train_predictor(args: argparse.Namespace) -> Path:
@@ -161,8 +181,8 @@ def train_predictor(args: argparse.Namespace) -> Path:
         p.requires_grad_(False)
     styles = prepare_styles(loaded, vgg, [Path(f) for f in args.style_dir], args.variants,
                             args.style_size, args.seed,
-                            run / f"styles_v{args.variants}_s{args.style_size}.pt",
-                            args.crop_min)
+                            run / _cache_name(args), args.crop_min, args.textures,
+                            args.collages)
     crops = photo_crops(Path(args.photos), args.pool, args.seed)
     with torch.no_grad():
         crop_feats = net.model1(crops)
@@ -265,6 +285,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled decay")
     p.add_argument("--crop-min", type=float, default=0.6,
                    help="smallest side of a variant's random crop, as a fraction")
+    p.add_argument("--textures", type=int, default=0,
+                   help="procedural textures added as styles (msgnet/training/textures.py)")
+    p.add_argument("--collages", type=int, default=0,
+                   help="collages of two random style pictures added as styles")
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
