@@ -74,6 +74,20 @@ def describe(kind: str, photo: str, out: torch.Tensor, vgg: Vgg16Features,
             "content": float(content_loss(feats, c_feats)), **picture_stats(out)}
 
 
+def save_figure(rows: list[list[Image.Image]], path: str, height: int = 200) -> None:
+    """Rows of pictures at one height, left-aligned, on white."""
+    rows = [[im.resize((round(im.width * height / im.height), height)) for im in row]
+            for row in rows]
+    sheet = Image.new("RGB", (max(sum(im.width for im in row) for row in rows),
+                              height * len(rows)), "white")
+    for y, row in enumerate(rows):
+        x = 0
+        for im in row:
+            sheet.paste(im, (x, y * height))
+            x += im.width
+    sheet.save(path, quality=88)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     vgg = Vgg16Features.from_file(args.vgg).eval()
     files = {f.stem: f for f in list_images(args.styles)}
     pictures = {n: resize_longest(load_image(f), 512) for n, f in files.items()}
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference mode: Gatys differentiates against them
         targets = {n: style_grams(vgg(image_to_bgr(im))) for n, im in pictures.items()}
     photos = [f for f in list_images(args.photos) if f.name.startswith("val_")][:8]
     learn_photos = [f for f in list_images(args.photos) if not f.name.startswith("val_")][:48]
@@ -157,14 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: report[k] for k in ("feathers_picture", "nearest_pictures",
                                              "summary")}, indent=1))
     if args.figure:
-        cell = 256
-        sheet = Image.new("RGB", (4 * cell, len(figure) * cell), "white")
-        for y, cells in enumerate(figure):
-            for x, im in enumerate(cells):
-                im = im.copy()
-                im.thumbnail((cell, cell))
-                sheet.paste(im, (x * cell, y * cell))
-        sheet.save(args.figure, quality=88)
+        save_figure(figure, args.figure)
     return 0
 
 
