@@ -143,3 +143,53 @@ def test_round_trip_keeps_the_predictions(tmp_path, weights):
     f = style_features(torch.rand(1, 3, 32, 48) * 255, torch.rand(1, 32, 32) + 0.1)
     assert f.shape == (1, 32 + 3 + 6 + 24)
     assert torch.allclose(pred(f), back(f), atol=2e-2)  # fp16 on disk
+
+
+def _encoder_stats_predictor(weights) -> StylePredictor:
+    loaded = load_weights(weights, predictor=False)
+    x = torch.rand(1, 3, 40, 56) * 255
+    f = style_features(x, loaded.net.style_target(x), loaded.net.model1, "encoder-stats")
+    pred = StylePredictor(f.shape[1], loaded.net.affine_size, hidden=16, bottleneck=8,
+                          features="encoder-stats")
+    with torch.no_grad():
+        for p in pred.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 0.1)
+    save_predictor(pred, sidecar_path(weights), weights_fingerprint(loaded.net.state_dict()))
+    return pred
+
+
+def test_encoder_stats_features_describe_texture_and_luminance(weights):
+    net = load_weights(weights, predictor=False).net
+    flat = torch.full((1, 3, 48, 48), 128.0)
+    lines = flat.clone()
+    lines[..., ::4, :] = 0  # same mean colour family, far more contrast
+    fa, fb = (style_features(x, net.style_target(x), net.model1, "encoder-stats")
+              for x in (flat, lines))
+    base = style_features(flat, net.style_target(flat))
+    assert fa.shape == fb.shape and fa.shape[1] > base.shape[1]
+    assert torch.equal(fa[:, :base.shape[1]], base)  # the first kind's features come first
+    assert torch.isfinite(fa).all() and not torch.allclose(fa, fb)
+    with pytest.raises(ValueError):
+        style_features(flat, net.style_target(flat), None, "encoder-stats")
+    with pytest.raises(PredictorError, match="unknown feature kind"):
+        style_features(flat, net.style_target(flat), net.model1, "vgg")
+
+
+def test_an_encoder_stats_predictor_round_trips_and_serves(weights):
+    pred = _encoder_stats_predictor(weights)
+    blob = torch.load(sidecar_path(weights), weights_only=True)
+    assert blob["format_version"] == 2 and blob["shape"]["features"] == "encoder-stats"
+    loaded = load_weights(weights)
+    assert loaded.predictor.features == "encoder-stats"
+    st = Stylizer(loaded)
+    t = st.style_target(_picture(8))
+    assert has_affine(t)
+    x = torch.rand(1, 3, 40, 56) * 255
+    f = pred.describe(x, loaded.net.style_target(x), loaded.net.model1)
+    assert torch.allclose(pred(f), loaded.predictor(f), atol=2e-2)
+
+
+def test_a_first_kind_file_keeps_format_version_1(weights):
+    _predictor_for(weights)
+    blob = torch.load(sidecar_path(weights), weights_only=True)
+    assert blob["format_version"] == 1 and "features" not in blob["shape"]

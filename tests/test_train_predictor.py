@@ -98,3 +98,12 @@ def test_textures_and_collages_join_the_styles(setup):
     pred = load_predictor(sidecar_path(setup["weights"]))
     assert pred.metadata["styles"] == 2 * 2 + 1 + 2
     assert (setup["run"] / "styles_v2_s64_c0.5_t2_m1.pt").is_file()
+
+
+def test_trains_an_encoder_stats_predictor(setup):
+    assert cli_main([*_argv(setup, 1), "--features", "encoder-stats"]) == 0
+    pred = load_predictor(sidecar_path(setup["weights"]))
+    assert pred.features == "encoder-stats" and pred.metadata["features"] == "encoder-stats"
+    assert (setup["run"] / "styles_v2_s64_encoder-stats.pt").is_file()
+    st = Stylizer(load_weights(setup["weights"]))
+    assert has_affine(st.style_target(setup["image"](50, 40, seed=3)))

@@ -37,7 +37,6 @@ from msgnet.inference.variants import DEFAULT_VARIANT, FastVariant, build_varian
 from msgnet.model.checkpoint import LoadedWeights, load_weights
 from msgnet.model.net import Net
 from msgnet.model.predictor import ENCODER_SIZE as PREDICTOR_SIZE
-from msgnet.model.predictor import style_features
 from msgnet.model.targets import extra_columns, pack, widen_all
 
 MIN_SIZE = 16  # the encoder downsamples x4 and pads by reflection: smaller is meaningless
@@ -211,7 +210,7 @@ class Stylizer:
         with torch.inference_mode():
             x = x.to(self.device, torch.float32)
             g = gram if size == PREDICTOR_SIZE else self.style_fn(x).float()
-            affine = self.predictor(style_features(x, g))
+            affine = self.predictor(self.predictor.describe(x, g, self.net.model1))
         return pack(gram, affine)
 
     def brush_style_size(self, brush: str) -> int:

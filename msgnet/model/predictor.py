@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 FORMAT = "image-styling/style-predictor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the feature kind in the shape (files of kind gram-colour stay 1)
 ENCODER_SIZE = 256  # the longest side the predictor's features are taken at (uploads' size)
 HIST_BINS = 8
+FEATURE_KINDS = ("gram-colour", "encoder-stats")  # what a predictor sees (style_features)
 
 
 class PredictorError(ValueError):
@@ -37,25 +38,64 @@ def sidecar_path(weights_path: str | Path) -> Path:
     return p.with_name(p.stem + ".predictor.pt")
 
 
-def style_features(style_bgr: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+def style_features(style_bgr: torch.Tensor, gram: torch.Tensor,
+                   encoder: nn.Sequential | None = None, kind: str = "gram-colour"
+                   ) -> torch.Tensor:
     """(1, 3, H, W) BGR 0..255 style at :data:`ENCODER_SIZE` and its encoder Gram (1, C, C)
-    -> (1, C + 3 + 6 + 3 * HIST_BINS): what the predictor sees."""
+    -> (1, F): what a predictor of ``kind`` (:data:`FEATURE_KINDS`) sees.
+
+    ``gram-colour``: the Gram's log diagonal, the colour mean, covariance and histograms
+    (C + 33). ``encoder-stats`` adds, from the ``encoder`` (the network's ``model1``), each
+    stage's per-channel mean and log standard deviation — texture at three scales, which the
+    Gram's diagonal mixes up — and histograms of the luminance and of its gradient (the
+    contrast of ink and engravings that colour statistics miss)."""
+    if kind not in FEATURE_KINDS:
+        raise PredictorError(f"unknown feature kind {kind!r} (this code knows "
+                             f"{', '.join(FEATURE_KINDS)})")
     diag = torch.log(gram[0].diagonal().float().clamp_min(1e-6))
     pixels = style_bgr[0].reshape(3, -1).float() / 255
     mean = pixels.mean(1)
     cov = torch.cov(pixels)
     iu = torch.triu_indices(3, 3)
-    hist = torch.cat([torch.histc(pixels[i], bins=HIST_BINS, min=0, max=1) / pixels.shape[1]
-                      for i in range(3)])
-    return torch.cat([diag, mean, cov[iu[0], iu[1]] * 10, hist]).unsqueeze(0)
+    hist = torch.cat([_hist(pixels[i]) for i in range(3)])
+    parts = [diag, mean, cov[iu[0], iu[1]] * 10, hist]
+    if kind == "encoder-stats":
+        if encoder is None:
+            raise ValueError("encoder-stats features need the network's encoder")
+        parts += _encoder_stats(encoder, style_bgr.float())
+        luma = (0.114 * style_bgr[0, 0] + 0.587 * style_bgr[0, 1]
+                + 0.299 * style_bgr[0, 2]).float() / 255
+        grad = torch.cat([(luma[1:] - luma[:-1]).abs().flatten(),
+                          (luma[:, 1:] - luma[:, :-1]).abs().flatten()])
+        parts += [_hist(luma.flatten()), _hist(grad.clamp(max=0.5) * 2)]
+    return torch.cat(parts).unsqueeze(0)
+
+
+def _hist(values: torch.Tensor) -> torch.Tensor:
+    return torch.histc(values, bins=HIST_BINS, min=0, max=1) / values.numel()
+
+
+def _encoder_stats(encoder: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """Per-channel mean and log std after the encoder's first block (conv, norm, ReLU) and
+    after each of its bottlenecks."""
+    out = []
+    for stage in (encoder[:3], encoder[3], encoder[4]):
+        x = stage(x)
+        f = x[0].flatten(1)
+        out += [f.mean(1), torch.log(f.std(1) + 1e-3)]
+    return out
 
 
 class StylePredictor(nn.Module):
     """Features -> (B, 2, K) decoder affine (``log γ``, ``β``) for :meth:`Net.set_affine`."""
 
     def __init__(self, in_features: int, affine_size: int, hidden: int = 256,
-                 bottleneck: int = 64, dropout: float = 0.0):
+                 bottleneck: int = 64, dropout: float = 0.0, features: str = "gram-colour"):
         super().__init__()
+        if features not in FEATURE_KINDS:
+            raise PredictorError(f"unknown feature kind {features!r} (this code knows "
+                                 f"{', '.join(FEATURE_KINDS)})")
+        self.features = features
         self.dropout = dropout  # on the bottleneck, in training only (not part of the file)
         self.register_buffer("mean", torch.zeros(in_features))
         self.register_buffer("std", torch.ones(in_features))
@@ -68,6 +108,13 @@ class StylePredictor(nn.Module):
         self.metadata: dict = {}  # how it was trained (the file's free-form metadata)
         self.shape = {"in_features": in_features, "affine_size": affine_size,
                       "hidden": hidden, "bottleneck": bottleneck}
+        if features != "gram-colour":  # files of the first kind stay as they were
+            self.shape["features"] = features
+
+    def describe(self, style_bgr: torch.Tensor, gram: torch.Tensor,
+                 encoder: nn.Sequential) -> torch.Tensor:
+        """The features this predictor was trained on (:func:`style_features`)."""
+        return style_features(style_bgr, gram, encoder, self.features)
 
     def set_normalisation(self, features: torch.Tensor) -> None:
         """Standardise inputs by the training styles' statistics (N, F)."""
@@ -85,7 +132,8 @@ def save_predictor(predictor: StylePredictor, path: str | Path, weights_fingerpr
     """Write the predictor (fp16 values) for the weights with ``weights_fingerprint``."""
     state = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point() else v
              for k, v in predictor.state_dict().items()}
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "shape": predictor.shape,
+    version = 1 if predictor.features == "gram-colour" else FORMAT_VERSION
+    torch.save({"format": FORMAT, "format_version": version, "shape": predictor.shape,
                 "weights_fingerprint": weights_fingerprint, "state_dict": state,
                 "metadata": metadata or {}}, Path(path))
 

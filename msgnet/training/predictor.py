@@ -47,6 +47,7 @@ from msgnet.model.checkpoint import LoadedWeights, load_weights
 from msgnet.model.net import inspiration_matrix
 from msgnet.model.predictor import (
     ENCODER_SIZE,
+    FEATURE_KINDS,
     StylePredictor,
     save_predictor,
     sidecar_path,
@@ -94,12 +95,12 @@ def augment(img: Image.Image, rng: random.Random, crop_min: float = 0.6) -> Imag
 
 @torch.no_grad()
 def prepare_style(loaded: LoadedWeights, vgg: Vgg16Features, img: Image.Image,
-                  style_size: int) -> Style:
+                  style_size: int, features: str = "gram-colour") -> Style:
     net = loaded.net
     enc = image_to_bgr(resize_longest(img, ENCODER_SIZE))
     gram = net.style_target(enc)
     squashed = image_to_bgr(img.convert("RGB").resize((CROP, CROP), Image.Resampling.LANCZOS))
-    return Style(features=style_features(enc, gram)[0],
+    return Style(features=style_features(enc, gram, net.model1, features)[0],
                  matrix=inspiration_matrix(net.ins.weight, gram)[0],
                  grams=[g[0] for g in style_grams(vgg(image_to_bgr(resize_longest(img,
                                                                                   style_size))))],
@@ -108,7 +109,8 @@ def prepare_style(loaded: LoadedWeights, vgg: Vgg16Features, img: Image.Image,
 
 def prepare_styles(loaded: LoadedWeights, vgg: Vgg16Features, folders: list[Path],
                    variants: int, style_size: int, seed: int, cache: Path | None,
-                   crop_min: float = 0.6, textures: int = 0, collages: int = 0) -> list[Style]:
+                   crop_min: float = 0.6, textures: int = 0, collages: int = 0,
+                   features: str = "gram-colour") -> list[Style]:
     """Every picture of ``folders`` in ``variants`` versions, then ``collages`` collages of two
     random pictures and ``textures`` procedural textures (:mod:`msgnet.training.textures`),
     one version each; read from ``cache`` when it is there, else written to it."""
@@ -121,11 +123,11 @@ def prepare_styles(loaded: LoadedWeights, vgg: Vgg16Features, folders: list[Path
         img = load_image(path)
         for v in range(variants):
             styles.append(prepare_style(loaded, vgg, img if v == 0 else augment(img, rng, crop_min),
-                                        style_size))
+                                        style_size, features))
     made = [collage(load_image(a), load_image(b), rng)
             for a, b in (rng.sample(paths, 2) for _ in range(collages))]
     made += [texture(rng) for _ in range(textures)]
-    styles += [prepare_style(loaded, vgg, img, style_size) for img in made]
+    styles += [prepare_style(loaded, vgg, img, style_size, features) for img in made]
     if cache is not None:
         torch.save([vars(s) for s in styles], cache)
     return styles
@@ -156,7 +158,8 @@ def _cache_name(args: argparse.Namespace) -> str:
     run, one set of folders)."""
     extra = (f"_c{args.crop_min:g}" if args.crop_min != 0.6 else "") + \
         (f"_t{args.textures}" if args.textures else "") + \
-        (f"_m{args.collages}" if args.collages else "")
+        (f"_m{args.collages}" if args.collages else "") + \
+        (f"_{args.features}" if args.features != "gram-colour" else "")
     return f"styles_v{args.variants}_s{args.style_size}{extra}.pt"
 
 
@@ -165,7 +168,7 @@ def _metadata(args: argparse.Namespace, steps: int, styles: int) -> dict:
     return {"steps": steps, "styles": styles, "budget": args.budget, "variants": args.variants,
             "dropout": args.dropout, "feature_noise": args.feature_noise,
             "weight_decay": args.weight_decay, "crop_min": args.crop_min,
-            "textures": args.textures, "collages": args.collages}
+            "textures": args.textures, "collages": args.collages, "features": args.features}
 
 
 def train_predictor(args: argparse.Namespace) -> Path:
@@ -182,7 +185,7 @@ def train_predictor(args: argparse.Namespace) -> Path:
     styles = prepare_styles(loaded, vgg, [Path(f) for f in args.style_dir], args.variants,
                             args.style_size, args.seed,
                             run / _cache_name(args), args.crop_min, args.textures,
-                            args.collages)
+                            args.collages, args.features)
     crops = photo_crops(Path(args.photos), args.pool, args.seed)
     with torch.no_grad():
         crop_feats = net.model1(crops)
@@ -193,7 +196,7 @@ def train_predictor(args: argparse.Namespace) -> Path:
 
     feats = torch.stack([s.features for s in styles])
     pred = StylePredictor(feats.shape[1], net.affine_size, args.hidden, args.bottleneck,
-                          args.dropout)
+                          args.dropout, args.features)
     pred.set_normalisation(feats)
     pred.train()
     opt = torch.optim.AdamW(pred.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -285,6 +288,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled decay")
     p.add_argument("--crop-min", type=float, default=0.6,
                    help="smallest side of a variant's random crop, as a fraction")
+    p.add_argument("--features", choices=FEATURE_KINDS, default="gram-colour",
+                   help="what the predictor sees of a picture (msgnet/model/predictor.py)")
     p.add_argument("--textures", type=int, default=0,
                    help="procedural textures added as styles (msgnet/training/textures.py)")
     p.add_argument("--collages", type=int, default=0,
