@@ -164,7 +164,7 @@ def _cache_name(args: argparse.Namespace) -> str:
 
 
 def _metadata(args: argparse.Namespace, steps: int, styles: int) -> dict:
-    """How a predictor file was trained (kept in the file, shown by nothing yet but useful)."""
+    """How a predictor file was trained, kept in its metadata (what a later A/B compares)."""
     return {"steps": steps, "styles": styles, "budget": args.budget, "variants": args.variants,
             "dropout": args.dropout, "feature_noise": args.feature_noise,
             "weight_decay": args.weight_decay, "crop_min": args.crop_min,
