@@ -22,11 +22,10 @@ from msgnet.learning.style_store import (
     StyleStore,
     StyleStoreError,
     WeightsMismatch,
-    weights_fingerprint,
 )
 from msgnet.learning.vgg import Vgg16Features
 from msgnet.model import targets
-from msgnet.model.checkpoint import load_weights
+from msgnet.model.checkpoint import load_weights, weights_fingerprint
 from msgnet.model.net import inspiration_matrix
 
 ROOT = Path(__file__).resolve().parents[1]

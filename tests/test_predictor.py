@@ -11,8 +11,7 @@ from weights_factory import make_tiny_weights, seeded_pixels
 
 from msgnet.inference.controls import mix_targets
 from msgnet.inference.stylize import Stylizer
-from msgnet.learning.style_store import weights_fingerprint
-from msgnet.model.checkpoint import load_weights
+from msgnet.model.checkpoint import load_weights, weights_fingerprint
 from msgnet.model.predictor import (
     PredictorError,
     StylePredictor,

@@ -23,9 +23,9 @@ import torch
 
 from msgnet.imageio import list_images, load_image
 from msgnet.learning.learn import LearnConfig, PhotoCrops, learn_style
-from msgnet.learning.style_store import StyleStore, weights_fingerprint
+from msgnet.learning.style_store import StyleStore
 from msgnet.learning.vgg import Vgg16Features
-from msgnet.model.checkpoint import load_weights
+from msgnet.model.checkpoint import load_weights, weights_fingerprint
 from msgnet.training.evaluate import evaluate
 from workbench.bench.inputs import cpu_name
 

@@ -34,7 +34,7 @@ from msgnet.inference.controls import (
 from msgnet.inference.fast import FastMSGNet
 from msgnet.inference.tiling import TileConfig, TiledForward
 from msgnet.inference.variants import DEFAULT_VARIANT, FastVariant, build_variant
-from msgnet.model.checkpoint import LoadedWeights, load_weights
+from msgnet.model.checkpoint import LoadedWeights, load_weights, weights_fingerprint
 from msgnet.model.net import Net
 from msgnet.model.predictor import ENCODER_SIZE as PREDICTOR_SIZE
 from msgnet.model.targets import extra_columns, pack, widen_all
@@ -167,8 +167,6 @@ class Stylizer:
         """The weights' fingerprint, which learned styles are keyed by
         (msgnet.learning.style_store)."""
         if self._fingerprint is None:
-            from msgnet.learning.style_store import weights_fingerprint
-
             self._fingerprint = weights_fingerprint(self.net.state_dict())
         return self._fingerprint
 

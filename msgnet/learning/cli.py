@@ -100,9 +100,8 @@ def cmd_learn(args: argparse.Namespace, parser: argparse.ArgumentParser, error,
     from dataclasses import replace
 
     from msgnet.learning.learn import LearnConfig, PhotoCrops, learn_style
-    from msgnet.learning.style_store import weights_fingerprint
     from msgnet.learning.vgg import Vgg16Features
-    from msgnet.model.checkpoint import load_weights
+    from msgnet.model.checkpoint import load_weights, weights_fingerprint
 
     name = check_name(args.name)
     store = open_store(args)

@@ -12,7 +12,6 @@ Caps: styles per owner and total bytes, both checked before anything is written.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -67,17 +66,6 @@ def default_root() -> Path:
         return Path(env).expanduser()
     data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(data) / "msgnet" / "styles"
-
-
-def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
-    """A short hash of the weights' values (not of a file: the same weights in a model
-    archive, in fp16 on disk or loaded in fp32, give the same fingerprint)."""
-    h = hashlib.sha256()
-    for key in sorted(state_dict):
-        t = state_dict[key].detach().to("cpu", torch.float16).contiguous()
-        h.update(key.encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def check_name(name: str) -> str:

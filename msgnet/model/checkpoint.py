@@ -15,6 +15,7 @@ Both load with ``torch.load(weights_only=True)``, so a weights file cannot execu
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +120,17 @@ def triu_unpack(packed: torch.Tensor, channels: int) -> torch.Tensor:
     return g.unsqueeze(0)
 
 
+def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
+    """A short hash of the weights' values (not of a file: the same weights in a model
+    archive, in fp16 on disk or loaded in fp32, give the same fingerprint)."""
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        t = state_dict[key].detach().to("cpu", torch.float16).contiguous()
+        h.update(key.encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def load_weights(path: str | Path, map_location: str | torch.device = "cpu",
                  predictor: bool = True) -> LoadedWeights:
     """Load either layout into an eval-mode :class:`Net` (fp32), with the style predictor
@@ -126,8 +138,6 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu",
     loaded = _load_file(Path(path), map_location)
     side = sidecar_path(path)
     if predictor and side.is_file():
-        from msgnet.learning.style_store import weights_fingerprint  # the store's key, too
-
         loaded.fingerprint = weights_fingerprint(loaded.net.state_dict())
         loaded.predictor = load_predictor(side, loaded.fingerprint, loaded.net.affine_size)
     return loaded

@@ -41,9 +41,8 @@ from PIL import Image, ImageOps
 
 from msgnet.imageio import image_to_bgr, list_images, load_image, resize_longest
 from msgnet.learning.learn import decoder, shorter_side
-from msgnet.learning.style_store import weights_fingerprint
 from msgnet.learning.vgg import CONTENT_LAYER, Vgg16Features, style_grams
-from msgnet.model.checkpoint import LoadedWeights, load_weights
+from msgnet.model.checkpoint import LoadedWeights, load_weights, weights_fingerprint
 from msgnet.model.net import inspiration_matrix
 from msgnet.model.predictor import (
     ENCODER_SIZE,
