@@ -156,9 +156,10 @@ def build(args: argparse.Namespace) -> Path | None:
             "    .venv/bin/python -m scripts.build_mar --weights path/to/21styles.model")
     if not args.model_config.is_file():
         raise BuildError(f"model config not found: {args.model_config}")
-    side = predictor_file(weights)
-    inputs = [weights, args.model_config, *source_files(args.previews),
-              *([side] if side is not None else [])]
+    from msgnet.model.predictor import sidecar_path
+
+    # is_fresh skips inputs that do not exist, so the predictor counts only when it is there
+    inputs = [weights, args.model_config, *source_files(args.previews), sidecar_path(weights)]
     if args.if_stale and is_fresh(mar, inputs):
         print(f"{mar.name} is up to date")
         return mar
